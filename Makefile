@@ -1,0 +1,97 @@
+# dbre.rds — one command to test, one to see it work. Run as root or as a user with sudo-free access to runuser.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt tests/requirements-dev.txt | cksum | cut -d' ' -f1)
+COLLECTIONS := $(CURDIR)/.build
+SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/dbre/rds
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup collection-link sanity units lab-tests integration molecule lint test demo docs lab-up lab-down \
+        build clean system-packages
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt tests/requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing pinned requirements into $(VENV) (first run takes a few minutes)"
+	@$(BIN)/pip install --quiet --requirement tests/requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@rm -f $(VENV)/.installed-* && touch $@
+
+system-packages: ## Debian packages the lab and sanity need (PostgreSQL 15, shellcheck)
+	@missing=""; \
+	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
+	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+setup: system-packages $(STAMP) collection-link ## Create .venv, install pinned requirements, link the collection
+
+collection-link:
+	@mkdir -p .build/ansible_collections/dbre
+	@ln -sfn ../../.. .build/ansible_collections/dbre/rds
+
+sanity: setup ## ansible-test sanity (offline get-pip stand-in, no ignore entries)
+	@$(BIN)/python tests/tools/offline_get_pip.py
+	@rm -rf .build/sanity && mkdir -p $(SANITY_ROOT)
+	@git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(SANITY_ROOT)
+	@cd $(SANITY_ROOT) && git init -q && git add -A
+	@# the collections dbre.rds depends on, beside it where ansible-test's own virtual environments look for them
+	@deps=$$($(BIN)/python -c 'import os, ansible_collections.amazon.aws as m; print(os.path.dirname(os.path.dirname(list(m.__path__)[0])))'); \
+	  for ns in amazon community; do ln -sfn $$deps/$$ns .build/sanity/ansible_collections/$$ns; done
+	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+
+units: setup ## Unit tests of module_utils and modules
+	$(BIN)/pytest -q tests/unit
+
+lab-tests: setup ## The lab's own fidelity tests (moto + real PostgreSQL)
+	$(BIN)/pytest -q tests/lab
+
+integration: setup ## Modules, roles and playbooks against the lab
+	$(BIN)/pytest -q tests/integration
+
+molecule: setup ## Molecule scenarios in extensions/molecule against the lab
+	@if ls extensions/molecule/*/molecule.yml >/dev/null 2>&1; then \
+	  $(BIN)/python -m tests.lab up && . .lab/env.sh && \
+	  ( cd extensions && for s in $$(ls molecule/*/molecule.yml | cut -d/ -f2); do \
+	      $(BIN)/molecule test -s $$s || exit 1; done ); rc=$$?; \
+	  $(BIN)/python -m tests.lab down; exit $$rc; \
+	else echo "no molecule scenarios yet"; fi
+
+lint: setup ## ansible-lint with the production profile
+	$(BIN)/ansible-lint --profile production
+
+test: setup ## Everything CI runs: sanity, units, lab, integration, molecule, lint
+	$(MAKE) --no-print-directory units
+	$(MAKE) --no-print-directory lab-tests
+	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory molecule
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory sanity
+
+demo: setup ## The whole flow on the local lab, then a summary
+	$(BIN)/python tests/tools/demo.py
+
+docs: setup ## Regenerate the module and role reference under docs/
+	$(BIN)/python tests/tools/build_docs.py
+
+lab-up: setup ## Start the local lab in the background (source .lab/env.sh afterwards)
+	$(BIN)/python -m tests.lab up
+
+lab-down: ## Stop every lab process and remove its state
+	@test -x $(BIN)/python && $(BIN)/python -m tests.lab down || true
+
+build: setup ## Build dbre-rds-<version>.tar.gz
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist
+
+clean: lab-down ## Remove build output (keeps .venv)
+	rm -rf .build .pytest_cache tests/output
