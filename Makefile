@@ -13,7 +13,7 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup collection-link sanity units lab-tests integration molecule lint test demo docs lab-up lab-down \
+.PHONY: help setup collection-link sanity units lab-tests integration molecule lint test demo docs lab-up lab-down docs-check \
         build clean system-packages
 
 help: ## List the targets
@@ -81,8 +81,17 @@ test: setup ## Everything CI runs: sanity, units, lab, integration, molecule, li
 demo: setup ## The whole flow on the local lab, then a summary
 	$(BIN)/python tests/tools/demo.py
 
-docs: setup ## Regenerate the module and role reference under docs/
-	$(BIN)/python tests/tools/build_docs.py
+ANTSIBULL_DOCS := antsibull-docs collection --use-current --output-format simplified-rst --no-add-antsibull-docs-version \
+	--no-breadcrumbs --squash-hierarchy --fail-on-error
+
+docs: setup ## Regenerate the module, plugin and role reference under docs/reference from their documentation
+	@rm -rf docs/reference && mkdir -p docs/reference
+	$(ANTSIBULL_DOCS) --dest-dir docs/reference dbre.rds
+
+docs-check: setup ## Fail when docs/reference differs from what `make docs` generates
+	@rm -rf .build/docs-check && mkdir -p .build/docs-check
+	@$(ANTSIBULL_DOCS) --dest-dir .build/docs-check dbre.rds >/dev/null
+	@diff -r docs/reference .build/docs-check || { echo "docs/reference is stale: run make docs and commit it"; exit 1; }
 
 lab-up: setup ## Start the local lab in the background (source .lab/env.sh afterwards)
 	$(BIN)/python -m tests.lab up
