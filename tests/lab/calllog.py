@@ -1,0 +1,107 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's call log: every AWS API action it served, with time and parameters (secrets masked)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from urllib.parse import parse_qs
+
+SECRET_KEY = re.compile(r"password|secretstring|token", re.IGNORECASE)
+MASK = "********"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+
+def mask_secrets(value):
+    """Replace the value of every key that names a password, secret string or token."""
+    if isinstance(value, dict):
+        return {k: (MASK if SECRET_KEY.search(str(k)) else mask_secrets(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def describe_request(environ: dict, body: bytes) -> dict:
+    """Service, action, protocol and parameters of one AWS API request, whatever its protocol."""
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    content_type = environ.get("CONTENT_TYPE", "") or ""
+    path = environ.get("PATH_INFO", "/") or "/"
+    service = None
+    match = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+    if match:
+        service = match.group(1)
+    target = headers.get("x-amz-target")
+    params: dict = {}
+    if target:
+        protocol, action = "json", target.rsplit(".", 1)[-1]
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            params = {}
+    elif path.startswith("/service/") and "/operation/" in path:
+        protocol, action = "rpc-v2-cbor", path.rstrip("/").rsplit("/", 1)[-1]
+        params = _decode_cbor(body)
+    elif "form-urlencoded" in content_type or (body and b"Action=" in body[:4096]):
+        protocol = "query"
+        form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(body.decode("utf-8", "replace"),
+                                                                  keep_blank_values=True).items()}
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        form = {**query, **form}
+        action = form.pop("Action", None) or "Unknown"
+        form.pop("Version", None)
+        params = form
+    else:
+        protocol, action = "rest", f"{environ.get('REQUEST_METHOD', 'GET')} {path}"
+    return {"service": service or "unknown", "action": action, "protocol": protocol, "params": mask_secrets(params)}
+
+
+def _decode_cbor(body: bytes) -> dict:
+    try:
+        import cbor2  # optional: only newer botocore speaks CBOR, and moto may not
+        decoded = cbor2.loads(body)
+        return decoded if isinstance(decoded, dict) else {}
+    except Exception:  # undecodable or cbor2 missing: the action name is still logged
+        return {}
+
+
+class CallLog:
+    def __init__(self, limit: int = 100000):
+        self._entries: list[dict] = []
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def record(self, request: dict, status: int, fault: str | None, seconds: float) -> dict:
+        now = time.time()
+        entry = {
+            "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "epoch": now,
+            "service": request["service"],
+            "action": request["action"],
+            "params": request["params"],
+            "status": status,
+            "fault": fault,
+            "seconds": round(seconds, 4),
+        }
+        with self._lock:
+            self._entries.append(entry)
+            if len(self._entries) > self._limit:
+                del self._entries[: len(self._entries) - self._limit]
+        return entry
+
+    def entries(self, action: str | None = None, since: float | None = None, service: str | None = None) -> list[dict]:
+        with self._lock:
+            entries = list(self._entries)
+        if action:
+            entries = [e for e in entries if e["action"] == action]
+        if service:
+            entries = [e for e in entries if e["service"] == service]
+        if since is not None:
+            entries = [e for e in entries if e["epoch"] >= since]
+        return entries
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

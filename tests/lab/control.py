@@ -1,0 +1,104 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client of the lab's ``/_lab/`` control API (standard library only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+class LabControlError(RuntimeError):
+    pass
+
+
+class LabControl:
+    def __init__(self, url: str | None = None, timeout: float = 60.0):
+        self.url = (url or os.environ["LAB_URL"]).rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, route: str, payload: dict | None = None, query: dict | None = None):
+        url = f"{self.url}/_lab/{route}"
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            raise LabControlError(f"{method} /_lab/{route} answered {exc.code}: {detail}") from None
+
+    # --- call log -------------------------------------------------------------------------------------------
+    def calls(self, action: str | None = None, since: float | None = None, service: str | None = None) -> list[dict]:
+        """Every API call the lab served: {"at", "epoch", "service", "action", "params", "status", "fault"}."""
+        return self._call("GET", "calls", query={"action": action, "since": since, "service": service})["calls"]
+
+    def clear_calls(self) -> None:
+        self._call("DELETE", "calls")
+
+    # --- faults ---------------------------------------------------------------------------------------------
+    def set_fault(self, kind: str = "throttle", share: float = 1.0, actions=None, **spec) -> dict:
+        """Add a fault rule: kind "throttle" (HTTP 400 Throttling), "error" (status 500/503) or "latency"
+        (``seconds``); ``share`` of matching calls; ``actions`` limits it to some actions; ``count`` caps it."""
+        return self._call("POST", "faults", dict(spec, kind=kind, share=share, actions=actions))["fault"]
+
+    def faults(self) -> list[dict]:
+        return self._call("GET", "faults")["faults"]
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def stick(self, identifier: str, status: str | None, kind: str | None = None) -> dict:
+        """Keep a DB instance (or cluster) in ``status`` until unstuck (status None)."""
+        return self._call("POST", "stuck", {"identifier": identifier, "status": status, "kind": kind})
+
+    def unstick(self, identifier: str, kind: str | None = None) -> dict:
+        return self.stick(identifier, None, kind)
+
+    def refuse_connections(self, identifier: str, seconds: float) -> dict:
+        """Make the PostgreSQL behind an instance or cluster refuse connections for ``seconds``."""
+        return self._call("POST", "refuse_connections", {"identifier": identifier, "seconds": seconds})
+
+    def outage(self, identifier: str, seconds: float) -> dict:
+        """Stop the PostgreSQL behind an instance or cluster for ``seconds`` (the API status does not change)."""
+        return self._call("POST", "outage", {"identifier": identifier, "seconds": seconds})
+
+    def arm_lossy_failover(self, identifier: str, freeze_seconds: float = 1.0) -> dict:
+        """Make the next failover of this instance/cluster promote a standby that stopped replicating
+        ``freeze_seconds`` before the primary died: the writes of that window are lost."""
+        return self._call("POST", "lossy_failover", {"identifier": identifier, "freeze_seconds": freeze_seconds})
+
+    def failover_log(self) -> list[dict]:
+        """Failovers the lab performed, with timestamps and, for lossy ones, dropped_rows / dropped_total."""
+        return self._call("GET", "failovers")["failovers"]
+
+    # --- timing and lifecycle -------------------------------------------------------------------------------
+    def set_timing(self, **durations) -> dict:
+        """Durations in seconds before LAB_TIME_SCALE (``scale=`` changes the scale): create, backing_up, modify,
+        delete, snapshot, param_apply, reboot, failover, restore, start_stop."""
+        return self._call("POST", "timing", durations)
+
+    def timing(self) -> dict:
+        return self._call("GET", "timing")
+
+    def reset_timing(self) -> dict:
+        return self._call("DELETE", "timing")
+
+    def state(self) -> dict:
+        return self._call("GET", "state")
+
+    def health(self) -> dict:
+        return self._call("GET", "health")
+
+    def wait_jobs(self, timeout: float = 30.0) -> list[dict]:
+        """Wait for background work (reboots, failovers) to finish."""
+        return self._call("POST", "wait_jobs", {"timeout": timeout})["jobs"]
+
+    def reset(self) -> None:
+        """Drop every AWS resource and PostgreSQL cluster; clear faults, timing, stuck states and the call log."""
+        self._call("POST", "reset", {})

@@ -1,0 +1,105 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""API faults on demand: a share of calls answered with Throttling or a 5xx, or slowed down.
+
+A rule: {"kind": "throttle" | "error" | "latency", "share": 0..1, "actions": [...] | None, "service": str | None,
+"status": 500 | 503 (for "error"), "seconds": float (for "latency"), "count": int | None (at most this many)}.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+
+KINDS = ("throttle", "error", "latency")
+
+_QUERY_NAMESPACES = {"rds": "http://rds.amazonaws.com/doc/2014-10-31/",
+                     "monitoring": "http://monitoring.amazonaws.com/doc/2010-08-01/",
+                     "cloudwatch": "http://monitoring.amazonaws.com/doc/2010-08-01/"}
+
+
+class FaultInjector:
+    def __init__(self):
+        self._rules: list[dict] = []
+        self._lock = threading.Lock()
+        self._random = random.Random()
+
+    def add(self, spec: dict) -> dict:
+        kind = spec.get("kind", "throttle")
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(KINDS)}")
+        actions = spec.get("actions", spec.get("action"))
+        if isinstance(actions, str):
+            actions = [actions]
+        rule = {
+            "id": uuid.uuid4().hex[:8],
+            "kind": kind,
+            "share": float(spec.get("share", 1.0)),
+            "actions": list(actions) if actions else None,
+            "service": spec.get("service"),
+            "status": int(spec.get("status", 503 if kind == "error" else 400)),
+            "seconds": float(spec.get("seconds", spec.get("latency", 0.0))),
+            "count": spec.get("count"),
+            "fired": 0,
+        }
+        if kind == "error" and rule["status"] not in (500, 503):
+            raise ValueError("an error fault answers 500 or 503")
+        if "seed" in spec:
+            self._random.seed(spec["seed"])
+        with self._lock:
+            self._rules.append(rule)
+        return dict(rule)
+
+    def rules(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._rules]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def decide(self, service: str, action: str) -> tuple[float, dict | None]:
+        """(added latency in seconds, the error rule to answer with or None) for one call."""
+        latency, error = 0.0, None
+        with self._lock:
+            for rule in self._rules:
+                if rule["actions"] and action not in rule["actions"]:
+                    continue
+                if rule["service"] and rule["service"] != service:
+                    continue
+                if rule["count"] is not None and rule["fired"] >= int(rule["count"]):
+                    continue
+                if self._random.random() >= rule["share"]:
+                    continue
+                if rule["kind"] == "latency":
+                    latency += rule["seconds"]
+                    rule["fired"] += 1
+                elif error is None:
+                    error = rule
+                    rule["fired"] += 1
+        return latency, error
+
+
+def error_response(rule: dict, service: str, protocol: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The HTTP status line, headers and body AWS would send for this fault."""
+    request_id = str(uuid.uuid4())
+    if rule["kind"] == "throttle":
+        status, code, message, sender = 400, "Throttling", "Rate exceeded", "Sender"
+    elif rule["status"] == 500:
+        status, code, message, sender = 500, "InternalFailure", "An internal error occurred.", "Receiver"
+    else:
+        status, code, message, sender = 503, "ServiceUnavailable", "Service is unavailable. Try again later.", \
+            "Receiver"
+    reason = {400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}[status]
+    if protocol == "json":
+        import json
+        body = json.dumps({"__type": code, "message": message}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id),
+                   ("x-amzn-ErrorType", code)]
+    else:
+        namespace = _QUERY_NAMESPACES.get(service, "")
+        body = (f'<ErrorResponse xmlns="{namespace}"><Error><Type>{sender}</Type><Code>{code}</Code>'
+                f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>").encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+    headers.append(("Content-Length", str(len(body))))
+    return f"{status} {reason}", headers, body

@@ -1,0 +1,134 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared pieces of the fidelity patches: patch bookkeeping, status phases, events, PostgreSQL lookups."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from datetime import datetime, timezone
+
+from tests.lab import state
+
+PATCHED: list[tuple[object, str, object]] = []
+_NAMES = itertools.count(1)
+HOSTED_ZONE_ID = "Z2R2ITUGPM61AM"
+
+
+def replace(owner, name: str, value) -> None:
+    """Set owner.name = value, remembering the original (for docs and debugging)."""
+    PATCHED.append((owner, name, owner.__dict__.get(name)))
+    setattr(owner, name, value)
+
+
+def lab() -> state.LabState:
+    return state.current()
+
+
+def pg_name(kind: str, identifier: str) -> str:
+    """A PgCluster name no other resource ever had (an identifier may be reused after a delete)."""
+    return f"{kind}-{identifier}-{next(_NAMES)}"
+
+
+# --- PostgreSQL behind resources -------------------------------------------------------------------------------
+
+def instance_key(identifier: str) -> str:
+    return f"db:{identifier.lower()}"
+
+
+def cluster_key(identifier: str) -> str:
+    return f"cluster:{identifier.lower()}"
+
+
+def pg_key_of_instance(database) -> str:
+    cluster_id = getattr(database, "db_cluster_identifier", None)
+    if cluster_id:
+        return cluster_key(cluster_id)
+    return instance_key(database.db_instance_identifier)
+
+
+def pg_of_instance(database):
+    return lab().pg_for(pg_key_of_instance(database))
+
+
+def master_password_of(resource) -> str:
+    secret = getattr(resource, "master_user_secret", None)
+    if secret is not None:
+        try:
+            return json.loads(secret.secret.secret_string)["password"]
+        except (ValueError, KeyError, AttributeError):
+            pass
+    password = resource.__dict__.get("_master_user_password") or resource.__dict__.get("master_user_password")
+    return password or "lab-password"
+
+
+# --- status phases ---------------------------------------------------------------------------------------------
+
+class Phase:
+    """A status shown from now until ``until`` (epoch seconds) and, if a job is attached, until the job is done."""
+
+    __slots__ = ("status", "until", "job")
+
+    def __init__(self, status: str, until: float, job=None):
+        self.status, self.until, self.job = status, until, job
+
+    def active(self, now: float) -> bool:
+        return now < self.until or (self.job is not None and not self.job.done)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self
+
+
+def begin_phase(model, status: str, seconds: float, job=None) -> Phase:
+    """Show ``status`` for ``seconds`` after the phases already running (and while ``job`` runs)."""
+    now = time.time()
+    phases = [p for p in model.__dict__.get("_lab_phases", []) if p.active(now)]
+    start = max([now] + [p.until for p in phases])
+    phase = Phase(status, start + seconds, job)
+    model.__dict__["_lab_phases"] = phases + [phase]
+    return phase
+
+
+def current_status(model, kind: str, identifier: str) -> str:
+    stuck = lab().stuck.get(f"{kind}:{identifier.lower()}") if state._CURRENT else None
+    if stuck:
+        return stuck
+    now = time.time()
+    for phase in model.__dict__.get("_lab_phases", []):
+        if phase.active(now):
+            return phase.status
+    return model.__dict__.get("_lab_base_status", "available")
+
+
+# --- events ----------------------------------------------------------------------------------------------------
+
+class LabEvent:
+    """An RDS event, shaped as describe_events returns it."""
+
+    def __init__(self, source_type: str, source_identifier: str, source_arn: str, message: str,
+                 categories: list[str], date: datetime | None = None):
+        self.source_type = source_type
+        self.source_identifier = source_identifier
+        self.source_arn = source_arn
+        self.message = message
+        self.event_categories = categories
+        self.date = date or datetime.now(timezone.utc)
+
+
+def add_event(backend, source_type: str, resource_id: str, arn: str, message: str, categories: list[str],
+              date: datetime | None = None) -> LabEvent:
+    event = LabEvent(source_type, resource_id, arn, message, categories, date)
+    backend.events.append(event)
+    return event
+
+
+def instance_event(database, message: str, categories: list[str]) -> LabEvent:
+    return add_event(database.backend, "db-instance", database.db_instance_identifier, database.arn, message,
+                     categories)
+
+
+def cluster_event(cluster, message: str, categories: list[str]) -> LabEvent:
+    return add_event(cluster.backend, "db-cluster", cluster.db_cluster_identifier, cluster.arn, message, categories)

@@ -1,0 +1,73 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Control API actions that act on resources: stuck states, refused connections, outages, lossy failovers."""
+
+from __future__ import annotations
+
+from moto.rds.models import rds_backends
+
+from tests.lab.fidelity._support import cluster_key, instance_key, pg_key_of_instance
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+
+def _backend():
+    return rds_backends[ACCOUNT][REGION]
+
+
+def _resolve(identifier: str, kind: str | None = None) -> tuple[str, str]:
+    """(status key, PostgreSQL key) of a DB instance or cluster identifier."""
+    if not identifier:
+        raise ValueError("identifier is required")
+    backend = _backend()
+    identifier = identifier.lower()
+    if kind in (None, "db", "instance") and identifier in backend.databases:
+        return instance_key(identifier), pg_key_of_instance(backend.databases[identifier])
+    if kind in (None, "cluster") and identifier in backend.clusters:
+        return cluster_key(identifier), cluster_key(identifier)
+    raise LookupError(f"no DB instance or cluster {identifier!r}")
+
+
+def _pg(lab, identifier: str):
+    _, pg_key = _resolve(identifier)
+    pg = lab.pg_for(pg_key)
+    if pg is None:
+        raise LookupError(f"{identifier!r} has no PostgreSQL")
+    return pg
+
+
+def stuck(lab, method: str, payload: dict) -> dict:
+    identifier, status = payload.get("identifier"), payload.get("status")
+    try:
+        key, _ = _resolve(identifier, payload.get("kind"))
+    except LookupError:
+        if status:
+            raise
+        key = instance_key(identifier) if payload.get("kind") != "cluster" else cluster_key(identifier)
+    if status:
+        lab.stuck[key] = status
+    else:
+        lab.stuck.pop(key, None)
+    return {"stuck": dict(lab.stuck)}
+
+
+def refuse_connections(lab, method: str, payload: dict) -> dict:
+    pg = _pg(lab, payload.get("identifier"))
+    seconds = float(payload.get("seconds", 5))
+    lab.run_job(f"refuse-{payload['identifier']}", lambda: pg.refuse_connections(seconds))
+    return {"refusing": payload["identifier"], "seconds": seconds}
+
+
+def outage(lab, method: str, payload: dict) -> dict:
+    pg = _pg(lab, payload.get("identifier"))
+    seconds = float(payload.get("seconds", 5))
+    lab.run_job(f"outage-{payload['identifier']}", lambda: pg.outage(seconds))
+    return {"outage": payload["identifier"], "seconds": seconds}
+
+
+def lossy_failover(lab, method: str, payload: dict) -> dict:
+    """Arm the next failover of an instance/cluster to lose the writes of the last ``freeze_seconds``."""
+    key, _ = _resolve(payload.get("identifier"))
+    pg = _pg(lab, payload.get("identifier"))
+    pg.prepare_standby()
+    lab.lossy[key] = {"freeze_seconds": float(payload.get("freeze_seconds", 1.0))}
+    return {"armed": key, **lab.lossy[key]}

@@ -1,0 +1,501 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Instances and clusters with a real PostgreSQL behind them, statuses that take time, reboots, failovers, events."""
+
+from __future__ import annotations
+
+import copy
+import time
+from datetime import datetime, timedelta, timezone
+
+from moto.rds import models as rds_models
+from moto.rds import responses as rds_responses
+from moto.rds.exceptions import (
+    DBClusterNotFoundError,
+    DBInstanceAlreadyExists,
+    InvalidDBClusterStateFault,
+    InvalidDBInstanceEngine,
+    InvalidDBInstanceStateError,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    RDSClientError,
+)
+from moto.rds.models import DBCluster, DBInstance, DBInstanceClustered, RDSBackend
+from moto.rds.utils import ClusterEngine
+
+from tests.lab.fidelity import parameters
+from tests.lab.fidelity._support import (
+    HOSTED_ZONE_ID,
+    Phase,
+    begin_phase,
+    cluster_event,
+    cluster_key,
+    current_status,
+    instance_event,
+    instance_key,
+    lab,
+    master_password_of,
+    pg_name,
+    pg_of_instance,
+    replace,
+)
+
+POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
+DEFAULT_VERSIONS = {"postgres": "15.7", "aurora-postgresql": "15.4"}
+AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
+
+
+def _pg_module():
+    from tests.lab import postgres
+    return postgres
+
+
+def _other_az(az: str | None) -> str:
+    region_azs = [a for a in AZS if a != az]
+    return region_azs[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# endpoints_reach_postgres
+
+def endpoints_reach_postgres() -> None:
+    """Every DB instance and Aurora cluster gets a real PostgreSQL 15; Endpoint/ReaderEndpoint point at it."""
+    DBInstance.default_engine_versions["postgres"] = DEFAULT_VERSIONS["postgres"]
+    original_default_cluster_version = DBCluster.default_engine_version
+
+    def default_engine_version(engine: str) -> str:
+        return DEFAULT_VERSIONS.get(engine) or original_default_cluster_version(engine)
+
+    replace(DBCluster, "default_engine_version", staticmethod(default_engine_version))
+    replace(DBInstance, "address", property(lambda self: "127.0.0.1"))
+    replace(DBInstance, "endpoint", property(_instance_endpoint))
+    replace(DBCluster, "endpoint", property(lambda self: "127.0.0.1"))
+    replace(DBCluster, "reader_endpoint", property(lambda self: "127.0.0.1"))
+    replace(RDSBackend, "create_db_instance", create_db_instance)
+    replace(RDSBackend, "create_db_cluster", create_db_cluster)
+    replace(RDSBackend, "modify_db_instance", _wrap_modify_db_instance(RDSBackend.modify_db_instance))
+    replace(RDSBackend, "modify_db_cluster", _wrap_modify_db_cluster(RDSBackend.modify_db_cluster))
+    replace(rds_responses.RDSResponse, "create_db_instance", _create_response("create_db_instance", "DBInstance"))
+    replace(rds_responses.RDSResponse, "create_db_cluster", _create_response("create_db_cluster", "DBCluster"))
+
+
+def _instance_endpoint(self) -> dict:
+    return {"Address": "127.0.0.1", "Port": self.port, "HostedZoneId": HOSTED_ZONE_ID}
+
+
+def _create_response(method: str, key: str):
+    original = getattr(rds_responses.RDSResponse, method)
+
+    def respond(self):
+        result = original(self)
+        # AWS answers a create with "creating" whatever happens next; describe shows the real phases.
+        shown = copy.copy(result.result[key])
+        shown.__dict__["_lab_phases"] = [Phase("creating", float("inf"))]
+        return rds_responses.ActionResult({key: shown})
+
+    respond.__name__ = method
+    return respond
+
+
+def _default_version(kwargs: dict) -> None:
+    engine = kwargs.get("engine")
+    if engine in DEFAULT_VERSIONS and not kwargs.get("engine_version"):
+        kwargs["engine_version"] = DEFAULT_VERSIONS[engine]
+
+
+def _record_start_clamps(key: str, pg, settings: dict) -> None:
+    """PgCluster clamps memory settings to the lab's budget: record what it did to the settings it started with."""
+    memory = {name: value for name, value in settings.items() if name in (
+        "shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "wal_buffers",
+        "autovacuum_work_mem", "temp_buffers", "max_connections", "autovacuum_max_workers")}
+    if memory:
+        lab().record_clamp(key, pg.apply_settings(memory).get("clamped"))
+
+
+def create_db_instance(self: RDSBackend, db_kwargs: dict, pg_factory=None, creating_seconds=None) -> DBInstance:
+    """moto's create_db_instance, with a PostgreSQL started before the automated snapshot is taken."""
+    database_id = db_kwargs["db_instance_identifier"]
+    if database_id in self.databases:
+        raise DBInstanceAlreadyExists()
+    self._validate_db_identifier(database_id)
+    _default_version(db_kwargs)
+    if db_kwargs.get("db_cluster_identifier") is None:
+        database = DBInstance(self, **db_kwargs)
+    else:
+        database = DBInstanceClustered(backend=self, **db_kwargs)
+    cluster_id = database.db_cluster_identifier
+    cluster = self.clusters.get(cluster_id) if cluster_id else None
+    if cluster is not None:
+        if cluster.engine in ClusterEngine.serverless_engines() and cluster.engine_mode == "serverless":
+            raise InvalidParameterValue("Instances cannot be added to Aurora Serverless clusters.")
+        if database.engine != cluster.engine:
+            raise InvalidDBInstanceEngine(str(database.engine), str(cluster.engine))
+    if database.multi_az and cluster is None:
+        database.secondary_availability_zone = _other_az(database.availability_zone)
+    if cluster is not None:
+        if not db_kwargs.get("availability_zone"):
+            database.availability_zone = AZS[len(cluster._members) % len(AZS)]
+        database.port = cluster.port
+        # moto leaves DBSubnetGroup off cluster members; AWS shows the cluster's.
+        subnet_group = self.subnet_groups.get(cluster.db_subnet_group_name)
+        if subnet_group is not None:
+            database.db_subnet_group = subnet_group
+    elif database.engine == "postgres":
+        settings = parameters.settings_for_instance(database)
+        key = instance_key(database_id)
+        if pg_factory is not None:
+            pg = pg_factory(pg_name("db", database_id), settings)
+        else:
+            pg = _pg_module().PgCluster(lab().root, pg_name("db", database_id))
+            try:
+                pg.initialize(database.master_username or "postgres", master_password_of(database),
+                              database.db_name, settings=settings)
+            except BaseException:
+                pg.destroy()
+                raise
+        lab().set_pg(key, pg)
+        _record_start_clamps(key, pg, settings)
+        database.port = pg.port
+    database.__dict__["_lab_started_at"] = time.time()
+    self.databases[database_id] = database
+    instance_event(database, "DB instance created", ["creation"])
+    timing = lab().timing
+    begin_phase(database, "creating", timing.seconds("create") if creating_seconds is None else creating_seconds)
+    begin_phase(database, "backing-up", timing.seconds("backing_up"))
+    if cluster is None:
+        database.save_automated_backup()
+    return database
+
+
+def create_db_cluster(self: RDSBackend, kwargs: dict, pg_factory=None, creating_seconds=None) -> DBCluster:
+    """moto's create_db_cluster, with one PostgreSQL per Aurora PostgreSQL cluster."""
+    _default_version(kwargs)
+    if kwargs.get("engine") == "aurora-postgresql" and not kwargs.get("db_cluster_parameter_group_name"):
+        kwargs["db_cluster_parameter_group_name"] = parameters.default_cluster_group_name(
+            kwargs["engine"], kwargs["engine_version"])
+    cluster_id = kwargs["db_cluster_identifier"]
+    if cluster_id in self.clusters:
+        raise RDSClientError("DBClusterAlreadyExistsFault", "DB Cluster already exists")
+    cluster = DBCluster(self, **kwargs)
+    if cluster.engine in POSTGRES_ENGINES:
+        parameters.cluster_group_of(cluster)  # DBClusterParameterGroupNotFound before anything is started
+        settings = parameters.settings_for_cluster(cluster)
+        if pg_factory is not None:
+            pg = pg_factory(pg_name("cluster", cluster_id), settings)
+        else:
+            pg = _pg_module().PgCluster(lab().root, pg_name("cluster", cluster_id))
+            try:
+                pg.initialize(cluster.master_username or "postgres", master_password_of(cluster),
+                              cluster.database_name, settings=settings)
+            except BaseException:
+                pg.destroy()
+                raise
+        lab().set_pg(cluster_key(cluster_id), pg)
+        _record_start_clamps(cluster_key(cluster_id), pg, settings)
+        cluster.port = pg.port
+    self.clusters[cluster_id] = cluster
+    cluster.__dict__["_lab_started_at"] = time.time()
+    cluster_event(cluster, "DB cluster created", ["creation"])
+    timing = lab().timing
+    begin_phase(cluster, "creating", timing.seconds("create") if creating_seconds is None else creating_seconds)
+    begin_phase(cluster, "backing-up", timing.seconds("backing_up"))
+    cluster.save_automated_backup()
+    if cluster.global_cluster_identifier:
+        for regional_backend in rds_models.rds_backends[self.account_id]:
+            regional = rds_models.rds_backends[self.account_id][regional_backend]
+            if cluster.global_cluster_identifier in regional.global_clusters:
+                global_cluster = regional.global_clusters[cluster.global_cluster_identifier]
+                global_cluster.members.append(cluster)
+                cluster.is_writer = len(global_cluster.members) == 1
+    if cluster.replication_source_identifier:
+        original_cluster = rds_models.find_cluster(cluster.replication_source_identifier)
+        original_cluster.read_replica_identifiers.append(cluster.db_cluster_arn)
+    return cluster
+
+
+def _wrap_modify_db_instance(original):
+    def modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict) -> DBInstance:
+        database = self.describe_db_instances(db_instance_identifier)[0]
+        if current_status(database, "db", database.db_instance_identifier) not in ("available", "storage-optimization"):
+            raise InvalidDBInstanceStateError(db_instance_identifier, "modify")
+        old_group = database.db_parameter_group_name
+        old_class = database.db_instance_class
+        old_key = instance_key(db_instance_identifier)
+        new_id = db_kwargs.get("new_db_instance_identifier")
+        password = db_kwargs.get("master_user_password")
+        multi_az = db_kwargs.get("multi_az")
+        database = original(self, db_instance_identifier, db_kwargs)
+        if new_id:
+            lab().rename_pg(old_key, instance_key(new_id))
+        pg = pg_of_instance(database)
+        if password and pg is not None:
+            pg.set_master_password(database.master_username, password)
+            instance_event(database, "Reset master credentials", ["configuration change"])
+        if multi_az is not None and database.db_cluster_identifier is None:
+            database.secondary_availability_zone = _other_az(database.availability_zone) if multi_az else None
+        if database.db_parameter_group_name != old_group or database.db_instance_class != old_class:
+            parameters.mark_pending_reboot(database)
+        begin_phase(database, "modifying", lab().timing.seconds("modify"))
+        return database
+
+    return modify_db_instance
+
+
+def _wrap_modify_db_cluster(original):
+    def modify_db_cluster(self: RDSBackend, kwargs: dict) -> DBCluster:
+        cluster_id = kwargs["db_cluster_identifier"]
+        if cluster_id not in self.clusters:
+            raise DBClusterNotFoundError(cluster_id)
+        password = kwargs.get("master_user_password")
+        new_id = kwargs.get("new_db_cluster_identifier")
+        if kwargs.get("db_cluster_parameter_group_name"):
+            parameters.cluster_group_by_name(self, kwargs["db_cluster_parameter_group_name"])
+        result = original(self, kwargs)
+        cluster = self.clusters[new_id or cluster_id]
+        if new_id:
+            lab().rename_pg(cluster_key(cluster_id), cluster_key(new_id))
+        pg = lab().pg_for(cluster_key(cluster.db_cluster_identifier))
+        if password and pg is not None:
+            pg.set_master_password(cluster.master_username, password)
+        begin_phase(cluster, "modifying", lab().timing.seconds("modify"))
+        return result
+
+    return modify_db_cluster
+
+
+# --------------------------------------------------------------------------------------------------------------
+# status_takes_time
+
+def status_takes_time() -> None:
+    """Statuses come from timestamps (creating -> backing-up -> available, modifying, rebooting, deleting...)."""
+
+    def instance_status(self):
+        return current_status(self, "db", self.__dict__.get("_db_instance_identifier", ""))
+
+    def set_instance_status(self, value):
+        self.__dict__["_lab_base_status"] = value
+
+    def cluster_status(self):
+        return current_status(self, "cluster", self.__dict__.get("_db_cluster_identifier", ""))
+
+    replace(DBInstance, "status", property(instance_status, set_instance_status))
+    replace(DBCluster, "status", property(cluster_status, set_instance_status))
+    replace(DBInstance, "db_instance_status", property(instance_status))
+    replace(RDSBackend, "stop_db_instance", _timed(RDSBackend.stop_db_instance, "stopping"))
+    replace(RDSBackend, "start_db_instance", _timed(RDSBackend.start_db_instance, "starting"))
+
+
+def _timed(original, status: str):
+    def method(self, db_instance_identifier, *args, **kwargs):
+        database = original(self, db_instance_identifier, *args, **kwargs)
+        pg = pg_of_instance(database)
+        if pg is not None and database.db_cluster_identifier is None:
+            if status == "stopping":
+                pg.stop("fast")
+            else:
+                pg.start()
+        begin_phase(database, status, lab().timing.seconds("start_stop"))
+        return database
+
+    method.__name__ = original.__name__
+    return method
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reboot_restarts_postgres / forced_failover
+
+def forced_failover() -> None:
+    """reboot_db_instance restarts PostgreSQL; ForceFailover fails a Multi-AZ instance over (and is refused
+    on a single-AZ one); failover_db_cluster moves an Aurora writer."""
+    replace(rds_responses.RDSResponse, "reboot_db_instance", _reboot_response)
+    replace(RDSBackend, "reboot_db_instance", reboot_db_instance)
+    replace(RDSBackend, "failover_db_cluster", failover_db_cluster)
+
+
+def _reboot_response(self):
+    identifier = self.params.get("DBInstanceIdentifier")
+    force = str(self.params.get("ForceFailover", "false")).lower() in ("true", "1")
+    database = self.backend.reboot_db_instance(identifier, force_failover=force)
+    return rds_responses.ActionResult({"DBInstance": database})
+
+
+def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_failover: bool = False) -> DBInstance:
+    database = self.describe_db_instances(db_instance_identifier)[0]
+    identifier = database.db_instance_identifier
+    if current_status(database, "db", identifier) != "available":
+        raise RDSClientError("InvalidDBInstanceState", f"DB instance {identifier} is not in available state.")
+    if force_failover and database.db_cluster_identifier:
+        raise InvalidParameterCombination("ForceFailover is not supported for DB instances in a DB cluster; "
+                                          "use FailoverDBCluster.")
+    if force_failover and not database.multi_az:
+        raise InvalidParameterCombination(
+            "Failover is not supported for DB instance " f"{identifier} because it is not a Multi-AZ DB instance.")
+    state = lab()
+    generation = state.generation
+    timing = state.timing
+    pg = pg_of_instance(database)
+    restarts_pg = pg is not None and (database.db_cluster_identifier is None or database.is_cluster_writer)
+    settings = parameters.settings_for_instance(database) if restarts_pg else None
+
+    if force_failover:
+        lossy = state.lossy.pop(instance_key(identifier), None)
+        outage = timing.seconds("failover")
+
+        def work():
+            started = datetime.now(timezone.utc)
+            instance_event(database, "Multi-AZ instance failover started", ["failover"])
+            entry = {"kind": "db-instance", "identifier": identifier, "started_at": started.isoformat(),
+                     "outage_seconds": outage, "lossy": bool(lossy),
+                     "from_az": database.availability_zone, "to_az": database.secondary_availability_zone}
+            if pg is not None:
+                if lossy:
+                    entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))
+                else:
+                    pg.outage(outage)
+            with state.lock:
+                if state.generation != generation:
+                    return
+                database.availability_zone, database.secondary_availability_zone = (
+                    database.secondary_availability_zone, database.availability_zone)
+                parameters.clear_pending_reboot(database)
+                instance_event(database, "Multi-AZ instance failover completed", ["failover"])
+                entry["completed_at"] = datetime.now(timezone.utc).isoformat()
+                state.record_failover(entry)
+
+        job = state.run_job(f"failover-{identifier}", work)
+        begin_phase(database, "rebooting", 0.0, job=job)
+        return database
+
+    def restart():
+        instance_event(database, "DB instance shutdown", ["availability"])
+        began = time.monotonic()
+        if restarts_pg:
+            state.record_clamp(instance_key(identifier), pg.apply_settings(settings).get("clamped"))
+            pg.restart()
+        time.sleep(max(0.0, timing.seconds("reboot") - (time.monotonic() - began)))
+        with state.lock:
+            if state.generation != generation:
+                return
+            parameters.clear_pending_reboot(database)
+            instance_event(database, "DB instance restarted", ["availability"])
+
+    job = state.run_job(f"reboot-{identifier}", restart)
+    begin_phase(database, "rebooting", 0.0, job=job)
+    return database
+
+
+def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
+                        target_db_instance_identifier: str | None = None) -> DBCluster:
+    if db_cluster_identifier not in self.clusters:
+        raise DBClusterNotFoundError(
+            db_cluster_identifier,
+            f"The source cluster could not be found or cannot be accessed: {db_cluster_identifier}")
+    cluster = self.clusters[db_cluster_identifier]
+    if current_status(cluster, "cluster", cluster.db_cluster_identifier) != "available":
+        raise InvalidDBClusterStateFault(f"DbCluster {db_cluster_identifier} is not in available state.")
+    members = cluster.members
+    if len(members) < 2:
+        raise InvalidDBClusterStateFault(
+            f"Database cluster:{cluster.db_cluster_identifier} should have at least two database instances "
+            "for failover")
+    writer = cluster.writer
+    if target_db_instance_identifier is not None:
+        target = next((m for m in members if m.db_instance_identifier == target_db_instance_identifier.lower()),
+                      None)
+        if target is None:
+            raise InvalidParameterValue(f"Cannot find target instance: {target_db_instance_identifier}")
+        if target.is_cluster_writer:
+            raise InvalidParameterValue(f"Instance {target_db_instance_identifier} is already the writer.")
+    else:
+        readers = [m for m in members if not m.is_cluster_writer and
+                   current_status(m, "db", m.db_instance_identifier) == "available"]
+        if not readers:
+            raise InvalidDBClusterStateFault(
+                f"Database cluster:{db_cluster_identifier} should have at least two database instances in valid "
+                "states or a valid target instance for failover.")
+        # Highest priority is the lowest tier; AWS breaks ties by size, the lab by name.
+        target = sorted(readers, key=lambda m: (m.promotion_tier, m.db_instance_identifier))[0]
+    if current_status(target, "db", target.db_instance_identifier) != "available":
+        raise rds_models.InvalidDBInstanceStateFault(
+            f"Instance {target.db_instance_identifier} should be in valid state for failover.")
+    state = lab()
+    generation = state.generation
+    outage = state.timing.seconds("failover")
+    pg = state.pg_for(cluster_key(cluster.db_cluster_identifier))
+    lossy = state.lossy.pop(cluster_key(cluster.db_cluster_identifier), None)
+    target_id = target.db_instance_identifier
+
+    def work():
+        started = datetime.now(timezone.utc)
+        cluster_event(cluster, f"Started cluster failover to DB instance: {target_id}", ["failover"])
+        entry = {"kind": "db-cluster", "identifier": cluster.db_cluster_identifier, "started_at": started.isoformat(),
+                 "outage_seconds": outage, "lossy": bool(lossy),
+                 "from_writer": writer.db_instance_identifier if writer else None, "to_writer": target_id}
+        if pg is not None:
+            if lossy:
+                entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))
+            else:
+                pg.outage(outage)
+        with state.lock:
+            if state.generation != generation:
+                return
+            cluster.failover(target)
+            cluster_event(cluster, f"Completed failover to DB instance: {target_id}", ["failover"])
+            entry["completed_at"] = datetime.now(timezone.utc).isoformat()
+            state.record_failover(entry)
+
+    job = state.run_job(f"failover-{cluster.db_cluster_identifier}", work)
+    begin_phase(cluster, "failing-over", 0.0, job=job)
+    for member in (writer, target):
+        if member is not None:
+            begin_phase(member, "rebooting", 0.0, job=job)
+    return cluster
+
+
+# --------------------------------------------------------------------------------------------------------------
+# describe_events
+
+def describe_events() -> None:
+    """describe_events filters by SourceType, SourceIdentifier, StartTime/EndTime/Duration and EventCategories."""
+    replace(rds_responses.RDSResponse, "describe_events", _describe_events_response)
+
+
+def _as_datetime(value) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value).replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _describe_events_response(self):
+    params = self.params
+    source_type = params.get("SourceType")
+    source_id = params.get("SourceIdentifier")
+    if source_id is not None and source_type is None:
+        raise InvalidParameterCombination("Cannot specify source identifier without source type")
+    now = datetime.now(timezone.utc)
+    start, end = _as_datetime(params.get("StartTime")), _as_datetime(params.get("EndTime"))
+    if start is None:
+        duration = int(params.get("Duration") or 60)
+        start = (end or now) - timedelta(minutes=duration)
+    end = end or now
+    categories = set(params.get("EventCategories") or [])
+    events = []
+    for event in self.backend.events:
+        date = _as_datetime(event.date)
+        if not (start <= date <= end):
+            continue
+        if source_type and event.source_type != source_type:
+            continue
+        if source_id and event.source_identifier != source_id.lower():
+            continue
+        if categories and not categories & set(event.event_categories):
+            continue
+        events.append(event)
+    max_records = int(params.get("MaxRecords") or 100)
+    offset = int(params.get("Marker") or 0)
+    page = events[offset: offset + max_records]
+    marker = str(offset + max_records) if offset + max_records < len(events) else None
+    return rds_responses.ActionResult({"Events": page, "Marker": marker})

@@ -1,0 +1,1093 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The real PostgreSQL 15 behind every lab DB instance and Aurora cluster.
+
+Each cluster lives in ``<root>/pg/<name>/``::
+
+    data/            PGDATA (owner postgres, 0700); lab.conf holds the settings the lab owns
+    archive/         this cluster's WAL archive (never shared with another cluster)
+    base/            base backup taken when the cluster was created: the start of point-in-time restore
+    run/             unix socket directory (a short one under /tmp if this path is too long for a socket)
+    standby/         the asynchronous standby that lossy_failover promotes (only after prepare_standby)
+    postgresql.log   server log (standby.log for the standby)
+    lab.json         port, master user, database name, base backup time
+
+``<root>/pg/_template`` is one initdb'd data directory that new clusters copy (faster than initdb; the clusters share a
+system identifier), ``<root>/pg/_engine`` the private engine copy described below. ``stop_all(root)`` finds every
+server through the data directories (PG_VERSION, postmaster.pid), so it works after the lab process crashed.
+
+How it differs from RDS, on purpose or by necessity:
+- The lab works as ``lab_admin``, the bootstrap superuser, over the unix socket with trust; nobody else is a superuser.
+  The master user (CREATEROLE, CREATEDB, member of rds_superuser) logs in over TCP with scram-sha-256.
+- rds_superuser is a member of pg_monitor, pg_signal_backend, pg_checkpoint, rds_replication and rds_password.
+- RDS lets rds_superuser create extensions that PostgreSQL 15 does not mark trusted (pg_stat_statements, ...). The lab
+  reproduces that by running each cluster from a private copy of the ``postgres`` binary under ``<root>/pg/_engine``
+  whose share directory marks those extensions ``trusted``. Unlike RDS, any user with CREATE on a database may then
+  create them, not only rds_superuser members.
+- Memory settings are clamped to a per-cluster budget (LAB_PG_MEMORY_BUDGET_MB, default 256) and settings the lab
+  owns (port, sockets, archiving, logging, fsync, ssl) are ignored; apply_settings reports both.
+- refuse_connections rejects new logins in pg_hba.conf and ends open client sessions; outage stops the server.
+- Snapshots (base_backup/from_backup) and restores drop the source's ALTER SYSTEM settings: pass the new settings.
+- lossy_failover's standby starts with the primary's postgresql.auto.conf: a static setting lowered on the primary and
+  not yet restarted (max_connections and the like) would pause its hot standby; restart the primary first.
+- As root, binaries run as the ``postgres`` OS user (runuser); every ancestor of the state directory gets the
+  other-search bit (o+x, never read) so that user can reach its files. Not as root, binaries run directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+log = logging.getLogger(__name__)
+
+PG_BIN = Path(os.environ.get("LAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
+ADMIN_USER = "lab_admin"
+OS_USER = "postgres"
+AS_ROOT = os.geteuid() == 0
+DEFAULT_MEMORY_BUDGET_MB = 256
+
+# Extensions that RDS lets rds_superuser create although PostgreSQL 15 does not mark them trusted.
+RDS_CREATABLE_EXTENSIONS = (
+    "pg_stat_statements", "pg_buffercache", "pgstattuple", "pg_prewarm", "postgres_fdw", "dblink", "amcheck",
+    "pg_visibility", "pg_freespacemap", "pg_walinspect",
+)
+
+# Settings whose value the lab decides: changing them would break the lab (ports, archive, logging) or the machine.
+LAB_OWNED = frozenset({
+    "port", "listen_addresses", "unix_socket_directories", "unix_socket_group", "unix_socket_permissions",
+    "data_directory", "config_file", "hba_file", "ident_file", "external_pid_file",
+    "archive_mode", "archive_command", "archive_library", "archive_timeout", "archive_cleanup_command",
+    "restore_command", "recovery_end_command", "recovery_target", "recovery_target_action", "recovery_target_inclusive",
+    "recovery_target_lsn", "recovery_target_name", "recovery_target_time", "recovery_target_timeline",
+    "recovery_target_xid", "primary_conninfo", "primary_slot_name", "promote_trigger_file", "hot_standby",
+    "log_destination", "logging_collector", "log_directory", "log_filename", "log_file_mode", "log_rotation_age",
+    "log_rotation_size", "log_truncate_on_rotation", "fsync", "full_page_writes", "wal_sync_method", "data_sync_retry",
+    "ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file", "ssl_crl_dir", "ssl_passphrase_command",
+    "ssl_passphrase_command_supports_reload", "ssl_dh_params_file", "ssl_min_protocol_version", "ssl_max_protocol_version",
+    "ssl_ciphers", "ssl_ecdh_curve", "ssl_prefer_server_ciphers", "ssl_library",
+    "dynamic_shared_memory_type", "shared_memory_type", "wal_segment_size", "block_size", "cluster_name",
+})
+
+# Memory caps as a share of the per-cluster budget.
+MEMORY_CAPS = {
+    "shared_buffers": 1 / 4,
+    "wal_buffers": 1 / 16,
+    "work_mem": 1 / 16,
+    "maintenance_work_mem": 1 / 4,
+    "autovacuum_work_mem": 1 / 4,
+    "logical_decoding_work_mem": 1 / 8,
+    "temp_buffers": 1 / 16,
+}
+
+# Upper bounds for settings that cost shared memory or processes (a callable gets the budget in MB).
+COUNT_CAPS = {
+    "max_connections": lambda budget: max(25, budget // 2),
+    "max_worker_processes": lambda budget: 8,
+    "autovacuum_max_workers": lambda budget: 5,
+    "max_locks_per_transaction": lambda budget: 256,
+    "max_pred_locks_per_transaction": lambda budget: 256,
+    "max_prepared_transactions": lambda budget: 64,
+    "max_wal_senders": lambda budget: 20,
+    "max_replication_slots": lambda budget: 20,
+}
+# Lower bounds the lab needs for snapshots (pg_basebackup) and the lossy standby.
+COUNT_FLOORS = {"max_wal_senders": 4, "max_replication_slots": 2}
+
+LIST_SETTINGS = frozenset({
+    "search_path", "shared_preload_libraries", "session_preload_libraries", "local_preload_libraries",
+    "temp_tablespaces", "datestyle",
+})
+PRELOAD_SETTINGS = ("shared_preload_libraries", "session_preload_libraries", "local_preload_libraries")
+
+UNIT_BYTES = {"b": 1, "kb": 1024, "8kb": 8192, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}
+
+_port_lock = threading.Lock()
+_ports_handed_out: set[int] = set()
+_engine_lock = threading.Lock()
+_engine_parameters_cache: list[dict] | None = None
+
+
+class PgLabError(RuntimeError):
+    """A lab PostgreSQL operation failed; the message carries the command's output or the log's tail."""
+
+
+# ----------------------------------------------------------------------------------------------- process helpers
+
+def _as_pg(args: list[str]) -> list[str]:
+    args = [str(a) for a in args]
+    return ["runuser", "-u", OS_USER, "--", *args] if AS_ROOT else args
+
+
+def _run(args, *, timeout: float = 60, check: bool = True, cwd: Path | None = None, as_pg: bool = True):
+    cmd = _as_pg(args) if as_pg else [str(a) for a in args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(cwd or "/"),
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise PgLabError(f"{' '.join(cmd)} timed out after {timeout}s: {exc.stderr or ''}") from exc
+    if check and proc.returncode != 0:
+        raise PgLabError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def _pg_ids() -> tuple[int, int]:
+    import pwd
+    entry = pwd.getpwnam(OS_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _ensure_traversable(path: Path) -> None:
+    """Give the postgres OS user search permission (o+x, not read) on path and every ancestor."""
+    if not AS_ROOT:
+        return
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(directory, stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def _make_pg_dir(path: Path, mode: int = 0o700) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    if AS_ROOT:
+        uid, gid = _pg_ids()
+        os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def _free_port() -> int:
+    with _port_lock:
+        for _ in range(50):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            if port not in _ports_handed_out:
+                _ports_handed_out.add(port)
+                return port
+    raise PgLabError("no free loopback port found")
+
+
+def _pid_from_pidfile(data_dir: Path) -> int | None:
+    try:
+        first = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+        return int(first)
+    except (OSError, ValueError):
+        return None
+
+
+def _postmaster_alive(data_dir: Path) -> bool:
+    pid = _pid_from_pidfile(data_dir)
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    # A recycled pid belongs to some other program: only a postgres whose -D is this directory counts.
+    return b"postgres" in cmdline and str(data_dir).encode() in cmdline
+
+
+def _stop_data_dir(data_dir: Path, mode: str = "fast", timeout: float = 30) -> None:
+    """Stop the postmaster of data_dir whatever state it is in: pg_ctl, then immediate, then SIGKILL."""
+    if not _postmaster_alive(data_dir):
+        return
+    for attempt_mode in dict.fromkeys([mode, "immediate"]):
+        proc = _run([PG_BIN / "pg_ctl", "-D", data_dir, "-m", attempt_mode, "-w", "-t", str(int(timeout)), "stop"],
+                    timeout=timeout + 10, check=False)
+        if not _postmaster_alive(data_dir):
+            return
+        log.warning("pg_ctl stop -m %s of %s: %s", attempt_mode, data_dir, proc.stderr.strip())
+    pid = _pid_from_pidfile(data_dir)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------------------------------- the engine copy
+
+def _engine_postgres(root: Path) -> Path:
+    """Path of the postgres binary to run: a private copy whose share directory marks RDS-creatable extensions trusted.
+
+    PostgreSQL finds its share and lib directories relative to its own binary, so a copy placed at
+    ``_engine/lib/postgresql/15/bin/postgres`` reads ``_engine/share/postgresql/15``.
+    """
+    engine = root / "pg" / "_engine"
+    binary = engine / "lib" / "postgresql" / "15" / "bin" / "postgres"
+    with _engine_lock:
+        if binary.exists():
+            return binary
+        try:
+            staging = Path(tempfile.mkdtemp(prefix="_engine.", dir=root / "pg"))
+            share_src = Path(_run([PG_BIN / "pg_config", "--sharedir"], as_pg=False).stdout.strip())
+            lib_src = Path(_run([PG_BIN / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
+            bin_dir = staging / "lib" / "postgresql" / "15" / "bin"
+            bin_dir.mkdir(parents=True)
+            (staging / "lib" / "postgresql" / "15" / "lib").symlink_to(lib_src)
+            shutil.copy2(PG_BIN / "postgres", bin_dir / "postgres")
+            share = staging / "share" / "postgresql" / "15"
+            share.mkdir(parents=True)
+            for entry in share_src.iterdir():
+                if entry.name != "extension":
+                    (share / entry.name).symlink_to(entry)
+            (share / "extension").mkdir()
+            for entry in (share_src / "extension").iterdir():
+                target = share / "extension" / entry.name
+                if entry.suffix == ".control" and entry.stem in RDS_CREATABLE_EXTENSIONS:
+                    text = entry.read_text()
+                    if not re.search(r"^\s*trusted\s*=", text, re.M):
+                        text += "trusted = true  # dbre.rds lab: RDS lets rds_superuser create it\n"
+                    target.write_text(text)
+                else:
+                    target.symlink_to(entry)
+            for directory in [staging, *staging.rglob("*")]:
+                if directory.is_dir() and not directory.is_symlink():
+                    os.chmod(directory, 0o755)
+            os.rename(staging, engine)
+        except (OSError, PgLabError) as exc:
+            log.warning("lab engine copy failed, extensions need superuser: %s", exc)
+            shutil.rmtree(staging, ignore_errors=True)
+            return PG_BIN / "postgres"
+        return binary
+
+
+def _initdb(data_dir: Path) -> None:
+    _make_pg_dir(data_dir)
+    _run([PG_BIN / "initdb", "-D", data_dir, "-U", ADMIN_USER, "--auth-local=trust", "--auth-host=scram-sha-256",
+          "--no-sync", "--wal-segsize=1", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"],
+         timeout=120, cwd=data_dir.parent)
+
+
+def _initdb_template(root: Path) -> Path:
+    """A freshly initdb'd, never started data directory under root/pg/_template, copied for each new cluster.
+
+    Copying it takes a fraction of initdb's time; the clusters share a system identifier, which nothing in the lab
+    compares (each has its own archive).
+    """
+    template = root / "pg" / "_template"
+    with _engine_lock:
+        if (template / "PG_VERSION").exists():
+            return template
+        (root / "pg").mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="_template.", dir=root / "pg"))
+        try:
+            _make_pg_dir(staging)
+            _initdb(staging / "data")
+            os.rename(staging / "data", template)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return template
+
+
+# ------------------------------------------------------------------------------------------- settings helpers
+
+def _memory_budget_mb() -> int:
+    return int(os.environ.get("LAB_PG_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
+
+
+def _to_base_units(value: str, unit: str | None) -> float | None:
+    """Value in the parameter's base unit ("32768" of 8kB pages, or "256MB"); None when it is not a number."""
+    match = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+    if not match:
+        return None
+    number, suffix = float(match.group(1)), match.group(2).lower()
+    if not suffix:
+        return number
+    unit_bytes = UNIT_BYTES.get((unit or "").lower())
+    if suffix in UNIT_BYTES and unit_bytes:
+        return number * UNIT_BYTES[suffix] / unit_bytes
+    return None
+
+
+def _clamp(name: str, value: str, unit: str | None, min_val: str | None, budget_mb: int, libdir: Path) -> str:
+    """The value the lab will use for name (the requested value when no cap applies)."""
+    if name in PRELOAD_SETTINGS:
+        wanted = [lib.strip().strip('"') for lib in str(value).split(",") if lib.strip()]
+        usable = [lib for lib in wanted if (libdir / f"{lib.removeprefix('$libdir/')}.so").exists()]
+        return value if usable == wanted else ",".join(usable)
+    if name == "huge_pages" and str(value).lower() == "on":
+        return "try"
+    if name == "wal_level" and str(value).lower() == "minimal":
+        return "replica"
+    number = _to_base_units(value, unit)
+    if number is None or number < 0:
+        return value
+    cap = None
+    if name in MEMORY_CAPS and unit and unit.lower() in UNIT_BYTES:
+        cap = int(budget_mb * 1024 ** 2 * MEMORY_CAPS[name] // UNIT_BYTES[unit.lower()])
+        if min_val is not None:
+            cap = max(cap, int(float(min_val)))
+    elif name in COUNT_CAPS:
+        cap = COUNT_CAPS[name](budget_mb)
+    if cap is not None and number > cap:
+        return str(cap)
+    floor = COUNT_FLOORS.get(name)
+    if floor is not None and number < floor:
+        return str(floor)
+    return value
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _pg_timestamp(dt: datetime) -> str:
+    return _utc(dt).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def _conf_quote(value) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+AUTO_CONF_HEADER = "# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n"
+
+
+# ------------------------------------------------------------------------------------------------- the cluster
+
+class PgCluster:
+    """One PostgreSQL 15 cluster of the lab (see the module docstring for its files)."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, root: Path, name: str, port: int | None = None):
+        if not name or "/" in name or name.startswith((".", "_")):
+            raise ValueError(f"invalid cluster name {name!r}")
+        self.root = Path(root).absolute()
+        self.name = name
+        self.dir = self.root / "pg" / name
+        self.data_dir = self.dir / "data"
+        self.archive_dir = self.dir / "archive"
+        self.base_backup_dir = self.dir / "base"
+        self.standby_dir = self.dir / "standby"
+        self.log_file = self.dir / "postgresql.log"
+        self.standby_log_file = self.dir / "standby.log"
+        self.meta_file = self.dir / "lab.json"
+        meta = self._read_meta()
+        self.port = port or meta.get("port") or _free_port()
+        self.standby_port: int | None = meta.get("standby_port")
+        self.master_user: str | None = meta.get("master_user")
+        self.db_name: str | None = meta.get("db_name")
+        self.base_backup_at: str | None = meta.get("base_backup_at")
+        self.socket_dir = self._socket_dir("run")
+        self.standby_socket_dir = self._socket_dir("run-standby")
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"PgCluster({self.name!r}, port={self.port})"
+
+    # -------------------------------------------------------------------------------------------- bookkeeping
+
+    def _socket_dir(self, leaf: str) -> Path:
+        preferred = self.dir / leaf
+        if len(str(preferred)) + len("/.s.PGSQL.65535.lock") < 100:
+            return preferred
+        digest = hashlib.sha1(str(preferred).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"labpg-{digest}"
+
+    def _read_meta(self) -> dict:
+        try:
+            return json.loads(self.meta_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write_meta(self) -> None:
+        meta = {"name": self.name, "port": self.port, "standby_port": self.standby_port,
+                "master_user": self.master_user, "db_name": self.db_name, "base_backup_at": self.base_backup_at}
+        tmp = self.meta_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, self.meta_file)
+
+    def _prepare_dirs(self) -> None:
+        (self.root / "pg").mkdir(parents=True, exist_ok=True)
+        _ensure_traversable(self.root / "pg")
+        if self.data_dir.exists() and _postmaster_alive(self.data_dir):
+            raise PgLabError(f"cluster {self.name} is already running")
+        _make_pg_dir(self.dir)
+        for directory in (self.archive_dir, self.socket_dir):
+            _make_pg_dir(directory)
+        if AS_ROOT and self.socket_dir.parent != self.dir:
+            _ensure_traversable(self.socket_dir.parent)
+
+    def _lab_conf(self, *, port: int, socket_dir: Path, recovery: dict[str, str] | None = None) -> str:
+        archive_command = f'test ! -f "{self.archive_dir}/%f" && cp "%p" "{self.archive_dir}/%f"'
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": port,
+            "unix_socket_directories": str(socket_dir),
+            "fsync": "off",
+            "synchronous_commit": "on",
+            "full_page_writes": "on",
+            "wal_level": "replica",
+            "max_wal_senders": 6,
+            "max_replication_slots": 4,
+            "wal_keep_size": "32MB",
+            "archive_mode": "on",
+            "archive_command": archive_command,
+            "archive_timeout": 1,
+            "hot_standby": "on",
+            "shared_buffers": "16MB",
+            "max_connections": 50,
+            "shared_preload_libraries": "pg_stat_statements",
+            "track_io_timing": "on",
+            "log_destination": "stderr",
+            "logging_collector": "off",
+            "log_line_prefix": "%m [%p] %q%u@%d ",
+            "dynamic_shared_memory_type": "posix",
+            "cluster_name": self.name,
+            **(recovery or {}),
+        }
+        body = "".join(f"{key} = {_conf_quote(value)}\n" for key, value in settings.items())
+        return "# Written by the dbre.rds lab (tests/lab/postgres.py); settings the lab owns.\n" + body
+
+    def _write_config(self, data_dir: Path, *, port: int, socket_dir: Path, recovery=None,
+                      reset_auto_conf: bool = False, refuse: bool = False) -> None:
+        (data_dir / "lab.conf").write_text(self._lab_conf(port=port, socket_dir=socket_dir, recovery=recovery))
+        conf = data_dir / "postgresql.conf"
+        text = conf.read_text()
+        if "include_if_exists = 'lab.conf'" not in text:
+            conf.write_text(text + "\ninclude_if_exists = 'lab.conf'\n")
+        self._write_hba(data_dir, refuse=refuse)
+        if reset_auto_conf:
+            (data_dir / "postgresql.auto.conf").write_text(AUTO_CONF_HEADER)
+        if AS_ROOT:
+            uid, gid = _pg_ids()
+            for name in ("lab.conf", "postgresql.conf", "pg_hba.conf", "postgresql.auto.conf"):
+                if (data_dir / name).exists():
+                    os.chown(data_dir / name, uid, gid)
+
+    @staticmethod
+    def _write_hba(data_dir: Path, refuse: bool = False) -> None:
+        lines = [
+            "# Written by the dbre.rds lab: the lab admin over the unix socket, everyone else with a password.",
+            f"local   all             {ADMIN_USER}                               trust",
+            f"local   replication     {ADMIN_USER}                               trust",
+        ]
+        if refuse:
+            lines += ["local   all             all                                     reject",
+                      "host    all             all             0.0.0.0/0               reject"]
+        lines += [
+            "local   all             all                                     scram-sha-256",
+            "host    all             all             127.0.0.1/32            scram-sha-256",
+            "host    replication     all             127.0.0.1/32            scram-sha-256",
+        ]
+        (data_dir / "pg_hba.conf").write_text("\n".join(lines) + "\n")
+
+    # -------------------------------------------------------------------------------------------- lifecycle
+
+    def _pg_ctl_start(self, data_dir: Path, log_file: Path, wait: bool = True, extra: str = "") -> None:
+        args = [PG_BIN / "pg_ctl", "-D", data_dir, "-l", log_file, "-p", _engine_postgres(self.root)]
+        if extra:
+            args += ["-o", extra]
+        args += ["-w", "-t", "60"] if wait else ["-W"]
+        proc = _run([*args, "start"], timeout=90, check=False, cwd=self.dir)
+        if proc.returncode != 0:
+            raise PgLabError(f"starting PostgreSQL {self.name} failed: {proc.stderr.strip()}\n{_log_tail(log_file)}")
+
+    def start(self, wait: bool = True) -> None:
+        with self._lock:
+            if self.is_running():
+                return
+            self._pg_ctl_start(self.data_dir, self.log_file, wait=wait)
+
+    def _start_picking_port(self) -> None:
+        """Start, choosing another free port once if someone took ours since we picked it."""
+        try:
+            self.start()
+        except PgLabError as exc:
+            if "could not bind" not in str(exc) and "Address already in use" not in str(exc):
+                raise
+            self.port = _free_port()
+            text = (self.data_dir / "lab.conf").read_text()
+            (self.data_dir / "lab.conf").write_text(re.sub(r"^port = .*$", f"port = '{self.port}'", text, flags=re.M))
+            self.start()
+
+    def stop(self, mode: str = "fast") -> None:
+        with self._lock:
+            _stop_data_dir(self.data_dir, mode)
+
+    def is_running(self) -> bool:
+        return _postmaster_alive(self.data_dir)
+
+    def restart(self) -> None:
+        with self._lock:
+            self.stop("fast")
+            self.start()
+
+    def _wait_ready(self, timeout: float = 60, writable: bool = True) -> None:
+        """Wait until the server accepts connections (and leaves recovery, when writable)."""
+        deadline = time.monotonic() + timeout
+        last_error = None
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                raise PgLabError(f"PostgreSQL {self.name} exited:\n{_log_tail(self.log_file)}")
+            try:
+                in_recovery = self.admin_query("SELECT pg_is_in_recovery()")[0][0]
+                if not writable or not in_recovery:
+                    return
+            except psycopg2.Error as exc:
+                last_error = exc
+            time.sleep(0.05)
+        raise PgLabError(f"PostgreSQL {self.name} not ready after {timeout}s: {last_error}")
+
+    # -------------------------------------------------------------------------------------------- creation
+
+    def initialize(self, master_user: str, master_password: str, db_name: str | None = None,
+                   settings: dict[str, str] | None = None) -> None:
+        if master_user == ADMIN_USER:
+            raise ValueError(f"{ADMIN_USER} is reserved for the lab")
+        with self._lock:
+            self._prepare_dirs()
+            self._copy_backup_into_data_dir(_initdb_template(self.root))
+            self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
+            self.master_user, self.db_name = master_user, db_name
+            self._write_meta()
+            self._start_picking_port()
+            self._create_rds_roles(master_user, master_password, db_name)
+            self._apply_and_restart(settings)
+            # Point-in-time restores start here; it is also what the automated snapshot at creation holds.
+            self._take_initial_base_backup()
+
+    def _create_rds_roles(self, master_user: str, master_password: str, db_name: str | None) -> None:
+        master = sql.Identifier(master_user)
+        statements = [
+            sql.SQL("CREATE ROLE rds_superuser NOLOGIN"),
+            sql.SQL("CREATE ROLE rds_replication NOLOGIN"),
+            sql.SQL("CREATE ROLE rds_iam NOLOGIN"),
+            sql.SQL("CREATE ROLE rds_password NOLOGIN"),
+            sql.SQL("GRANT pg_monitor, pg_signal_backend, pg_checkpoint, rds_replication, rds_password "
+                    "TO rds_superuser WITH ADMIN OPTION"),
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} CREATEROLE CREATEDB VALID UNTIL 'infinity' "
+                    "IN ROLE rds_superuser").format(master, sql.Literal(master_password)),
+            sql.SQL("ALTER DATABASE postgres OWNER TO {}").format(master),
+        ]
+        if db_name and db_name != "postgres":
+            statements.append(sql.SQL("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY").format(sql.Identifier(db_name), master))
+        with self._admin_connection() as conn, conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+
+    def _apply_and_restart(self, settings: dict[str, str] | None) -> dict | None:
+        if not settings:
+            return None
+        result = self.apply_settings(settings)
+        if result["needs_restart"]:
+            self.restart()
+        return result
+
+    def _take_initial_base_backup(self) -> None:
+        if self.base_backup_dir.exists():
+            shutil.rmtree(self.base_backup_dir)
+        self.base_backup(self.base_backup_dir)
+        self.base_backup_at = datetime.now(timezone.utc).isoformat()
+        self._write_meta()
+
+    # -------------------------------------------------------------------------------------------- SQL
+
+    def _admin_connection(self, db: str = "postgres", socket_dir: Path | None = None, port: int | None = None):
+        conn = psycopg2.connect(host=str(socket_dir or self.socket_dir), port=port or self.port, user=ADMIN_USER,
+                                dbname=db, connect_timeout=5, application_name="lab_admin")
+        conn.autocommit = True
+        return _Closing(conn)
+
+    def admin_query(self, sql_text, params=None, db: str = "postgres") -> list[tuple]:
+        return self._query(sql_text, params, db)
+
+    def _query(self, sql_text, params=None, db="postgres", socket_dir=None, port=None) -> list[tuple]:
+        with self._admin_connection(db, socket_dir, port) as conn, conn.cursor() as cur:
+            cur.execute(sql_text, params)
+            return cur.fetchall() if cur.description else []
+
+    def show(self, name: str) -> str:
+        return self.admin_query("SELECT current_setting(%s)", (name,))[0][0]
+
+    def set_master_password(self, user: str, password: str) -> None:
+        self.admin_query(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {} VALID UNTIL 'infinity'").format(
+            sql.Identifier(user), sql.Literal(password)))
+
+    def pending_restart(self) -> list[str]:
+        return [row[0] for row in self.admin_query("SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1")]
+
+    def apply_settings(self, settings: dict[str, str]) -> dict:
+        """ALTER SYSTEM SET each setting (clamped), reload, and say what needs a restart.
+
+        Values are in the parameter's own unit, as RDS sends them; None resets a setting to the lab default.
+        Returns {"applied": {name: value}, "clamped": {name: {"requested", "used"}}, "needs_restart": [names],
+        "ignored": {name: reason}, "rejected": {name: error}}.
+        """
+        result = {"applied": {}, "clamped": {}, "needs_restart": [], "ignored": {}, "rejected": {}}
+        catalog = {row[0].lower(): row for row in self.admin_query(
+            "SELECT name, unit, min_val, context FROM pg_settings")}
+        libdir = Path(_run([PG_BIN / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
+        budget = _memory_budget_mb()
+        before = self.admin_query("SELECT pg_conf_load_time()")[0][0]
+        touched = []
+        for requested_name, value in settings.items():
+            key = requested_name.lower()
+            if key in LAB_OWNED:
+                result["ignored"][requested_name] = "the lab owns this setting"
+                continue
+            if key.startswith("rds."):
+                result["ignored"][requested_name] = "RDS-only parameter"
+                continue
+            if key not in catalog and "." not in key:
+                result["ignored"][requested_name] = "not a PostgreSQL 15 setting"
+                continue
+            # A module's setting (auto_explain.*) is unknown until its library is loaded: ALTER SYSTEM takes it.
+            name, unit, min_val, _context = catalog.get(key, (requested_name, None, None, None))
+            if value is not None and "{" in str(value):
+                result["ignored"][requested_name] = "RDS formula: evaluate it before applying"
+                continue
+            try:
+                if value is None:
+                    self.admin_query(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+                    result["applied"][name] = None
+                else:
+                    used = _clamp(key, str(value), unit, min_val, budget, libdir)
+                    if used != str(value):
+                        result["clamped"][name] = {"requested": str(value), "used": used}
+                    statements = [self._alter_system(name, key, used)]
+                    prefix = key.split(".", 1)[0]
+                    if key not in catalog and (libdir / f"{prefix}.so").exists():
+                        # PostgreSQL 15 rejects ALTER SYSTEM for a module setting the session has not loaded.
+                        statements.insert(0, sql.SQL("LOAD {}").format(sql.Literal(prefix)))
+                    with self._admin_connection() as conn, conn.cursor() as cur:
+                        for statement in statements:
+                            cur.execute(statement)
+                    result["applied"][name] = used
+                touched.append(name)
+            except psycopg2.Error as exc:
+                result["rejected"][requested_name] = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        if result["clamped"]:
+            log.info("cluster %s: clamped %s", self.name, result["clamped"])
+        if touched:
+            self._reload(before)
+            pending = set(self.pending_restart())
+            result["needs_restart"] = [name for name in touched if name in pending]
+        return result
+
+    @staticmethod
+    def _alter_system(name: str, key: str, value: str):
+        if key in LIST_SETTINGS:
+            items = [item.strip().strip('"') for item in value.split(",") if item.strip()]
+            if not items:
+                return sql.SQL("ALTER SYSTEM SET {} = ''").format(sql.Identifier(name))
+            rendered = sql.SQL(", ").join(sql.Literal(item) for item in items)
+        else:
+            rendered = sql.Literal(value)
+        return sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), rendered)
+
+    def _reload(self, before=None, socket_dir=None, port=None) -> None:
+        """pg_reload_conf() and wait until the postmaster has reloaded, so new sessions see the new values."""
+        if before is None:
+            before = self._query("SELECT pg_conf_load_time()", socket_dir=socket_dir, port=port)[0][0]
+        self._query("SELECT pg_reload_conf()", socket_dir=socket_dir, port=port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._query("SELECT pg_conf_load_time()", socket_dir=socket_dir, port=port)[0][0] > before:
+                return
+            time.sleep(0.02)
+        raise PgLabError(f"PostgreSQL {self.name} did not reload its configuration within 10s")
+
+    # -------------------------------------------------------------------------------------------- backups
+
+    def base_backup(self, dest: Path) -> dict:
+        """A snapshot: pg_basebackup -X stream -c fast into dest (must not exist or be empty)."""
+        dest = Path(dest).absolute()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_traversable(dest.parent)
+        if dest.exists() and any(dest.iterdir()):
+            raise PgLabError(f"backup destination {dest} is not empty")
+        _make_pg_dir(dest)
+        started = datetime.now(timezone.utc)
+        _run([PG_BIN / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER, "-D", dest,
+              "-X", "stream", "-c", "fast", "--no-sync", "-l", f"lab {self.name}"], timeout=300)
+        label = (dest / "backup_label").read_text()
+        lsn = re.search(r"START WAL LOCATION: (\S+)", label)
+        timeline = re.search(r"START TIMELINE: (\d+)", label)
+        size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+        return {"path": str(dest), "source": self.name, "started_at": started.isoformat(),
+                "taken_at": datetime.now(timezone.utc).isoformat(), "start_lsn": lsn.group(1) if lsn else None,
+                "timeline": int(timeline.group(1)) if timeline else None, "size_bytes": size}
+
+    def _copy_backup_into_data_dir(self, backup: Path) -> None:
+        if self.data_dir.exists():
+            if _postmaster_alive(self.data_dir):
+                raise PgLabError(f"cluster {self.name} is running; not overwriting its data")
+            shutil.rmtree(self.data_dir)
+        backup = Path(backup).absolute()
+        _ensure_traversable(backup.parent)
+        _run(["cp", "-a", backup, self.data_dir], timeout=300, cwd=self.dir)
+        os.chmod(self.data_dir, 0o700)
+        for leftover in ("postmaster.pid", "postmaster.opts", "standby.signal", "recovery.signal"):
+            (self.data_dir / leftover).unlink(missing_ok=True)
+
+    @classmethod
+    def from_backup(cls, root: Path, name: str, backup: Path, settings=None) -> "PgCluster":
+        """A new, started cluster holding exactly the backup's data, on its own port, archive and base backup.
+
+        The backup's ALTER SYSTEM settings are dropped: pass the new instance's settings.
+        """
+        cluster = cls(root, name)
+        with cluster._lock:
+            try:
+                cluster._prepare_dirs()
+                cluster._copy_backup_into_data_dir(backup)
+                cluster._write_config(cluster.data_dir, port=cluster.port, socket_dir=cluster.socket_dir,
+                                      reset_auto_conf=True)
+                cluster._write_meta()
+                cluster._start_picking_port()
+                cluster._wait_ready()
+                cluster._apply_and_restart(settings)
+                cluster._take_initial_base_backup()
+            except BaseException:
+                cluster.destroy()
+                raise
+        return cluster
+
+    def _archive_now(self, timeout: float = 15) -> datetime:
+        """clock_timestamp(), then switch WAL and wait until the segment holding it is archived."""
+        now, segment = self.admin_query(
+            "SELECT clock_timestamp(), pg_walfile_name(pg_switch_wal())")[0]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            last, failed = self.admin_query(
+                "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') FROM pg_stat_archiver")[0]
+            if last[:24] >= segment:
+                return _utc(now)
+            time.sleep(0.02)
+        raise PgLabError(f"WAL segment {segment} of {self.name} not archived within {timeout}s")
+
+    def latest_restorable_time(self) -> datetime:
+        """The latest time a point-in-time restore can reach: everything up to it is in the archive.
+
+        Stopped, it is when the newest archived file was written (no commit in the archive is newer).
+        """
+        if self.is_running():
+            return self._archive_now()
+        newest = max((f.stat().st_mtime for f in self.archive_dir.glob("*")), default=None)
+        return datetime.fromtimestamp(newest, timezone.utc) if newest else self.earliest_restorable_time()
+
+    def earliest_restorable_time(self) -> datetime | None:
+        """When the base backup that restores start from was finished."""
+        return datetime.fromisoformat(self.base_backup_at) if self.base_backup_at else None
+
+    @classmethod
+    def restore_to_time(cls, root: Path, name: str, source: "PgCluster", target_time: datetime,
+                        settings=None) -> "PgCluster":
+        """A new cluster replaying source's base backup and archive up to target_time, promoted and started."""
+        if not source.base_backup_dir.exists():
+            raise PgLabError(f"cluster {source.name} has no base backup to restore from")
+        if source.is_running():
+            source._archive_now()
+        cluster = cls(root, name)
+        with cluster._lock:
+            try:
+                cluster._prepare_dirs()
+                # hot_standby off: a hot standby pauses when this copy's max_connections (and the like) are below
+                # the source's, and a paused recovery never reaches its target.
+                recovery = {"hot_standby": "off", "restore_command": f'cp "{source.archive_dir}/%f" "%p"',
+                            "recovery_target_time": _pg_timestamp(target_time),
+                            "recovery_target_action": "promote", "recovery_target_timeline": "latest"}
+                try:
+                    cluster._recover(source, recovery)
+                except PgLabError as exc:
+                    if "recovery ended before configured recovery target was reached" not in str(exc):
+                        raise
+                    # Every archived commit is older than the target: replay them all.
+                    del recovery["recovery_target_time"]
+                    cluster._recover(source, recovery)
+                cluster._write_config(cluster.data_dir, port=cluster.port, socket_dir=cluster.socket_dir)
+                cluster.restart()
+                cluster.master_user, cluster.db_name = source.master_user, source.db_name
+                cluster._write_meta()
+                cluster._apply_and_restart(settings)
+                cluster._take_initial_base_backup()
+            except BaseException:
+                cluster.destroy()
+                raise
+        return cluster
+
+    def _recover(self, source: "PgCluster", recovery: dict[str, str]) -> None:
+        self._copy_backup_into_data_dir(source.base_backup_dir)
+        self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir, recovery=recovery,
+                           reset_auto_conf=True)
+        (self.data_dir / "recovery.signal").touch()
+        if AS_ROOT:
+            os.chown(self.data_dir / "recovery.signal", *_pg_ids())
+        self.log_file.unlink(missing_ok=True)
+        self._write_meta()
+        self._start_picking_port()
+        self._wait_ready()
+
+    # -------------------------------------------------------------------------------------------- faults
+
+    def outage(self, seconds: float) -> None:
+        """Stop the server (-m fast), stay down for seconds, start it again. Blocks."""
+        with self._lock:
+            self.stop("fast")
+            try:
+                time.sleep(seconds)
+            finally:
+                self.start()
+
+    def refuse_connections(self, seconds: float, mode: str = "reject") -> None:
+        """New logins fail for seconds (pg_hba.conf reject; open client sessions end). mode="stop" is an outage."""
+        if mode == "stop":
+            self.outage(seconds)
+            return
+        with self._lock:
+            before = self.admin_query("SELECT pg_conf_load_time()")[0][0]
+            self._write_hba(self.data_dir, refuse=True)
+            try:
+                self._reload(before)
+                self.admin_query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE backend_type = 'client backend' AND usename IS DISTINCT FROM %s "
+                                 "AND pid <> pg_backend_pid()", (ADMIN_USER,))
+                time.sleep(seconds)
+            finally:
+                self._write_hba(self.data_dir)
+                self._reload()
+
+    # -------------------------------------------------------------------------------------------- standby
+
+    def _standby_query(self, sql_text, params=None, db="postgres"):
+        return self._query(sql_text, params, db, socket_dir=self.standby_socket_dir, port=self.standby_port)
+
+    def prepare_standby(self) -> None:
+        """An asynchronous streaming standby (pg_basebackup -R) on its own port, streaming when this returns."""
+        with self._lock:
+            if self.standby_port and _postmaster_alive(self.standby_dir):
+                return
+            _stop_data_dir(self.standby_dir, "immediate")
+            if self.standby_dir.exists():
+                shutil.rmtree(self.standby_dir)
+            _make_pg_dir(self.standby_socket_dir)
+            self.standby_port = _free_port()
+            self._write_meta()
+            _make_pg_dir(self.standby_dir)
+            _run([PG_BIN / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER,
+                  "-D", self.standby_dir, "-X", "stream", "-c", "fast", "--no-sync", "-R"], timeout=300)
+            self._write_config(self.standby_dir, port=self.standby_port, socket_dir=self.standby_socket_dir)
+            self._pg_ctl_start(self.standby_dir, self.standby_log_file)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if self.admin_query("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")[0][0]:
+                    return
+                time.sleep(0.05)
+            raise PgLabError(f"standby of {self.name} is not streaming:\n{_log_tail(self.standby_log_file)}")
+
+    def _count_rows(self, socket_dir: Path, port: int) -> dict[tuple[str, str, str], int]:
+        counts = {}
+        databases = [row[0] for row in self._query(
+            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+            socket_dir=socket_dir, port=port)]
+        for db in databases:
+            tables = self._query(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                "AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%' ORDER BY 1, 2",
+                db=db, socket_dir=socket_dir, port=port)
+            for schema, table in tables:
+                count = self._query(sql.SQL("SELECT count(*) FROM {}.{}").format(
+                    sql.Identifier(schema), sql.Identifier(table)), db=db, socket_dir=socket_dir, port=port)[0][0]
+                counts[(db, schema, table)] = count
+        return counts
+
+    def lossy_failover(self, freeze_seconds: float, outage_seconds: float, on_phase=None) -> dict:
+        """Promote an asynchronous standby that stopped receiving WAL freeze_seconds before the primary died.
+
+        Writes acknowledged during the freeze are lost, as when RDS fails over to a lagging standby. The promoted
+        standby takes this cluster's port, data directory and archive. Blocks for about freeze + outage seconds.
+        on_phase(phase, at) is called with "frozen", "primary_down" and "promoted" (aware UTC datetimes).
+        """
+        def phase(name: str) -> datetime:
+            at = datetime.now(timezone.utc)
+            if on_phase:
+                on_phase(name, at)
+            return at
+
+        with self._lock:
+            self.prepare_standby()
+            self._standby_query("ALTER SYSTEM SET primary_conninfo = ''")
+            self._reload(socket_dir=self.standby_socket_dir, port=self.standby_port)
+            frozen = time.monotonic()
+            deadline = frozen + 10
+            while self._standby_query("SELECT count(*) FROM pg_stat_wal_receiver")[0][0]:
+                if time.monotonic() > deadline:
+                    raise PgLabError(f"WAL receiver of {self.name}'s standby did not stop")
+                time.sleep(0.02)
+            while not self._standby_query(
+                    "SELECT pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()")[0][0]:
+                if time.monotonic() > deadline:
+                    raise PgLabError(f"standby of {self.name} did not finish replaying")
+                time.sleep(0.02)
+            # Read-only until promoted, so these are the rows the promoted server will hold.
+            rows_after = self._count_rows(self.standby_socket_dir, self.standby_port)
+            frozen_at = phase("frozen")
+            time.sleep(max(0.0, freeze_seconds - (time.monotonic() - frozen)))
+
+            down = time.monotonic()
+            stopped_at = phase("primary_down")
+            _stop_data_dir(self.data_dir, "immediate")
+            _stop_data_dir(self.standby_dir, "fast")
+            old_primary = self.dir / "old_primary"
+            if old_primary.exists():
+                shutil.rmtree(old_primary)
+            os.rename(self.data_dir, old_primary)
+            os.rename(self.standby_dir, self.data_dir)
+            self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
+            time.sleep(max(0.0, outage_seconds - (time.monotonic() - down)))
+            self._pg_ctl_start(self.data_dir, self.log_file)
+            _run([PG_BIN / "pg_ctl", "-D", self.data_dir, "-w", "-t", "60", "promote"], timeout=90)
+            self._wait_ready()
+            self.admin_query("SELECT txid_current()")
+            promoted_at = phase("promoted")
+            self.admin_query("ALTER SYSTEM RESET primary_conninfo")
+            self._reload()
+            self.standby_port = None
+            self._write_meta()
+            timeline = int(self.admin_query("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0][:8], 16)
+
+            rows_before = self._count_isolated(old_primary)
+            shutil.rmtree(old_primary)
+
+        tables = set(rows_before) | set(rows_after)
+        ambiguous = {key for key in {(s, t) for _, s, t in tables}
+                     if sum(1 for d, s, t in tables if (s, t) == key) > 1}
+        dropped = {}
+        for db, schema, table in sorted(tables):
+            label = f"{db}.{schema}.{table}" if (schema, table) in ambiguous else f"{schema}.{table}"
+            dropped[label] = rows_before.get((db, schema, table), 0) - rows_after.get((db, schema, table), 0)
+        return {"dropped_rows": dropped, "dropped_total": sum(dropped.values()),
+                "frozen_at": frozen_at.isoformat(), "primary_stopped_at": stopped_at.isoformat(),
+                "promoted_at": promoted_at.isoformat(), "timeline": timeline}
+
+    def _count_isolated(self, data_dir: Path) -> dict:
+        """Row counts of a stopped cluster, started without TCP or archiving so nobody else sees it."""
+        socket_dir = self._socket_dir("run-old")
+        _make_pg_dir(socket_dir)
+        port = _free_port()
+        (data_dir / "standby.signal").unlink(missing_ok=True)
+        extra = f"-c port={port} -c listen_addresses='' -c unix_socket_directories='{socket_dir}' -c archive_mode=off"
+        self._pg_ctl_start(data_dir, self.dir / "old_primary.log", extra=extra)
+        try:
+            return self._count_rows(socket_dir, port)
+        finally:
+            _stop_data_dir(data_dir, "immediate")
+            (self.dir / "old_primary.log").unlink(missing_ok=True)
+
+    # -------------------------------------------------------------------------------------------- removal
+
+    def destroy(self) -> None:
+        """Stop every server of this cluster, then remove its files."""
+        with self._lock:
+            data_dirs = _data_dirs(self.dir)
+            for data_dir in data_dirs:
+                _stop_data_dir(data_dir, "fast")
+            still = [d for d in data_dirs if _postmaster_alive(d)]
+            if still:
+                raise PgLabError(f"not removing {self.dir}: PostgreSQL still running in {still}")
+            shutil.rmtree(self.dir, ignore_errors=True)
+            for socket_dir in (self.socket_dir, self.standby_socket_dir, self._socket_dir("run-old")):
+                if not str(socket_dir).startswith(str(self.dir)):
+                    shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+class _Closing:
+    """Context manager that closes a psycopg2 connection (psycopg2's own only ends the transaction)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __enter__(self):
+        return self.conn
+
+    def __exit__(self, *exc):
+        self.conn.close()
+
+
+def _data_dirs(cluster_dir: Path) -> list[Path]:
+    """Every PostgreSQL data directory in a cluster's folder (a PG_VERSION file marks one)."""
+    if (cluster_dir / "PG_VERSION").exists():
+        return [cluster_dir]
+    if not cluster_dir.is_dir():
+        return []
+    return sorted(child for child in cluster_dir.iterdir()
+                  if child.is_dir() and not child.is_symlink() and (child / "PG_VERSION").exists()
+                  and child.name != "base")
+
+
+def stop_all(root: Path) -> None:
+    """Stop every PostgreSQL under root/pg (lab down, cleanup after a crash); files stay."""
+    pg = Path(root) / "pg"
+    if not pg.is_dir():
+        return
+    for cluster_dir in sorted(pg.iterdir()):
+        for data_dir in _data_dirs(cluster_dir):
+            try:
+                _stop_data_dir(data_dir, "fast", timeout=15)
+            except PgLabError as exc:
+                log.warning("stopping %s: %s", data_dir, exc)
+
+
+def engine_parameters(cache_dir: Path | None = None) -> list[dict]:
+    """pg_settings of a throwaway PostgreSQL 15 cluster, with the lab's config (boot_val is the engine default)."""
+    global _engine_parameters_cache
+    if _engine_parameters_cache is not None:
+        return _engine_parameters_cache
+    version = re.sub(r"[^A-Za-z0-9.]+", "-", _run([PG_BIN / "pg_config", "--version"], as_pg=False).stdout).strip("-")
+    cache = Path(cache_dir or Path(tempfile.gettempdir()) / "dbre-rds-lab") / f"pg_settings-{version}.json"
+    try:
+        _engine_parameters_cache = json.loads(cache.read_text())
+        return _engine_parameters_cache
+    except (OSError, ValueError):
+        pass
+    scratch = Path(tempfile.mkdtemp(prefix="lab-pg-settings-"))
+    try:
+        _ensure_traversable(scratch)
+        cluster = PgCluster(scratch, "settings")
+        try:
+            cluster._prepare_dirs()
+            _initdb(cluster.data_dir)
+            cluster._write_config(cluster.data_dir, port=cluster.port, socket_dir=cluster.socket_dir)
+            cluster._start_picking_port()
+            columns = ["name", "setting", "unit", "vartype", "min_val", "max_val", "enumvals", "context",
+                       "short_desc", "extra_desc", "category", "boot_val", "reset_val"]
+            rows = cluster.admin_query(f"SELECT {', '.join(columns)} FROM pg_settings ORDER BY name")
+        finally:
+            cluster.destroy()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    params = [dict(zip(columns, row)) for row in rows]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(params, indent=1))
+    os.replace(tmp, cache)
+    _engine_parameters_cache = params
+    return params
