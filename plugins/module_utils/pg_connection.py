@@ -119,9 +119,10 @@ class Connector:
             self._token_at = now
         return self._token
 
-    def connect(self, connect_timeout=None, autocommit=True):
-        """A new connection (the caller closes it)."""
+    def connect(self, connect_timeout=None, autocommit=True, **libpq_options):
+        """A new connection (the caller closes it); ``libpq_options`` such as keepalives or options are passed on."""
         kwargs = connection_params(self.params, self.endpoint, connect_timeout=connect_timeout)
+        kwargs.update(libpq_options)
         token = self._password(kwargs["host"], kwargs["port"], kwargs["user"])
         if token is not None:
             kwargs["password"] = token

@@ -78,10 +78,11 @@ def test_password_login_never_signs_a_token():
     rds = FakeRds()
     connect = RecordingConnect()
     Connector(params(login_password="pw"), endpoint=("h", 5432), token_signer=iam_token_signer(rds, "r"),
-              connect=connect).connect(connect_timeout=1)
+              connect=connect).connect(connect_timeout=1, keepalives_idle=5)
     assert rds.calls == []
     assert connect.calls[0]["password"] == "pw"
     assert connect.calls[0]["connect_timeout"] == 1
+    assert connect.calls[0]["keepalives_idle"] == 5
 
 
 @pytest.mark.parametrize(
