@@ -1,0 +1,247 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rds_alarm_thresholds_info
+short_description: CloudWatch alarm definitions whose thresholds fit each RDS instance
+version_added: "0.1.0"
+description:
+  - Reads each DB instance (class, storage, engine, replica or Aurora role) and the C(max_connections) of its DB
+    parameter group, and returns the CloudWatch alarms that fit it, as options for
+    M(amazon.aws.cloudwatch_metric_alarm).
+  - Thresholds are derived, not copied. C(DatabaseConnections) is a share of the C(max_connections) in effect (the
+    parameter group's number or formula, else RDS's default C(LEAST({DBInstanceClassMemory/9531392},5000)), evaluated
+    with the class's memory); C(FreeStorageSpace) a share of the allocated storage; C(FreeableMemory) a share of the
+    class's memory; C(DBLoad) a number of sessions per vCPU.
+  - Alarms for metrics the instance publishes only in some configurations are added only then, C(CPUCreditBalance)
+    for burstable classes, C(BurstBalance) for gp2 volumes under 1,000 GiB, C(ReplicaLag) for read replicas,
+    C(AuroraReplicaLag) for Aurora readers and C(DBLoad) for Aurora; the others come back with C(state=absent) so a
+    caller can remove them.
+  - Memory and vCPUs come from the class table shipped with the collection (the one M(dbre.rds.rds_param_tune) uses).
+  - Read-only.
+author:
+  - dbre.rds maintainers (@dbre-rds)
+options:
+  db_instance_identifiers:
+    description:
+      - The DB instances (RDS or Aurora) to plan alarms for.
+    type: list
+    elements: str
+    required: true
+  alarms:
+    description:
+      - Per-alarm overrides of the defaults, keyed by alarm name (V(cpu_utilization), V(freeable_memory),
+        V(free_storage_space), V(database_connections), V(read_latency), V(write_latency), V(disk_queue_depth),
+        V(replica_lag), V(burst_balance), V(cpu_credit_balance), V(maximum_used_transaction_ids),
+        V(aurora_replica_lag), V(db_load)).
+      - Each value is a dict with any of C(enabled), C(threshold) (absolute, in the metric's unit), C(share) (0 to 1,
+        for the derived ones), C(minimum), C(per_vcpu), C(period), C(evaluation_periods), C(datapoints_to_alarm),
+        C(statistic), C(treat_missing_data). An absolute C(threshold) replaces a derived one.
+    type: dict
+    default: {}
+  alarm_name_prefix:
+    description:
+      - Alarm names are C(<prefix><instance>-<alarm name with dashes>).
+    type: str
+    default: rds-
+  alarm_actions:
+    description:
+      - ARNs (usually one SNS topic) set as alarm and OK actions of every alarm.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - "IAM actions: C(rds:DescribeDBInstances), C(rds:DescribeDBClusters) (Aurora members), C(rds:DescribeDBParameters)."
+seealso:
+  - module: amazon.aws.cloudwatch_metric_alarm
+  - module: dbre.rds.rds_param_tune
+  - module: dbre.rds.rds_event_subscription
+"""
+
+EXAMPLES = r"""
+- name: Plan alarms for two instances, connections at 85 % and no latency alarms
+  dbre.rds.rds_alarm_thresholds_info:
+    db_instance_identifiers: [orders-db, orders-db-replica]
+    alarm_actions: ["{{ topic.sns_arn }}"]
+    alarms:
+      database_connections: {share: 0.85}
+      read_latency: {enabled: false}
+      write_latency: {enabled: false}
+  register: planned
+
+- name: Create or remove each alarm
+  amazon.aws.cloudwatch_metric_alarm:
+    name: "{{ item.name }}"
+    state: "{{ item.state }}"
+    metric_name: "{{ item.metric_name | default(omit) }}"
+    namespace: "{{ item.namespace | default(omit) }}"
+    statistic: "{{ item.statistic | default(omit) }}"
+    comparison: "{{ item.comparison | default(omit) }}"
+    threshold: "{{ item.threshold | default(omit) }}"
+    unit: "{{ item.unit | default(omit) }}"
+    period: "{{ item.period | default(omit) }}"
+    evaluation_periods: "{{ item.evaluation_periods | default(omit) }}"
+    dimensions: "{{ item.dimensions | default(omit) }}"
+    alarm_actions: "{{ item.alarm_actions | default(omit) }}"
+  loop: "{{ planned.alarms }}"
+  loop_control:
+    label: "{{ item.name }}"
+"""
+
+RETURN = r"""
+alarms:
+  description:
+    - Every alarm of every instance. C(state=present) ones carry the options of M(amazon.aws.cloudwatch_metric_alarm)
+      (name, metric_name, namespace, statistic, comparison, threshold, unit, period, evaluation_periods,
+      datapoints_to_alarm, treat_missing_data, dimensions, description, alarm_actions, ok_actions) plus C(key);
+      C(state=absent) ones carry name, key and reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"key": "database_connections", "name": "rds-orders-db-database-connections", "state": "present",
+            "metric_name": "DatabaseConnections", "comparison": "GreaterThanThreshold", "threshold": 89.0}]
+instances:
+  description:
+    - What the thresholds of each instance were derived from, with its parameter group, the libraries that group
+      preloads (C(pg_stat_statements_preloaded)) and its endpoint (C(endpoint_address), C(endpoint_port)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"db_instance_identifier": "orders-db", "db_instance_class": "db.t4g.micro", "memory_gib": 1, "vcpus": 2,
+            "allocated_gib": 20, "storage_type": "gp3", "max_connections": 112,
+            "max_connections_source": "rds-default-formula", "burstable": true,
+            "db_parameter_group_name": "default.postgres15", "shared_preload_libraries": ["pg_stat_statements"],
+            "pg_stat_statements_preloaded": true, "endpoint_address": "orders-db.abc.us-east-1.rds.amazonaws.com",
+            "endpoint_port": 5432}]
+"""
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import instance_facts
+from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import is_aurora
+from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import max_connections_in_effect
+from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import merge_alarm_settings
+from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import plan_alarms
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
+from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import UnknownInstanceClass
+from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import sizing_for_serverless
+from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import sizing_from_table
+
+
+def describe_instance(module, client, identifier):
+    try:
+        return client.describe_db_instances(DBInstanceIdentifier=identifier, aws_retry=True)["DBInstances"][0]
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, IndexError) as e:
+        module.fail_json_aws(e, msg=f"Failed to describe RDS instance {identifier}: check the identifier and region")
+
+
+def describe_cluster(module, client, identifier):
+    try:
+        return client.describe_db_clusters(DBClusterIdentifier=identifier, aws_retry=True)["DBClusters"][0]
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, IndexError) as e:
+        module.fail_json_aws(e, msg=f"Failed to describe Aurora cluster {identifier}: allow rds:DescribeDBClusters")
+
+
+def parameter_values(module, client, group_name, names):
+    """{name: value} of the parameters ``names`` that the group sets (numbers or RDS formulas); missing ones are None."""
+    values = dict.fromkeys(names)
+    try:
+        paginator = client.get_paginator("describe_db_parameters")
+        for page in paginator.paginate(DBParameterGroupName=group_name):
+            for parameter in page.get("Parameters") or []:
+                if parameter.get("ParameterName") in values:
+                    values[parameter["ParameterName"]] = parameter.get("ParameterValue")
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to read {', '.join(names)} of DB parameter group {group_name}: allow "
+                                    "rds:DescribeDBParameters")
+    return values
+
+
+def class_sizing(instance, cluster):
+    if instance.get("DBInstanceClass") == "db.serverless":
+        capacity = ((cluster or {}).get("ServerlessV2ScalingConfiguration") or {}).get("MaxCapacity")
+        return sizing_for_serverless(capacity)
+    return sizing_from_table(instance.get("DBInstanceClass"))
+
+
+def plan_instance(module, client, identifier, settings):
+    instance = describe_instance(module, client, identifier)
+    cluster, writer = None, None
+    if is_aurora(instance) and instance.get("DBClusterIdentifier"):
+        cluster = describe_cluster(module, client, instance["DBClusterIdentifier"])
+        members = {m["DBInstanceIdentifier"]: m.get("IsClusterWriter") for m in cluster.get("DBClusterMembers") or []}
+        writer = bool(members.get(identifier))
+    try:
+        sizing = class_sizing(instance, cluster)
+    except (UnknownInstanceClass, ValueError) as e:
+        module.fail_json(msg=f"Cannot size the alarms of {identifier}: {e}")
+    groups = instance.get("DBParameterGroups") or []
+    group_name = groups[0]["DBParameterGroupName"] if groups else None
+    values = dict(max_connections=None, shared_preload_libraries=None)
+    if group_name:
+        values = parameter_values(module, client, group_name, list(values))
+    value = values["max_connections"]
+    try:
+        max_connections, source = max_connections_in_effect(value, sizing["memory_bytes"], sizing["vcpus"] or 2)
+    except ValueError as e:
+        module.fail_json(msg=f"Cannot read max_connections {value!r} of {identifier}'s parameter group: {e}; set "
+                             "alarms.database_connections.threshold")
+    facts = instance_facts(instance, sizing["memory_gib"], sizing["vcpus"], max_connections, source, writer)
+    endpoint = instance.get("Endpoint") or {}
+    libraries = [lib.strip() for lib in str(values["shared_preload_libraries"] or "").split(",") if lib.strip()]
+    facts.update(
+        db_parameter_group_name=group_name,
+        shared_preload_libraries=libraries,
+        pg_stat_statements_preloaded="pg_stat_statements" in libraries,
+        endpoint_address=endpoint.get("Address"),
+        endpoint_port=endpoint.get("Port"),
+    )
+    alarms, problems = plan_alarms(instance, facts, settings, name_prefix=module.params["alarm_name_prefix"],
+                                   actions=module.params["alarm_actions"], aurora_writer=writer)
+    return facts, alarms, problems
+
+
+def main():
+    argument_spec = dict(
+        db_instance_identifiers=dict(type="list", elements="str", required=True),
+        alarms=dict(type="dict", default={}),
+        alarm_name_prefix=dict(type="str", default="rds-"),
+        alarm_actions=dict(type="list", elements="str", default=[]),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    settings, problems = merge_alarm_settings(module.params["alarms"])
+    if problems:
+        module.fail_json(msg="Invalid alarm settings: " + "; ".join(problems))
+    client = rds_client(module)
+    all_alarms, instances = [], []
+    for identifier in module.params["db_instance_identifiers"]:
+        facts, alarms, problems = plan_instance(module, client, identifier, settings)
+        if problems:
+            module.fail_json(msg="Cannot derive every alarm threshold: " + "; ".join(problems), instances=instances)
+        instances.append(facts)
+        all_alarms.extend(alarms)
+    module.exit_json(changed=False, alarms=all_alarms, instances=instances)
+
+
+if __name__ == "__main__":
+    main()
