@@ -59,13 +59,8 @@ lab-tests: setup ## The lab's own fidelity tests (moto + real PostgreSQL)
 integration: setup ## Modules, roles and playbooks against the lab
 	$(BIN)/pytest -q tests/integration
 
-molecule: setup ## Molecule scenarios in extensions/molecule against the lab
-	@if ls extensions/molecule/*/molecule.yml >/dev/null 2>&1; then \
-	  $(BIN)/python -m tests.lab up && . .lab/env.sh && \
-	  ( cd extensions && for s in $$(ls molecule/*/molecule.yml | cut -d/ -f2); do \
-	      $(BIN)/molecule test -s $$s || exit 1; done ); rc=$$?; \
-	  $(BIN)/python -m tests.lab down; exit $$rc; \
-	else echo "no molecule scenarios yet"; fi
+molecule: setup ## Molecule scenarios in extensions/molecule, each against a lab of its own
+	$(BIN)/python tests/tools/run_molecule.py
 
 lint: setup ## ansible-lint with the production profile
 	$(BIN)/ansible-lint --profile production

@@ -31,7 +31,7 @@ class WindowError(ValueError):
 
 def family(engine, engine_version):
     """The parameter group family of an engine version: ``postgres15`` or ``aurora-postgresql15``."""
-    major = str(engine_version).split(".")[0]
+    major = str(engine_version).split(".", maxsplit=1)[0]
     return f"{engine}{major}"
 
 

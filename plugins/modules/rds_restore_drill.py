@@ -838,8 +838,8 @@ def clean_up(module, rds, source, plan, log, result, passed):
         return cleanup
     if mode == "never" or (mode == "on_success" and not passed):
         cleanup["kept"] = [c["identifier"] for c in created]
-        log.event(phase="cleanup", message=f"kept for investigation until {plan['tags'][drill.DRILL_EXPIRES_TAG]}: "
-                             + ", ".join(cleanup["kept"]))
+        expires = plan["tags"][drill.DRILL_EXPIRES_TAG]
+        log.event(phase="cleanup", message=f"kept for investigation until {expires}: " + ", ".join(cleanup["kept"]))
         return cleanup
     log.start("cleanup")
     try:

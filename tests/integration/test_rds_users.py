@@ -145,7 +145,7 @@ def _playbook(lab, tmp_path, variables, *args):
     command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), str(tmp_path / "play.yml"),
                "-i", "localhost,", "-c", "local", "-e", f"@{tmp_path / 'vars.json'}", *args]
     started = time.monotonic()
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     output = result.stdout + result.stderr
     return result.returncode, output, time.monotonic() - started
 
@@ -209,7 +209,7 @@ def test_bad_input_fails_before_any_sql(lab, instance, tmp_path, login, message)
     before = _catalog(instance)
     with _master(instance, "postgres") as watcher:
         sessions = _sessions(watcher)
-        returncode, output, _ = _playbook(lab, tmp_path, _role_vars(instance, [login]))
+        returncode, output, unused_seconds = _playbook(lab, tmp_path, _role_vars(instance, [login]))
         assert _sessions(watcher) == sessions, "the role connected to PostgreSQL before refusing the input"
     assert returncode != 0
     assert message in " ".join(output.split()), output[-3000:]
@@ -219,13 +219,13 @@ def test_bad_input_fails_before_any_sql(lab, instance, tmp_path, login, message)
 
 def test_check_mode_on_a_fresh_database_changes_nothing(lab, instance, tmp_path):
     before = _catalog(instance)
-    returncode, output, _ = _playbook(lab, tmp_path, _role_vars(instance, logins()), "--check")
+    returncode, output, unused_seconds = _playbook(lab, tmp_path, _role_vars(instance, logins()), "--check")
     assert returncode == 0, output[-5000:]
     assert _catalog(instance) == before
 
 
 def test_converge_at_vvv_shows_no_password(lab, instance, tmp_path):
-    returncode, output, _ = _playbook(lab, tmp_path, _role_vars(instance, logins()), "-vvv")
+    returncode, output, unused_seconds = _playbook(lab, tmp_path, _role_vars(instance, logins()), "-vvv")
     assert returncode == 0, output[-5000:]
     assert _changed(output) > 0
     secrets = list(PASSWORDS.values()) + [WRITER_SECRET[1], instance["master_password"]]
@@ -239,10 +239,10 @@ def test_second_run_and_check_mode_again_change_nothing(lab, instance, tmp_path)
     variables = _role_vars(instance, logins(), rds_users_instance="", rds_users_login_host=instance["host"],
                            rds_users_login_port=instance["port"], rds_users_login_user=MASTER,
                            rds_users_login_password=instance["master_password"])
-    returncode, output, _ = _playbook(lab, tmp_path, variables)
+    returncode, output, unused_seconds = _playbook(lab, tmp_path, variables)
     assert returncode == 0, output[-5000:]
     assert _changed(output) == 0, output[-5000:]
-    returncode, output, _ = _playbook(lab, tmp_path, variables, "--check")
+    returncode, output, unused_seconds = _playbook(lab, tmp_path, variables, "--check")
     assert returncode == 0, output[-5000:]
     assert _changed(output) == 0, output[-5000:]
 
@@ -332,7 +332,7 @@ def test_absent_login_is_removed_without_touching_other_objects(lab, instance, t
         _run(conn, "CREATE TABLE app.legacy_notes (id int)")
     # The same run demotes the owner login to readwrite: it must leave the owner group and stop acting as it.
     variables = _role_vars(instance, logins(legacy_state="absent", migrator_profile="readwrite"))
-    returncode, output, _ = _playbook(lab, tmp_path, variables)
+    returncode, output, unused_seconds = _playbook(lab, tmp_path, variables)
     assert returncode == 0, output[-5000:]
     assert _changed(output) > 0
     with pytest.raises(psycopg2.OperationalError):
