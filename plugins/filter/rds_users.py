@@ -498,8 +498,6 @@ class FilterModule:
         return {
             "rds_users_problems": problems,
             "rds_users_plan": plan,
-            "rds_users_applicable": applicable,
-            "rds_users_merge_grants": merge_grants,
             "rds_users_todo": todo,
             "rds_users_pending_database_roles": pending_database_roles,
             "rds_users_stale_database_roles": stale_database_roles,
