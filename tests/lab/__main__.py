@@ -134,7 +134,7 @@ def cmd_up(args) -> int:
     directory = state_dir()
     info = running_info(directory)
     if info is None:
-        _, info = start_daemon(directory, fidelity=not args.plain)
+        info = start_daemon(directory, fidelity=not args.plain)[1]
     (directory / "lab.pid").write_text(f"{info['pid']}\n")
     env_file = write_env_file(directory, info["url"])
     print(f"lab up at {info['url']} (pid {info['pid']}); source {env_file}")

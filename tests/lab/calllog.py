@@ -46,8 +46,8 @@ def describe_request(environ: dict, body: bytes) -> dict:
         params = _decode_cbor(body)
     elif "form-urlencoded" in content_type or (body and b"Action=" in body[:4096]):
         protocol = "query"
-        form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(body.decode("utf-8", "replace"),
-                                                                  keep_blank_values=True).items()}
+        parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         form = {**query, **form}
         action = form.pop("Action", None) or "Unknown"
@@ -55,7 +55,8 @@ def describe_request(environ: dict, body: bytes) -> dict:
         params = form
     else:
         protocol, action = "rest", f"{environ.get('REQUEST_METHOD', 'GET')} {path}"
-    return {"service": service or "unknown", "action": action, "protocol": protocol, "params": mask_secrets(params)}
+    return {"service": service or "unknown", "action": action, "protocol": protocol, "params": mask_secrets(params),
+            "user_agent": headers.get("user-agent", "")}
 
 
 def _decode_cbor(body: bytes) -> dict:
@@ -81,6 +82,7 @@ class CallLog:
             "service": request["service"],
             "action": request["action"],
             "params": request["params"],
+            "user_agent": request.get("user_agent", ""),
             "status": status,
             "fault": fault,
             "seconds": round(seconds, 4),

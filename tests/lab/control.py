@@ -43,8 +43,9 @@ class LabControl:
 
     # --- faults ---------------------------------------------------------------------------------------------
     def set_fault(self, kind: str = "throttle", share: float = 1.0, actions=None, **spec) -> dict:
-        """Add a fault rule: kind "throttle" (HTTP 400 Throttling), "error" (status 500/503) or "latency"
-        (``seconds``); ``share`` of matching calls; ``actions`` limits it to some actions; ``count`` caps it."""
+        """Add a fault rule: kind "throttle" (HTTP 400 Throttling), "error" (status 500/503, or ``code=`` such as
+        "AccessDenied" with ``status=`` 403 and ``message=``) or "latency" (``seconds``); ``share`` of matching calls;
+        ``actions`` limits it to some actions; ``count`` caps it."""
         return self._call("POST", "faults", dict(spec, kind=kind, share=share, actions=actions))["fault"]
 
     def faults(self) -> list[dict]:

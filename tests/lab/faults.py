@@ -3,15 +3,19 @@
 
 A rule: {"kind": "throttle" | "error" | "latency", "share": 0..1, "actions": [...] | None, "service": str | None,
 "status": 500 | 503 (for "error"), "seconds": float (for "latency"), "count": int | None (at most this many)}.
+An "error" rule may name the error instead: "code" (e.g. AccessDenied, UnauthorizedOperation), "message", and
+"status" any 4xx/5xx (default 403 for access errors, else 400), so a test sees what a user without permission sees.
 """
 
 from __future__ import annotations
 
 import random
+from http import HTTPStatus
 import threading
 import uuid
 
 KINDS = ("throttle", "error", "latency")
+ACCESS_ERRORS = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 
 _QUERY_NAMESPACES = {"rds": "http://rds.amazonaws.com/doc/2014-10-31/",
                      "monitoring": "http://monitoring.amazonaws.com/doc/2010-08-01/",
@@ -42,8 +46,14 @@ class FaultInjector:
             "count": spec.get("count"),
             "fired": 0,
         }
-        if kind == "error" and rule["status"] not in (500, 503):
-            raise ValueError("an error fault answers 500 or 503")
+        if kind == "error" and spec.get("code"):
+            rule["code"] = str(spec["code"])
+            rule["message"] = str(spec.get("message") or f"{rule['code']} (injected by the lab)")
+            rule["status"] = int(spec.get("status") or (403 if rule["code"] in ACCESS_ERRORS else 400))
+            if not 400 <= rule["status"] <= 599:
+                raise ValueError("an error fault with a code answers a 4xx or 5xx status")
+        elif kind == "error" and rule["status"] not in (500, 503):
+            raise ValueError("an error fault answers 500 or 503 (or give its code)")
         if "seed" in spec:
             self._random.seed(spec["seed"])
         with self._lock:
@@ -85,17 +95,27 @@ def error_response(rule: dict, service: str, protocol: str) -> tuple[str, list[t
     request_id = str(uuid.uuid4())
     if rule["kind"] == "throttle":
         status, code, message, sender = 400, "Throttling", "Rate exceeded", "Sender"
+    elif rule.get("code"):
+        status, code, message = rule["status"], rule["code"], rule["message"]
+        sender = "Sender" if status < 500 else "Receiver"
     elif rule["status"] == 500:
         status, code, message, sender = 500, "InternalFailure", "An internal error occurred.", "Receiver"
     else:
         status, code, message, sender = 503, "ServiceUnavailable", "Service is unavailable. Try again later.", \
             "Receiver"
-    reason = {400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}[status]
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
     if protocol == "json":
         import json
         body = json.dumps({"__type": code, "message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id),
                    ("x-amzn-ErrorType", code)]
+    elif service == "ec2":  # EC2's query protocol has its own error document
+        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                f"<RequestID>{request_id}</RequestID></Response>").encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
     else:
         namespace = _QUERY_NAMESPACES.get(service, "")
         body = (f'<ErrorResponse xmlns="{namespace}"><Error><Type>{sender}</Type><Code>{code}</Code>'

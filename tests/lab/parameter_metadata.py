@@ -13,6 +13,8 @@ import pathlib
 import re
 from functools import lru_cache
 
+from tests.lab import collection
+
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 SETTINGS_CACHE = DATA / "pg15_settings.json"
 SETTINGS_FIELDS = ("name", "unit", "category", "short_desc", "context", "vartype", "min_val", "max_val", "enumvals",
@@ -20,30 +22,14 @@ SETTINGS_FIELDS = ("name", "unit", "category", "short_desc", "context", "vartype
 
 GIB = 1024 ** 3
 
-# Nominal memory (GiB) of the DB instance classes the lab knows.
-_SIZES_GENERAL = {"micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32, "4xlarge": 64,
-                  "8xlarge": 128}
-_SIZES_MEMORY = {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge": 128, "8xlarge": 256}
-_VCPUS = {"micro": 2, "small": 2, "medium": 2, "large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32}
-INSTANCE_CLASS_MEMORY_GIB: dict[str, float] = {}
-INSTANCE_CLASS_VCPU: dict[str, int] = {}
-for _family in ("t3", "t4g"):
-    for _size in ("micro", "small", "medium", "large", "xlarge", "2xlarge"):
-        INSTANCE_CLASS_MEMORY_GIB[f"db.{_family}.{_size}"] = _SIZES_GENERAL[_size]
-        INSTANCE_CLASS_VCPU[f"db.{_family}.{_size}"] = _VCPUS[_size]
-for _family in ("m5", "m6g", "m6i", "m7g"):
-    for _size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge"):
-        INSTANCE_CLASS_MEMORY_GIB[f"db.{_family}.{_size}"] = _SIZES_GENERAL[_size]
-        INSTANCE_CLASS_VCPU[f"db.{_family}.{_size}"] = _VCPUS[_size]
-for _family in ("r5", "r6g", "r6i", "r7g"):
-    for _size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge"):
-        INSTANCE_CLASS_MEMORY_GIB[f"db.{_family}.{_size}"] = _SIZES_MEMORY[_size]
-        INSTANCE_CLASS_VCPU[f"db.{_family}.{_size}"] = _VCPUS[_size]
-INSTANCE_CLASS_MEMORY_GIB["db.serverless"] = 4
-INSTANCE_CLASS_VCPU["db.serverless"] = 2
+# Instance classes and RDS's memory reserve come from the collection's own tables (one source of truth).
+INSTANCE_CLASSES = collection.instance_classes.INSTANCE_CLASSES
+# db.serverless has no fixed memory: the lab sizes it as an Aurora Serverless v2 instance of this many ACUs.
+SERVERLESS_LAB_ACUS = 2
+# Used when no class applies (an Aurora cluster's own PostgreSQL before any instance is added).
 DEFAULT_INSTANCE_CLASS = "db.t3.medium"
 # RDS keeps part of each class's memory for the OS and its own agents; DBInstanceClassMemory is what is left.
-MEMORY_RESERVE_SHARE = 0.05
+MEMORY_RESERVE_SHARE = collection.param_tuning.RDS_RESERVED_MEMORY_SHARE
 
 FAMILY_ENGINES = {"postgres15": "postgres", "aurora-postgresql15": "aurora-postgresql", "mysql8.0": "mysql"}
 POSTGRES_FAMILIES = ("postgres15", "aurora-postgresql15")
@@ -147,10 +133,11 @@ _MYSQL_PARAMETERS = [
 ]
 
 # Local PostgreSQL must never see these, whatever the group says (RDS-only, or owned by the lab's PgCluster).
-NOT_FOR_LOCAL_POSTGRES = _RDS_RESERVED | {"rds.force_ssl", "rds.log_retention_period",
-                                         "rds.rds_superuser_reserved_connections", "rds.restrict_password_commands",
-                                         "rds.accepted_password_auth_method", "rds.allowed_extensions",
-                                         "rds.adaptive_autovacuum", "rds.logical_replication"}
+NOT_FOR_LOCAL_POSTGRES = _RDS_RESERVED | {
+    "rds.force_ssl", "rds.log_retention_period", "rds.rds_superuser_reserved_connections",
+    "rds.restrict_password_commands", "rds.accepted_password_auth_method", "rds.allowed_extensions",
+    "rds.adaptive_autovacuum", "rds.logical_replication",
+}
 
 
 class ParameterError(Exception):
@@ -367,15 +354,24 @@ def _range(allowed: str) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------------------------
 # Instance classes and formulas
 
+def class_sizing(instance_class: str | None) -> dict:
+    """The collection's sizing record of a class; an unknown class is rejected as RDS rejects it."""
+    if instance_class == collection.instance_classes.SERVERLESS_CLASS:
+        return collection.instance_classes.sizing_for_serverless(SERVERLESS_LAB_ACUS)
+    try:
+        return collection.instance_classes.sizing_from_table(instance_class or DEFAULT_INSTANCE_CLASS)
+    except collection.instance_classes.UnknownInstanceClass:
+        raise ParameterError("InvalidParameterValue", f"Invalid DB Instance class: {instance_class}") from None
+
+
 def instance_class_memory(instance_class: str | None) -> int:
     """DBInstanceClassMemory in bytes: the class's nominal memory less RDS's reserve."""
-    gib = INSTANCE_CLASS_MEMORY_GIB.get(instance_class or "", INSTANCE_CLASS_MEMORY_GIB[DEFAULT_INSTANCE_CLASS])
-    nominal = int(gib * GIB)
+    nominal = class_sizing(instance_class)["memory_bytes"]
     return nominal - int(nominal * MEMORY_RESERVE_SHARE)
 
 
 def instance_class_vcpu(instance_class: str | None) -> int:
-    return INSTANCE_CLASS_VCPU.get(instance_class or "", 2)
+    return class_sizing(instance_class)["vcpus"] or 2
 
 
 def evaluate_formula(text: str, memory: int, vcpu: int = 2) -> int:

@@ -11,14 +11,16 @@ Each cluster lives in ``<root>/pg/<name>/``::
     postgresql.log   server log (standby.log for the standby)
     lab.json         port, master user, database name, base backup time
 
-``<root>/pg/_template`` is one initdb'd data directory that new clusters copy (faster than initdb; the clusters share a
-system identifier), ``<root>/pg/_engine`` the private engine copy described below. ``stop_all(root)`` finds every
+New clusters copy one initdb'd, never started data directory (faster than initdb; the clusters share a system
+identifier), shared by every lab on the machine as ``$TMPDIR/dbre-rds-lab/template-<version>``; ``<root>/pg/_engine`` is
+the private engine copy described below. ``stop_all(root)`` finds every
 server through the data directories (PG_VERSION, postmaster.pid), so it works after the lab process crashed.
 
 How it differs from RDS, on purpose or by necessity:
 - The lab works as ``lab_admin``, the bootstrap superuser, over the unix socket with trust; nobody else is a superuser.
   The master user (CREATEROLE, CREATEDB, member of rds_superuser) logs in over TCP with scram-sha-256.
-- rds_superuser is a member of pg_monitor, pg_signal_backend, pg_checkpoint, rds_replication and rds_password.
+- rds_superuser is a member of pg_monitor, pg_signal_backend, pg_checkpoint, rds_replication and rds_password, and
+  may run pg_stat_statements_reset() (granted by the engine copy's extension script, see RDS_SUPERUSER_EXECUTE).
 - RDS lets rds_superuser create extensions that PostgreSQL 15 does not mark trusted (pg_stat_statements, ...). The lab
   reproduces that by running each cluster from a private copy of the ``postgres`` binary under ``<root>/pg/_engine``
   whose share directory marks those extensions ``trusted``. Unlike RDS, any user with CREATE on a database may then
@@ -35,6 +37,7 @@ How it differs from RDS, on purpose or by necessity:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -67,6 +70,11 @@ RDS_CREATABLE_EXTENSIONS = (
     "pg_stat_statements", "pg_buffercache", "pgstattuple", "pg_prewarm", "postgres_fdw", "dblink", "amcheck",
     "pg_visibility", "pg_freespacemap", "pg_walinspect",
 )
+# Functions an extension script revokes from PUBLIC that RDS lets rds_superuser run: granted at the end of the script
+# that creates the extension's default version (it runs as the bootstrap superuser, the extension being trusted).
+RDS_SUPERUSER_EXECUTE = {
+    "pg_stat_statements--1.9--1.10.sql": ("pg_stat_statements_reset(Oid, Oid, bigint)",),
+}
 
 # Settings whose value the lab decides: changing them would break the lab (ports, archive, logging) or the machine.
 LAB_OWNED = frozenset({
@@ -115,6 +123,8 @@ LIST_SETTINGS = frozenset({
 })
 PRELOAD_SETTINGS = ("shared_preload_libraries", "session_preload_libraries", "local_preload_libraries")
 
+WAL_SEGMENT_BYTES = 1024 ** 2  # initdb --wal-segsize=1
+
 UNIT_BYTES = {"b": 1, "kb": 1024, "8kb": 8192, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}
 
 _port_lock = threading.Lock()
@@ -138,7 +148,7 @@ def _run(args, *, timeout: float = 60, check: bool = True, cwd: Path | None = No
     cmd = _as_pg(args) if as_pg else [str(a) for a in args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(cwd or "/"),
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as exc:
         raise PgLabError(f"{' '.join(cmd)} timed out after {timeout}s: {exc.stderr or ''}") from exc
     if check and proc.returncode != 0:
@@ -172,7 +182,7 @@ def _make_pg_dir(path: Path, mode: int = 0o700) -> None:
 
 def _free_port() -> int:
     with _port_lock:
-        for _ in range(50):
+        for unused in range(50):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
@@ -264,6 +274,10 @@ def _engine_postgres(root: Path) -> Path:
                     if not re.search(r"^\s*trusted\s*=", text, re.M):
                         text += "trusted = true  # dbre.rds lab: RDS lets rds_superuser create it\n"
                     target.write_text(text)
+                elif entry.name in RDS_SUPERUSER_EXECUTE:
+                    grants = "".join(f"GRANT EXECUTE ON FUNCTION {function} TO rds_superuser;\n"
+                                     for function in RDS_SUPERUSER_EXECUTE[entry.name])
+                    target.write_text(entry.read_text() + "\n-- dbre.rds lab: as on RDS\n" + grants)
                 else:
                     target.symlink_to(entry)
             for directory in [staging, *staging.rglob("*")]:
@@ -285,27 +299,45 @@ def _initdb(data_dir: Path) -> None:
 
 
 def _initdb_template(root: Path) -> Path:
-    """A freshly initdb'd, never started data directory under root/pg/_template, copied for each new cluster.
+    """A freshly initdb'd, never started data directory that new clusters copy.
 
     Copying it takes a fraction of initdb's time; the clusters share a system identifier, which nothing in the lab
-    compares (each has its own archive).
+    compares (each has its own archive). Nothing ever writes to it, so one template per PostgreSQL version is shared
+    by every lab on the machine (under the temporary directory, beside the pg_settings cache): a lab that starts
+    finds it ready instead of paying for initdb. ``<root>/pg/_template``, when present, is used first.
     """
-    template = root / "pg" / "_template"
+    local = root / "pg" / "_template"
+    if (local / "PG_VERSION").exists():
+        return local
+    version = re.sub(r"[^A-Za-z0-9.]+", "-", _run([PG_BIN / "pg_config", "--version"], as_pg=False).stdout).strip("-")
+    shared_root = Path(tempfile.gettempdir()) / "dbre-rds-lab"
+    template = shared_root / f"template-{version}"
     with _engine_lock:
         if (template / "PG_VERSION").exists():
+            _ensure_traversable(shared_root)
             return template
-        (root / "pg").mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="_template.", dir=root / "pg"))
+        shared_root.mkdir(parents=True, exist_ok=True)
+        _ensure_traversable(shared_root)
+        staging = Path(tempfile.mkdtemp(prefix="_template.", dir=shared_root))
         try:
             _make_pg_dir(staging)
             _initdb(staging / "data")
-            os.rename(staging / "data", template)
+            try:
+                os.rename(staging / "data", template)
+            except OSError:
+                if not (template / "PG_VERSION").exists():  # not another lab that was quicker: a real failure
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return template
 
 
 # ------------------------------------------------------------------------------------------- settings helpers
+
+@functools.lru_cache(maxsize=1)
+def _pkglibdir() -> Path:
+    return Path(_run([PG_BIN / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
+
 
 def _memory_budget_mb() -> int:
     return int(os.environ.get("LAB_PG_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
@@ -395,6 +427,7 @@ class PgCluster:
         self.db_name: str | None = meta.get("db_name")
         self.base_backup_at: str | None = meta.get("base_backup_at")
         self.socket_dir = self._socket_dir("run")
+        self.start_result: dict | None = None     # what became of the settings the cluster started with
         self.standby_socket_dir = self._socket_dir("run-standby")
         self._lock = threading.RLock()
 
@@ -567,11 +600,88 @@ class PgCluster:
             self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
             self.master_user, self.db_name = master_user, db_name
             self._write_meta()
-            self._start_picking_port()
+            prepared = self._start_with_settings(settings)
             self._create_rds_roles(master_user, master_password, db_name)
-            self._apply_and_restart(settings)
+            self._settings_after_start(settings, prepared)
             # Point-in-time restores start here; it is also what the automated snapshot at creation holds.
             self._take_initial_base_backup()
+
+    def _start_with_settings(self, settings: dict[str, str] | None, *, restart: bool = False) -> dict | None:
+        """Start (or restart) with the settings written into postgresql.auto.conf first.
+
+        One start instead of start, ALTER SYSTEM and restart. Returns what became of the settings, or None when
+        they are left to _settings_after_start: some need the running server to decide, or PostgreSQL refused a
+        value at startup (ALTER SYSTEM then rejects that setting alone, as it always did).
+        """
+        prepared = self._write_settings_before_start(settings)
+        try:
+            if restart:
+                self.restart()
+            else:
+                self._start_picking_port()
+        except PgLabError:
+            if prepared is None:
+                raise
+            log.warning("cluster %s refused its settings at startup; applying them one by one", self.name)
+            auto_conf = self.data_dir / "postgresql.auto.conf"
+            auto_conf.write_text(AUTO_CONF_HEADER)
+            if AS_ROOT:
+                os.chown(auto_conf, *_pg_ids())
+            self._start_picking_port()
+            prepared = None
+        return prepared
+
+    def _settings_after_start(self, settings: dict[str, str] | None, prepared: dict | None) -> None:
+        if prepared is None:
+            self._apply_and_restart(settings)
+        else:
+            self.start_result = prepared
+
+    def _write_settings_before_start(self, settings: dict[str, str] | None) -> dict | None:
+        """Write settings (clamped, as apply_settings would) into postgresql.auto.conf of this stopped cluster.
+
+        Returns the apply_settings-shaped result, or None when a setting needs the running server to decide
+        (a reset, or a module setting the catalog does not know): the caller then uses apply_settings.
+        """
+        if not settings:
+            return None
+        from tests.lab.parameter_metadata import settings_rows
+
+        catalog = {row["name"].lower(): row for row in settings_rows()}
+        libdir = _pkglibdir()
+        budget = _memory_budget_mb()
+        result = {"applied": {}, "clamped": {}, "needs_restart": [], "ignored": {}, "rejected": {}}
+        lines = []
+        for requested_name, value in settings.items():
+            key = requested_name.lower()
+            if key in LAB_OWNED:
+                result["ignored"][requested_name] = "the lab owns this setting"
+            elif key.startswith("rds."):
+                result["ignored"][requested_name] = "RDS-only parameter"
+            elif key not in catalog and "." not in key:
+                result["ignored"][requested_name] = "not a PostgreSQL 15 setting"
+            elif value is not None and "{" in str(value):
+                result["ignored"][requested_name] = "RDS formula: evaluate it before applying"
+            elif value is None or key not in catalog:
+                return None
+            else:
+                row = catalog[key]
+                used = _clamp(key, str(value), row.get("unit"), row.get("min_val"), budget, libdir)
+                if used != str(value):
+                    result["clamped"][row["name"]] = {"requested": str(value), "used": used}
+                if key in LIST_SETTINGS:
+                    used_conf = ", ".join(item.strip().strip('"') for item in used.split(",") if item.strip())
+                else:
+                    used_conf = used
+                lines.append(f"{row['name']} = {_conf_quote(used_conf)}\n")
+                result["applied"][row["name"]] = used
+        auto_conf = self.data_dir / "postgresql.auto.conf"
+        auto_conf.write_text(AUTO_CONF_HEADER + "".join(lines))
+        if AS_ROOT:
+            os.chown(auto_conf, *_pg_ids())
+        if result["clamped"]:
+            log.info("cluster %s: clamped %s", self.name, result["clamped"])
+        return result
 
     def _create_rds_roles(self, master_user: str, master_password: str, db_name: str | None) -> None:
         master = sql.Identifier(master_user)
@@ -598,6 +708,7 @@ class PgCluster:
         result = self.apply_settings(settings)
         if result["needs_restart"]:
             self.restart()
+        self.start_result = result
         return result
 
     def _take_initial_base_backup(self) -> None:
@@ -643,7 +754,7 @@ class PgCluster:
         result = {"applied": {}, "clamped": {}, "needs_restart": [], "ignored": {}, "rejected": {}}
         catalog = {row[0].lower(): row for row in self.admin_query(
             "SELECT name, unit, min_val, context FROM pg_settings")}
-        libdir = Path(_run([PG_BIN / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
+        libdir = _pkglibdir()
         budget = _memory_budget_mb()
         before = self.admin_query("SELECT pg_conf_load_time()")[0][0]
         touched = []
@@ -761,9 +872,9 @@ class PgCluster:
                 cluster._write_config(cluster.data_dir, port=cluster.port, socket_dir=cluster.socket_dir,
                                       reset_auto_conf=True)
                 cluster._write_meta()
-                cluster._start_picking_port()
+                prepared = cluster._start_with_settings(settings)
                 cluster._wait_ready()
-                cluster._apply_and_restart(settings)
+                cluster._settings_after_start(settings, prepared)
                 cluster._take_initial_base_backup()
             except BaseException:
                 cluster.destroy()
@@ -775,13 +886,26 @@ class PgCluster:
         now, segment = self.admin_query(
             "SELECT clock_timestamp(), pg_walfile_name(pg_switch_wal())")[0]
         deadline = time.monotonic() + timeout
+        failed = ""
         while time.monotonic() < deadline:
+            # The archive is ours: a complete segment file there is archived, whatever pg_stat_archiver last
+            # reported (a backup history or timeline history file archived after it sorts differently).
+            if self._archived(segment):
+                return _utc(now)
             last, failed = self.admin_query(
                 "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') FROM pg_stat_archiver")[0]
             if last[:24] >= segment:
                 return _utc(now)
             time.sleep(0.02)
+        log.warning("cluster %s: WAL segment %s not archived within %ss (last failed: %s)", self.name, segment,
+                    timeout, failed or "none")
         raise PgLabError(f"WAL segment {segment} of {self.name} not archived within {timeout}s")
+
+    def _archived(self, segment: str) -> bool:
+        try:
+            return (self.archive_dir / segment).stat().st_size >= WAL_SEGMENT_BYTES
+        except OSError:
+            return False
 
     def latest_restorable_time(self) -> datetime:
         """The latest time a point-in-time restore can reach: everything up to it is in the archive.
@@ -823,10 +947,10 @@ class PgCluster:
                     del recovery["recovery_target_time"]
                     cluster._recover(source, recovery)
                 cluster._write_config(cluster.data_dir, port=cluster.port, socket_dir=cluster.socket_dir)
-                cluster.restart()
+                prepared = cluster._start_with_settings(settings, restart=True)
                 cluster.master_user, cluster.db_name = source.master_user, source.db_name
                 cluster._write_meta()
-                cluster._apply_and_restart(settings)
+                cluster._settings_after_start(settings, prepared)
                 cluster._take_initial_base_backup()
             except BaseException:
                 cluster.destroy()
@@ -978,7 +1102,7 @@ class PgCluster:
             shutil.rmtree(old_primary)
 
         tables = set(rows_before) | set(rows_after)
-        ambiguous = {key for key in {(s, t) for _, s, t in tables}
+        ambiguous = {key for key in {(s, t) for unused, s, t in tables}
                      if sum(1 for d, s, t in tables if (s, t) == key) > 1}
         dropped = {}
         for db, schema, table in sorted(tables):

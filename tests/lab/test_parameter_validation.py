@@ -47,9 +47,9 @@ def test_rejected_modifications(rds, parameters, code, words):
 
 
 def test_nothing_of_a_rejected_call_is_applied(rds):
-    code, _ = _error(rds.modify_db_parameter_group, DBParameterGroupName="strict", Parameters=[
+    code = _error(rds.modify_db_parameter_group, DBParameterGroupName="strict", Parameters=[
         {"ParameterName": "work_mem", "ParameterValue": "8192", "ApplyMethod": "immediate"},
-        {"ParameterName": "max_connections", "ParameterValue": "200", "ApplyMethod": "immediate"}])
+        {"ParameterName": "max_connections", "ParameterValue": "200", "ApplyMethod": "immediate"}])[0]
     assert code == "InvalidParameterCombination"
     assert _user_values(rds) == []
     rds.modify_db_parameter_group(DBParameterGroupName="strict", Parameters=[
@@ -72,8 +72,8 @@ def test_missing_group_is_not_found(rds):
 def test_default_groups_exist_and_cannot_be_modified(rds):
     group = rds.describe_db_parameter_groups(DBParameterGroupName="default.postgres15")["DBParameterGroups"][0]
     assert group["DBParameterGroupFamily"] == "postgres15"
-    code, _ = _error(rds.modify_db_parameter_group, DBParameterGroupName="default.postgres15", Parameters=[
-        {"ParameterName": "work_mem", "ParameterValue": "8192", "ApplyMethod": "immediate"}])
+    code = _error(rds.modify_db_parameter_group, DBParameterGroupName="default.postgres15", Parameters=[
+        {"ParameterName": "work_mem", "ParameterValue": "8192", "ApplyMethod": "immediate"}])[0]
     assert code == "InvalidParameterValue"
 
 

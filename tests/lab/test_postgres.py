@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _pg_processes(path: Path) -> str:
-    proc = subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True, timeout=10)
+    proc = subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True, timeout=10, check=False)
     return proc.stdout.strip()
 
 
@@ -203,7 +203,7 @@ def _probe(cluster: PgCluster, stop: threading.Event, events: list) -> None:
 
 
 def _gap(events: list) -> float:
-    failed = [i for i, (_, ok) in enumerate(events) if ok is not True]
+    failed = [i for i, (unused, ok) in enumerate(events) if ok is not True]
     assert failed, "the probe never failed"
     before = events[failed[0] - 1][0]
     after = next(at for at, ok in events[failed[-1]:] if ok is True)
@@ -222,7 +222,7 @@ def test_outage_gives_a_connection_gap(primary):
         stop.set()
         probe.join()
     assert 1.0 <= _gap(events) < 3.0
-    assert any("refused" in str(ok) for _, ok in events if ok is not True)
+    assert any("refused" in str(ok) for unused, ok in events if ok is not True)
     assert primary.is_running()
 
 
@@ -238,7 +238,7 @@ def test_refuse_connections_rejects_logins_for_a_while(primary):
         stop.set()
         probe.join()
     assert 0.9 <= _gap(events) < 3.0
-    assert any("rejects connection" in str(ok) for _, ok in events if ok is not True)
+    assert any("rejects connection" in str(ok) for unused, ok in events if ok is not True)
 
 
 def test_lossy_failover_drops_exactly_the_writes_made_during_the_freeze(make_cluster):
@@ -308,7 +308,8 @@ def test_stop_all_stops_clusters_of_a_crashed_process(state_root):
         f"c = PgCluster(Path({str(state_root)!r}), 'crashed'); c.initialize('m', 'pw'); c.prepare_standby()\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == -9, proc.stderr
     crashed_dir = state_root / "pg" / "crashed"
     try:
@@ -338,3 +339,26 @@ def test_initialize_refuses_the_lab_admin_name(state_root):
     with pytest.raises(ValueError):
         PgCluster(state_root, "nope").initialize(postgres.ADMIN_USER, "pw")
     assert not (state_root / "pg" / "nope").exists()
+
+
+def test_initialize_starts_with_its_settings_and_falls_back_on_a_refused_value(state_root):
+    preset = PgCluster(state_root, "preset")
+    try:
+        preset.initialize(MASTER, PASSWORD, DB, settings={"work_mem": "8192", "shared_buffers": "1048576",
+                                                          "rds.force_ssl": "1"})
+        assert preset.show("work_mem") == "8MB"
+        assert preset.pending_restart() == []
+        used = str(postgres._memory_budget_mb() * 1024 ** 2 // 4 // 8192)
+        assert preset.start_result["clamped"] == {"shared_buffers": {"requested": "1048576", "used": used}}
+        assert preset.show("shared_buffers") == f"{int(used) * 8 // 1024}MB"
+        assert "rds.force_ssl" in preset.start_result["ignored"]
+    finally:
+        preset.destroy()
+    refused = PgCluster(state_root, "refused")
+    try:
+        refused.initialize(MASTER, PASSWORD, DB, settings={"work_mem": "lots", "log_min_duration_statement": "250"})
+        assert list(refused.start_result["rejected"]) == ["work_mem"]
+        assert refused.show("log_min_duration_statement") == "250ms"
+        assert _sql(refused, "SELECT current_user") == [(MASTER,)]
+    finally:
+        refused.destroy()

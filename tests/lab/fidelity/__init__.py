@@ -9,11 +9,18 @@ The patch functions live in:
 - ``lifecycle``: endpoints_reach_postgres, status_takes_time, forced_failover (reboots, Multi-AZ and Aurora
   failovers), describe_events
 - ``storage``: snapshots_hold_data, point_in_time_restore, deletion_rules
+- ``event_subscriptions``, ``aws_managed_policies``: the behaviours of the same name
+- ``instance_fields``: performance_insights, instance_defaults_as_aws (gp3 baseline, default DB subnet group)
+- ``instance_class_memory``: unknown DB instance classes rejected (class memory from the collection's table)
+- ``restore_by_resource_id``: point-in-time restores by SourceDbiResourceId / SourceDbClusterResourceId
 """
 
 from __future__ import annotations
 
-from tests.lab.fidelity import lifecycle, parameters, storage
+from tests.lab.fidelity import (
+    aws_managed_policies, event_subscriptions, instance_class_memory, instance_fields, lifecycle, parameters,
+    restore_by_resource_id, storage,
+)
 
 PATCHES = (
     parameters.parameter_group_not_found,
@@ -28,6 +35,12 @@ PATCHES = (
     storage.snapshots_hold_data,
     storage.point_in_time_restore,
     storage.deletion_rules,
+    event_subscriptions.event_subscriptions,
+    aws_managed_policies.aws_managed_policies,
+    instance_fields.performance_insights,
+    instance_fields.instance_defaults_as_aws,
+    restore_by_resource_id.restore_by_resource_id,
+    instance_class_memory.instance_class_memory,
 )
 
 _applied = False

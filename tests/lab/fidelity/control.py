@@ -28,7 +28,7 @@ def _resolve(identifier: str, kind: str | None = None) -> tuple[str, str]:
 
 
 def _pg(lab, identifier: str):
-    _, pg_key = _resolve(identifier)
+    pg_key = _resolve(identifier)[1]
     pg = lab.pg_for(pg_key)
     if pg is None:
         raise LookupError(f"{identifier!r} has no PostgreSQL")
@@ -38,7 +38,7 @@ def _pg(lab, identifier: str):
 def stuck(lab, method: str, payload: dict) -> dict:
     identifier, status = payload.get("identifier"), payload.get("status")
     try:
-        key, _ = _resolve(identifier, payload.get("kind"))
+        key = _resolve(identifier, payload.get("kind"))[0]
     except LookupError:
         if status:
             raise
@@ -66,7 +66,7 @@ def outage(lab, method: str, payload: dict) -> dict:
 
 def lossy_failover(lab, method: str, payload: dict) -> dict:
     """Arm the next failover of an instance/cluster to lose the writes of the last ``freeze_seconds``."""
-    key, _ = _resolve(payload.get("identifier"))
+    key = _resolve(payload.get("identifier"))[0]
     pg = _pg(lab, payload.get("identifier"))
     pg.prepare_standby()
     lab.lossy[key] = {"freeze_seconds": float(payload.get("freeze_seconds", 1.0))}

@@ -107,7 +107,13 @@ def _record_start_clamps(key: str, pg, settings: dict) -> None:
     memory = {name: value for name, value in settings.items() if name in (
         "shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "wal_buffers",
         "autovacuum_work_mem", "temp_buffers", "max_connections", "autovacuum_max_workers")}
-    if memory:
+    if not memory:
+        return
+    started = getattr(pg, "start_result", None)
+    if started is not None:
+        lab().record_clamp(key, {name: clamp for name, clamp in started.get("clamped", {}).items()
+                                 if name in memory})
+    else:
         lab().record_clamp(key, pg.apply_settings(memory).get("clamped"))
 
 

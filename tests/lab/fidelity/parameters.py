@@ -37,7 +37,7 @@ def _default_family(name: str) -> str | None:
 
 
 def default_cluster_group_name(engine: str, version: str) -> str:
-    return f"default.{engine}{str(version).split('.')[0]}"
+    return f"default.{engine}{str(version).split('.', maxsplit=1)[0]}"
 
 
 # --------------------------------------------------------------------------------------------------------------
