@@ -286,6 +286,15 @@ def _secret_arn(resource, secret_arns, name):
     return managed or (secret_arns or {}).get(name)
 
 
+def _secret_id(resource, item):
+    """What Secrets Manager takes as SecretId for the master secret: the ARN RDS manages, or the name the role keeps.
+
+    The name comes from the declaration, not from a module result, so ``no_log`` masking can never garble it.
+    """
+    managed = (resource.get("master_user_secret") or {}).get("secret_arn")
+    return managed or (item.get("master_secret_name") if item.get("managed_secret") else None)
+
+
 def endpoints(instances, clusters, instance_info, cluster_info, secret_arns=None):
     """``rds_provision_endpoints``: per declared name its writer and reader endpoints, port, ARN and secret ARN.
 
@@ -312,6 +321,7 @@ def endpoints(instances, clusters, instance_info, cluster_info, secret_arns=None
             "port": (primary.get("endpoint") or {}).get("port") or item.get("port"),
             "arn": primary.get("db_instance_arn"),
             "secret_arn": _secret_arn(primary, secret_arns, name),
+            "secret_id": _secret_id(primary, item),
             "master_username": primary.get("master_username") or item.get("master_username"),
             "db_name": primary.get("db_name") or item.get("db_name"),
             "members": [db["db_instance_identifier"] for db in replicas],
@@ -328,6 +338,7 @@ def endpoints(instances, clusters, instance_info, cluster_info, secret_arns=None
             "port": cluster.get("port") or item.get("port"),
             "arn": cluster.get("db_cluster_arn"),
             "secret_arn": _secret_arn(cluster, secret_arns, name),
+            "secret_id": _secret_id(cluster, item),
             "master_username": cluster.get("master_username") or item.get("master_username"),
             "db_name": cluster.get("database_name") or item.get("db_name"),
             "members": sorted(member["db_instance_identifier"] for member in cluster.get("db_cluster_members") or []),

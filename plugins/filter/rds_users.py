@@ -448,7 +448,7 @@ def connection(settings, endpoints=None):
                      "(rds_provision_endpoints from the rds_provision role).")
     secret = None
     if not settings.get("login_password"):
-        secret = settings.get("login_secret") or endpoint.get("secret_arn")
+        secret = settings.get("login_secret") or endpoint.get("secret_id") or endpoint.get("secret_arn")
         if not secret:
             found.append("No master password source: set rds_users_login_password (no_log), or "
                          "rds_users_login_secret, or rds_users_instance whose endpoint has the secret RDS manages.")

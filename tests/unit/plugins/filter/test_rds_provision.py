@@ -166,14 +166,16 @@ def test_endpoints_per_name_for_instances_replicas_and_clusters():
                       "port": 40003, "db_cluster_arn": "arn:cluster", "master_username": "dbadmin",
                       "master_user_secret": {"secret_arn": "arn:managed"},
                       "db_cluster_members": [{"db_instance_identifier": "ledger-2"}, {"db_instance_identifier": "ledger-1"}]}]
-    result = endpoints([instance()], [cluster()], instances_info, clusters_info, {"orders": "arn:secret:orders"})
+    declared = dict(instance(), managed_secret=True, master_secret_name="rds-provision/orders/master")
+    result = endpoints([declared], [cluster()], instances_info, clusters_info, {"orders": "arn:secret:orders"})
     assert result["orders"] == {
         "kind": "instance", "exists": True, "writer_endpoint": "127.0.0.1", "reader_endpoint": "127.0.0.2",
         "reader_endpoints": ["127.0.0.2"], "port": 40001, "arn": "arn:aws:rds:us-east-1:123456789012:db:orders",
-        "secret_arn": "arn:secret:orders", "master_username": "dbadmin", "db_name": None,
-        "members": ["orders-replica-1"]}
+        "secret_arn": "arn:secret:orders", "secret_id": "rds-provision/orders/master", "master_username": "dbadmin",
+        "db_name": None, "members": ["orders-replica-1"]}
     assert result["ledger"]["writer_endpoint"] == "ledger.cluster" and result["ledger"]["reader_endpoint"] == "ledger.ro"
     assert result["ledger"]["secret_arn"] == "arn:managed" and result["ledger"]["members"] == ["ledger-1", "ledger-2"]
+    assert result["ledger"]["secret_id"] == "arn:managed"
 
 
 def test_in_check_mode_on_an_empty_account_each_name_is_reported_as_not_existing():

@@ -237,6 +237,11 @@ def test_stale_database_roles_of_former_owner_logins_are_reset():
     ({"instance": "orders", "login_host": "127.0.0.1", "login_port": 0, "login_secret": "mine"},
      {"orders": {"writer_endpoint": "10.0.0.5", "port": 5433, "secret_arn": "arn:secret"}},
      {"host": "127.0.0.1", "port": 5433, "user": None, "db": "postgres", "secret": "mine", "problems": []}),
+    ({"instance": "orders"},
+     {"orders": {"writer_endpoint": "10.0.0.5", "port": 5433, "secret_arn": "arn:masked", "secret_id": "rds-provision/orders/master",
+                 "master_username": "dba"}},
+     {"host": "10.0.0.5", "port": 5433, "user": "dba", "db": "postgres", "secret": "rds-provision/orders/master",
+      "problems": []}),
 ])
 def test_connection_prefers_explicit_values(settings, endpoints, expected):
     assert rds_users.connection(settings, endpoints) == expected
