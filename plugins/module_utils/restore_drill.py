@@ -509,10 +509,13 @@ def freshness_measurements(value, recovery_point_time, started_at):
 
 
 def rpo_seconds(recovery_point_time, started_at):
-    """Seconds from the recovery point to the drill's start: the data a restore now would lose at least."""
+    """Seconds from the recovery point to the drill's start: the data a restore now would lose at least.
+
+    A recovery point after the start (the latest restorable time, read during the drill) loses nothing: 0.
+    """
     if not recovery_point_time:
         return None
-    return round((parse_utc(started_at) - parse_utc(recovery_point_time)).total_seconds(), 3)
+    return max(0.0, round((parse_utc(started_at) - parse_utc(recovery_point_time)).total_seconds(), 3))
 
 
 def rto_seconds(requested_elapsed, validated_elapsed):

@@ -981,7 +981,7 @@ def finish(module, source, plan, log, result, failure, error):
 def main():
     module = AnsibleAWSModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier"), ("login_password", "iam_auth")],
+        mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
         required_if=[("state", "present", ("db_instance_identifier", "db_cluster_identifier"), True),
                      ("restore_from", "snapshot", ("snapshot_identifier",))],
         supports_check_mode=True,

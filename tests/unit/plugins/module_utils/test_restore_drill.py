@@ -349,6 +349,8 @@ def test_rto_and_rpo():
     assert drill.rto_seconds(2.0, None) is None
     assert drill.rpo_seconds("2026-11-27T07:34:00Z", NOW) == 60.0
     assert drill.rpo_seconds(None, NOW) is None
+    # the latest restorable time, read after the drill started, loses nothing
+    assert drill.rpo_seconds("2026-11-27T07:35:00.046Z", NOW) == 0.0
 
 
 def _check(name, passed, observed=1):
