@@ -1,0 +1,65 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""tests/tools/iam_policies.py: call log entries to policy documents."""
+
+import pytest
+
+from tests.tools.iam_policies import actions_by_subject, attribution, iam_action, policy_actions, policy_document
+
+# As amazon.aws 10 sends them: its own user agent, then the collection's module tag from aws_clients.py.
+UA_MODULE = "APN/1.0 Ansible/2.19.14 amazon.aws/10.1.2 Botocore/1.44.8 dbre.rds/rds_param_tune"
+UA_AMAZON = "APN/1.0 Ansible/2.19.14 amazon.aws/10.1.2 Botocore/1.44.8"
+WINDOWS = [{"subject": "demo", "start": 0, "end": 9}, {"subject": "rds_provision", "start": 10, "end": 19},
+           {"subject": "rds_monitoring", "start": 20, "end": 29}]
+
+
+def call(service, action, user_agent, epoch=15):
+    return {"service": service, "action": action, "user_agent": user_agent, "epoch": epoch}
+
+
+@pytest.mark.parametrize("user_agent, epoch, subjects", [
+    (UA_MODULE, 15, ["rds_param_tune", "rds_provision"]),
+    (UA_MODULE, 35, ["rds_param_tune"]),
+    (UA_AMAZON, 25, ["rds_monitoring"]),
+    (UA_AMAZON, 35, []),
+])
+def test_attribution(user_agent, epoch, subjects):
+    assert attribution(call("rds", "DescribeDBInstances", user_agent, epoch), WINDOWS) == subjects
+
+
+@pytest.mark.parametrize("service, action, expected", [
+    ("rds", "DescribeDBInstances", "rds:DescribeDBInstances"),
+    ("monitoring", "PutMetricAlarm", "cloudwatch:PutMetricAlarm"),
+    ("secretsmanager", "GetSecretValue", "secretsmanager:GetSecretValue"),
+])
+def test_iam_action(service, action, expected):
+    assert iam_action(call(service, action, UA_MODULE)) == expected
+
+
+def test_rest_calls_are_refused_rather_than_guessed():
+    with pytest.raises(ValueError, match="REST"):
+        iam_action(call("s3", "GET /bucket", UA_MODULE))
+
+
+def test_actions_by_subject_counts_a_module_call_for_its_role_and_skips_fixtures():
+    calls = [
+        call("rds", "ModifyDBParameterGroup", UA_MODULE, 12),
+        call("monitoring", "PutMetricAlarm", UA_AMAZON, 22),
+        call("ec2", "CreateVpc", UA_AMAZON, 2),
+        call("sts", "GetCallerIdentity", UA_AMAZON, 40),
+    ]
+    subjects, unattributed = actions_by_subject(calls, WINDOWS, ignore={"demo"})
+    assert subjects == {"rds_param_tune": {"rds:ModifyDBParameterGroup"},
+                        "rds_provision": {"rds:ModifyDBParameterGroup"},
+                        "rds_monitoring": {"cloudwatch:PutMetricAlarm"}}
+    assert [entry["action"] for entry in unattributed] == ["GetCallerIdentity"]
+
+
+def test_policy_document_has_one_sorted_statement_per_service():
+    document = policy_document({"rds:ModifyDBParameterGroup", "rds:DescribeDBInstances", "cloudwatch:PutMetricAlarm"})
+    assert document == {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Cloudwatch", "Effect": "Allow", "Action": ["cloudwatch:PutMetricAlarm"], "Resource": "*"},
+        {"Sid": "Rds", "Effect": "Allow", "Action": ["rds:DescribeDBInstances", "rds:ModifyDBParameterGroup"],
+         "Resource": "*"},
+    ]}
+    assert policy_actions(document) == {"rds:ModifyDBParameterGroup", "rds:DescribeDBInstances",
+                                        "cloudwatch:PutMetricAlarm"}
