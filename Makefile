@@ -13,7 +13,7 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup collection-link sanity units lab-tests integration molecule lint test demo docs lab-up lab-down docs-check \
+.PHONY: help setup collection-link sanity units lab-tests integration molecule lint test demo docs lab-up lab-down docs-check iam-policies \
         build clean system-packages
 
 help: ## List the targets
@@ -54,10 +54,10 @@ units: setup ## Unit tests of module_utils and modules
 	$(BIN)/pytest -q tests/unit
 
 lab-tests: setup ## The lab's own fidelity tests (moto + real PostgreSQL)
-	$(BIN)/pytest -q tests/lab
+	$(BIN)/pytest -q -n 2 --dist loadfile tests/lab
 
 integration: setup ## Modules, roles and playbooks against the lab
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n 2 --dist loadfile tests/integration
 
 molecule: setup ## Molecule scenarios in extensions/molecule, each against a lab of its own
 	$(BIN)/python tests/tools/run_molecule.py
@@ -65,13 +65,13 @@ molecule: setup ## Molecule scenarios in extensions/molecule, each against a lab
 lint: setup ## ansible-lint with the production profile
 	$(BIN)/ansible-lint --profile production
 
-test: setup ## Everything CI runs: sanity, units, lab, integration, molecule, lint
+test: setup ## Everything CI runs: unit, sanity, lint, docs, lab and integration (two workers), molecule
 	$(MAKE) --no-print-directory units
-	$(MAKE) --no-print-directory lab-tests
-	$(MAKE) --no-print-directory integration
-	$(MAKE) --no-print-directory molecule
-	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory docs-check
+	$(BIN)/pytest -q -n 2 --dist loadfile tests/lab tests/integration
+	$(MAKE) --no-print-directory molecule
 
 demo: setup ## The whole flow on the local lab, then a summary
 	$(BIN)/python tests/tools/demo.py
@@ -87,6 +87,9 @@ docs-check: setup ## Fail when docs/reference differs from what `make docs` gene
 	@rm -rf .build/docs-check && mkdir -p .build/docs-check
 	@$(ANTSIBULL_DOCS) --dest-dir .build/docs-check dbre.rds >/dev/null
 	@diff -r docs/reference .build/docs-check || { echo "docs/reference is stale: run make docs and commit it"; exit 1; }
+
+iam-policies: setup ## Regenerate docs/iam from the calls the site flow makes in the lab
+	IAM_POLICIES_WRITE=1 $(BIN)/pytest -q tests/integration/test_iam_policies.py
 
 lab-up: setup ## Start the local lab in the background (source .lab/env.sh afterwards)
 	$(BIN)/python -m tests.lab up
