@@ -1,20 +1,34 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The collection's own module_utils, for the lab: one source of truth for the tables both use (instance class
-memory, RDS's memory reserve, event categories). The lab server runs with the repository on PYTHONPATH only, so
-this puts ``.build`` (``make collection-link``: .build/ansible_collections/dbre/rds -> the repository) there too."""
+memory, RDS's memory reserve, event categories).
+
+The lab server runs with the repository on PYTHONPATH only. With ``make collection-link`` done
+(.build/ansible_collections/dbre/rds -> the repository) they are imported as the collection's modules; without it
+they are loaded from their files (they import only the standard library)."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import pathlib
 import sys
 
-BUILD = pathlib.Path(__file__).resolve().parents[2] / ".build"
-if not (BUILD / "ansible_collections" / "dbre" / "rds").exists():
-    raise ImportError(f"{BUILD}/ansible_collections/dbre/rds is missing: run `make collection-link`")
-if str(BUILD) not in sys.path:
-    sys.path.append(str(BUILD))
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BUILD = REPO / ".build"
+MODULE_UTILS = ("event_subscriptions", "instance_classes", "param_tuning")
 
-# pylint: disable=wrong-import-position
-from ansible_collections.dbre.rds.plugins.module_utils import event_subscriptions, instance_classes, param_tuning  # noqa: E402
 
-__all__ = ["event_subscriptions", "instance_classes", "param_tuning"]
+def _load(name: str):
+    if (BUILD / "ansible_collections" / "dbre" / "rds").exists():
+        if str(BUILD) not in sys.path:
+            sys.path.append(str(BUILD))
+        return importlib.import_module(f"ansible_collections.dbre.rds.plugins.module_utils.{name}")
+    spec = importlib.util.spec_from_file_location(f"dbre_rds_lab_{name}", REPO / "plugins" / "module_utils" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+event_subscriptions = _load("event_subscriptions")
+instance_classes = _load("instance_classes")
+param_tuning = _load("param_tuning")

@@ -75,8 +75,13 @@ class LabControl:
         return self._call("POST", "lossy_failover", {"identifier": identifier, "freeze_seconds": freeze_seconds})
 
     def failover_log(self) -> list[dict]:
-        """Failovers the lab performed, with timestamps and, for lossy ones, dropped_rows / dropped_total."""
+        """Failovers the lab performed, with timestamps (``pg_stopped_at`` / ``pg_ready_at``: when PostgreSQL really
+        went down and accepted connections again) and, for lossy ones, dropped_rows / dropped_total."""
         return self._call("GET", "failovers")["failovers"]
+
+    def status_history(self, identifier: str | None = None) -> dict:
+        """Status transitions per resource ("db:<id>" / "cluster:<id>"): [{"status", "at" (ISO 8601 UTC)}, ...]."""
+        return self._call("GET", "status_history", query={"identifier": identifier})["history"]
 
     # --- timing and lifecycle -------------------------------------------------------------------------------
     def set_timing(self, **durations) -> dict:

@@ -971,14 +971,17 @@ class PgCluster:
 
     # -------------------------------------------------------------------------------------------- faults
 
-    def outage(self, seconds: float) -> None:
-        """Stop the server (-m fast), stay down for seconds, start it again. Blocks."""
+    def outage(self, seconds: float) -> dict:
+        """Stop the server (-m fast), stay down for seconds, start it again. Blocks. Returns when it stopped and
+        when it accepted connections again (``pg_stopped_at``, ``pg_ready_at``: ISO 8601 UTC)."""
         with self._lock:
             self.stop("fast")
+            stopped_at = datetime.now(timezone.utc)
             try:
                 time.sleep(seconds)
             finally:
                 self.start()
+            return {"pg_stopped_at": stopped_at.isoformat(), "pg_ready_at": datetime.now(timezone.utc).isoformat()}
 
     def refuse_connections(self, seconds: float, mode: str = "reject") -> None:
         """New logins fail for seconds (pg_hba.conf reject; open client sessions end). mode="stop" is an outage."""

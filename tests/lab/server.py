@@ -104,7 +104,7 @@ class LabMiddleware:
 
 PLAIN_ROUTES = ("health", "reset", "shutdown", "state")
 CONTROL_ROUTES = ("health", "calls", "faults", "timing", "reset", "state", "stuck", "refuse_connections",
-                  "outage", "lossy_failover", "failovers", "shutdown", "wait_jobs")
+                  "outage", "lossy_failover", "failovers", "shutdown", "wait_jobs", "status_history")
 
 
 def control_action(lab: LabState, method: str, route: str, query: dict, payload: dict):
@@ -144,6 +144,9 @@ def control_action(lab: LabState, method: str, route: str, query: dict, payload:
     if route == "shutdown":
         threading.Thread(target=lambda: (time.sleep(0.1), os.kill(os.getpid(), signal.SIGTERM)), daemon=True).start()
         return {"stopping": True}
+    if route == "status_history":
+        from tests.lab.fidelity import status_history
+        return status_history.history(lab, method, dict(query, **payload))
     if route in ("stuck", "refuse_connections", "outage", "lossy_failover"):
         from tests.lab.fidelity import control as fidelity_control
         return getattr(fidelity_control, route)(lab, method, payload)

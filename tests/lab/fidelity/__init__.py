@@ -12,6 +12,7 @@ The patch functions live in:
 - ``event_subscriptions``, ``aws_managed_policies``: the behaviours of the same name
 - ``instance_fields``: performance_insights, instance_defaults_as_aws (gp3 baseline, default DB subnet group)
 - ``instance_class_memory``: unknown DB instance classes rejected (class memory from the collection's table)
+- ``status_history``: status transitions with times (control API ``status_history``)
 - ``restore_by_resource_id``: point-in-time restores by SourceDbiResourceId / SourceDbClusterResourceId
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from tests.lab.fidelity import (
     aws_managed_policies, event_subscriptions, instance_class_memory, instance_fields, lifecycle, parameters,
-    restore_by_resource_id, storage,
+    restore_by_resource_id, status_history, storage,
 )
 
 PATCHES = (
@@ -41,6 +42,7 @@ PATCHES = (
     instance_fields.instance_defaults_as_aws,
     restore_by_resource_id.restore_by_resource_id,
     instance_class_memory.instance_class_memory,
+    status_history.status_history,
 )
 
 _applied = False

@@ -36,17 +36,18 @@ def _pg(lab, identifier: str):
 
 
 def stuck(lab, method: str, payload: dict) -> dict:
-    identifier, status = payload.get("identifier"), payload.get("status")
+    identifier, status, kind = payload.get("identifier"), payload.get("status"), payload.get("kind")
     try:
-        key = _resolve(identifier, payload.get("kind"))[0]
+        keys = [_resolve(identifier, kind)[0]]
     except LookupError:
+        # Not created yet: the state applies once an instance (or cluster) of that name is created or restored.
+        keys = [key_of(identifier) for wanted, key_of in (("db", instance_key), ("cluster", cluster_key))
+                if kind in (None, wanted) or (wanted == "db" and kind == "instance")]
+    for key in keys:
         if status:
-            raise
-        key = instance_key(identifier) if payload.get("kind") != "cluster" else cluster_key(identifier)
-    if status:
-        lab.stuck[key] = status
-    else:
-        lab.stuck.pop(key, None)
+            lab.stuck[key] = status
+        else:
+            lab.stuck.pop(key, None)
     return {"stuck": dict(lab.stuck)}
 
 

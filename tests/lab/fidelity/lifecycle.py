@@ -355,8 +355,9 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
             if pg is not None:
                 if lossy:
                     entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))
+                    entry.update(pg_stopped_at=entry["primary_stopped_at"], pg_ready_at=entry["promoted_at"])
                 else:
-                    pg.outage(outage)
+                    entry.update(pg.outage(outage))
             with state.lock:
                 if state.generation != generation:
                     return
@@ -439,8 +440,9 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
         if pg is not None:
             if lossy:
                 entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))
+                entry.update(pg_stopped_at=entry["primary_stopped_at"], pg_ready_at=entry["promoted_at"])
             else:
-                pg.outage(outage)
+                entry.update(pg.outage(outage))
         with state.lock:
             if state.generation != generation:
                 return
