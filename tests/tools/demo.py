@@ -155,9 +155,9 @@ def render_summary(summary, reports_dir):
     alarms = summary.get("alarms") or []
     lines.append(f"Alarms        {len(alarms)} CloudWatch alarms, to SNS:")
     for alarm in alarms:
-        comparison = {"GreaterThanOrEqualToThreshold": ">=", "GreaterThanThreshold": ">",
-                      "LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<="}.get(alarm.get("comparison"),
-                                                                                         alarm.get("comparison"))
+        symbols = {"GreaterThanOrEqualToThreshold": ">=", "GreaterThanThreshold": ">",
+                   "LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<="}
+        comparison = symbols.get(alarm.get("comparison"), alarm.get("comparison"))
         threshold = alarm.get("threshold")
         shown = f"{threshold:,.0f}" if isinstance(threshold, (int, float)) and threshold >= 1000 else threshold
         lines.append(f"                {alarm['metric_name']:<28} {comparison} {shown} {alarm.get('unit') or ''}".rstrip())

@@ -45,6 +45,9 @@ def run_scenario(name):
                            stderr=subprocess.STDOUT, check=True, timeout=300)
             env = lab_env(state_dir)
             env["LAB_STATE_DIR"] = str(state_dir)
+            # molecule keeps a scenario's state (prepared, converged) between runs: a fresh lab needs a fresh start
+            subprocess.run([str(BIN / "molecule"), "reset", "-s", name], cwd=ROOT / "extensions", env=env,
+                           stdout=log, stderr=subprocess.STDOUT, check=False, timeout=300)
             result = subprocess.run([str(BIN / "molecule"), "test", "-s", name], cwd=ROOT / "extensions", env=env,
                                     stdout=log, stderr=subprocess.STDOUT, check=False, timeout=1800)
             returncode = result.returncode
