@@ -22,8 +22,8 @@ BIN = pathlib.Path(sys.executable).parent
 LOGS = ROOT / ".build" / "molecule"
 
 
-def lab_env(state_dir):
-    env = dict(os.environ)
+def lab_env(state_dir, base):
+    env = dict(base)
     for line in (state_dir / "env.sh").read_text().splitlines():
         if line.startswith("export "):
             key, value = line[len("export "):].split("=", 1)
@@ -38,12 +38,13 @@ def run_scenario(name):
     state_dir = ROOT / ".build" / f"lab-molecule-{name}"
     log_path = LOGS / f"{name}.log"
     started = time.monotonic()
-    lab = dict(os.environ, LAB_STATE_DIR=str(state_dir))
+    # molecule and ansible-compat call ansible-config, ansible-playbook...: the virtual environment's, whoever runs this
+    lab = dict(os.environ, LAB_STATE_DIR=str(state_dir), PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     with open(log_path, "w", encoding="utf-8") as log:
         try:
             subprocess.run([str(BIN / "python"), "-m", "tests.lab", "up"], cwd=ROOT, env=lab, stdout=log,
                            stderr=subprocess.STDOUT, check=True, timeout=300)
-            env = lab_env(state_dir)
+            env = lab_env(state_dir, lab)
             env["LAB_STATE_DIR"] = str(state_dir)
             # molecule keeps a scenario's state (prepared, converged) between runs: a fresh lab needs a fresh start
             subprocess.run([str(BIN / "molecule"), "reset", "-s", name], cwd=ROOT / "extensions", env=env,
