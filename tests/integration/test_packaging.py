@@ -32,11 +32,12 @@ def test_build_install_and_document(tmp_path):
 
     collections = tmp_path / "collections"
     collections.mkdir()
-    run(["ansible-galaxy", "collection", "install", str(tarball), "-p", str(collections)])
+    # only the empty path (and the dependencies that ship with ansible), not the checkout's .build link
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections))
+    run(["ansible-galaxy", "collection", "install", str(tarball), "-p", str(collections)], env=env)
     installed = collections / "ansible_collections" / "dbre" / "rds"
     assert (installed / "MANIFEST.json").exists()
 
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections))
     listed = run(["ansible-doc", "-t", "module", "-l", "dbre.rds", "--json"], env=env).stdout
     modules = sorted(yaml.safe_load(listed))
     expected = sorted(f"dbre.rds.{p.stem}" for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
