@@ -44,19 +44,6 @@ DEFAULT_VERSIONS = {"postgres": "15.7", "aurora-postgresql": "15.4"}
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 
 
-
-def _start_pg(name, resource, db_name, settings, pg_factory=None):
-    """The PostgreSQL behind a new DB instance or Aurora cluster: made by ``pg_factory`` (restores) or initialised."""
-    if pg_factory is not None:
-        return pg_factory(name, settings)
-    pg = _pg_module().PgCluster(lab().root, name)
-    try:
-        pg.initialize(resource.master_username or "postgres", master_password_of(resource), db_name, settings=settings)
-    except BaseException:
-        pg.destroy()
-        raise
-    return pg
-
 def _pg_module():
     from tests.lab import postgres
     return postgres
@@ -161,7 +148,16 @@ def create_db_instance(self: RDSBackend, db_kwargs: dict, pg_factory=None, creat
     elif database.engine == "postgres":
         settings = parameters.settings_for_instance(database)
         key = instance_key(database_id)
-        pg = _start_pg(pg_name("db", database_id), database, database.db_name, settings, pg_factory)
+        if pg_factory is not None:
+            pg = pg_factory(pg_name("db", database_id), settings)
+        else:
+            pg = _pg_module().PgCluster(lab().root, pg_name("db", database_id))
+            try:
+                pg.initialize(database.master_username or "postgres", master_password_of(database),
+                              database.db_name, settings=settings)
+            except BaseException:
+                pg.destroy()
+                raise
         lab().set_pg(key, pg)
         _record_start_clamps(key, pg, settings)
         database.port = pg.port
@@ -189,7 +185,16 @@ def create_db_cluster(self: RDSBackend, kwargs: dict, pg_factory=None, creating_
     if cluster.engine in POSTGRES_ENGINES:
         parameters.cluster_group_of(cluster)  # DBClusterParameterGroupNotFound before anything is started
         settings = parameters.settings_for_cluster(cluster)
-        pg = _start_pg(pg_name("cluster", cluster_id), cluster, cluster.database_name, settings, pg_factory)
+        if pg_factory is not None:
+            pg = pg_factory(pg_name("cluster", cluster_id), settings)
+        else:
+            pg = _pg_module().PgCluster(lab().root, pg_name("cluster", cluster_id))
+            try:
+                pg.initialize(cluster.master_username or "postgres", master_password_of(cluster),
+                              cluster.database_name, settings=settings)
+            except BaseException:
+                pg.destroy()
+                raise
         lab().set_pg(cluster_key(cluster_id), pg)
         _record_start_clamps(cluster_key(cluster_id), pg, settings)
         cluster.port = pg.port
