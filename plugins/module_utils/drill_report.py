@@ -29,6 +29,37 @@ def report_argument_spec():
     )
 
 
+def report_name_problems(name):
+    """``report_name`` is a file name stem: no directory parts, nothing hidden, nothing a shell would trip on."""
+    if name is None:
+        return []
+    if not str(name).strip():
+        return ["report_name must not be blank: leave it out for the default name"]
+    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$", str(name)) or ".." in str(name):
+        return [f"report_name {name!r} must be a plain file name stem (letters, digits, '.', '_', '-'; no '/', "
+                "no '..'): the reports go to report_dir"]
+    return []
+
+
+def build_report(*, kind, title, target, started_at, finished_at, passed, objectives, measurements, timeline=(),
+                 details=None, failure=None):
+    """The report in the shared shape above; ``passed`` is false whenever there is a ``failure``."""
+    return {
+        "title": title,
+        "kind": kind,
+        "target": target,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "passed": bool(passed) and failure is None,
+        "failure": failure,
+        "objectives": list(objectives or []),
+        "timeline": sorted(timeline or [], key=lambda e: (e.get("elapsed_seconds") is None,
+                                                          e.get("elapsed_seconds") or 0)),
+        "measurements": dict(measurements or {}),
+        "details": details or {},
+    }
+
+
 def report_basename(kind, target, started_at):
     """A file name stem that sorts by time: ``<kind>-<target>-<YYYYmmddTHHMMSSZ>``."""
     stamp = parse_utc(started_at).strftime("%Y%m%dT%H%M%SZ")

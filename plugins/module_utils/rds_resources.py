@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one way dbre.rds reads RDS: instances, clusters, global clusters, snapshots and tags.
+
+Every describe goes through :func:`paginate` (the RDS ``Marker`` protocol, each page retried with the client's
+jittered backoff), and a resource that does not exist is ``None``, never an exception and never "the first" item of
+an unfiltered list: a describe by identifier asks for that identifier, and a list call always carries a filter.
+Status families, the writer and member lookup and the RDS identifier rule are pure functions beside them, so every
+module judges a status or a name the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+
+INSTANCE = "instance"
+CLUSTER = "cluster"
+
+# ------------------------------------------------------------------------------------------------- status families
+
+AVAILABLE = "available"
+# The resource is usable again soon without anyone acting: wait for it.
+TRANSITIONAL_STATES = frozenset([
+    "backing-up", "configuring-enhanced-monitoring", "configuring-iam-database-auth", "configuring-log-exports",
+    "converting-to-vpc", "creating", "maintenance", "modifying", "moving-to-vpc", "rebooting", "renaming",
+    "resetting-master-credentials", "starting", "storage-optimization", "upgrading", "failing-over", "promoting",
+    "backtracking", "migrating", "preparing-data-migration", "update-iam-db-auth", "cloning-failed",
+])
+# Nothing good comes from waiting on these: a wait stops at once and a drill refuses to start.
+BROKEN_STATES = frozenset([
+    "failed", "incompatible-credentials", "incompatible-network", "incompatible-option-group",
+    "incompatible-parameters", "incompatible-restore", "inaccessible-encryption-credentials",
+    "inaccessible-encryption-credentials-recoverable", "restore-error", "storage-full", "insufficient-capacity",
+])
+# The resource is going away or switched off on purpose.
+GONE_STATES = frozenset(["deleting", "deleted", "stopped", "stopping", "inaccessible"])
+STATUS_FAMILIES = ("available", "transitional", "broken", "gone", "unknown")
+
+
+def status_of(described):
+    """The status of a described instance, cluster, global cluster or snapshot; ``gone`` for ``None``."""
+    if described is None:
+        return "gone"
+    for key in ("DBInstanceStatus", "Status"):
+        if described.get(key):
+            return str(described[key]).lower()
+    return "unknown"
+
+
+def status_family(status):
+    """One of :data:`STATUS_FAMILIES` for a status string (or a described resource)."""
+    if isinstance(status, dict) or status is None:
+        status = status_of(status)
+    if status == AVAILABLE:
+        return "available"
+    if status in BROKEN_STATES:
+        return "broken"
+    if status in GONE_STATES or status == "gone":
+        return "gone"
+    if status in TRANSITIONAL_STATES:
+        return "transitional"
+    return "unknown"
+
+
+def stops_waiting(described):
+    """True when waiting for ``available`` is pointless: the resource is broken or going away."""
+    return status_family(described) in ("broken", "gone")
+
+
+# ------------------------------------------------------------------------------------------ members and the writer
+
+def cluster_writer(cluster):
+    """Identifier of the cluster's writer instance, or None."""
+    for member in (cluster or {}).get("DBClusterMembers") or []:
+        if member.get("IsClusterWriter"):
+            return member.get("DBInstanceIdentifier")
+    return None
+
+
+def cluster_readers(cluster):
+    """Identifiers of the cluster's reader instances, best failover candidate first (lowest promotion tier)."""
+    readers = [m for m in (cluster or {}).get("DBClusterMembers") or [] if not m.get("IsClusterWriter")]
+    readers.sort(key=lambda m: (m.get("PromotionTier", 1), m.get("DBInstanceIdentifier")))
+    return [m.get("DBInstanceIdentifier") for m in readers]
+
+
+def cluster_member_ids(cluster):
+    """Every member instance of the cluster, writer first."""
+    writer = cluster_writer(cluster)
+    return ([writer] if writer else []) + cluster_readers(cluster)
+
+
+def global_writer(global_cluster):
+    """ARN of the writer cluster of a global cluster, or None."""
+    for member in (global_cluster or {}).get("GlobalClusterMembers") or []:
+        if member.get("IsWriter"):
+            return member.get("DBClusterArn")
+    return None
+
+
+def standalone_instance_problem(identifier, instance, what="db_instance_identifier"):
+    """Why an Aurora member instance cannot stand where a standalone instance is needed (None when it can)."""
+    cluster_id = (instance or {}).get("DBClusterIdentifier")
+    if not cluster_id:
+        return None
+    return (f"{what} {identifier!r} is a member of the Aurora cluster {cluster_id!r}, not a standalone instance: "
+            f"give db_cluster_identifier={cluster_id} instead")
+
+
+# ------------------------------------------------------------------------------------------------------ identifiers
+
+IDENTIFIER_MAX = 63
+_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]*(?<!-)$")
+
+
+def identifier_problems(name, what, maximum=IDENTIFIER_MAX):
+    """RDS identifier rules: 1-63 letters, digits and hyphens, a letter first, no trailing or double hyphen."""
+    if name is None or not str(name).strip():
+        return [f"{what} must not be empty or blank: name exactly one resource"]
+    name = str(name)
+    problems = []
+    if len(name) > maximum:
+        problems.append(f"{what} {name!r} is {len(name)} characters long; RDS allows at most {maximum}")
+    if not _IDENTIFIER.match(name):
+        problems.append(
+            f"{what} {name!r} is not a valid RDS identifier: use letters, digits and hyphens, start with a letter, "
+            "and do not end with a hyphen or use two hyphens in a row"
+        )
+    return problems
+
+
+# -------------------------------------------------------------------------------------------------------------- tags
+
+def tags_dict(tag_list):
+    """``[{"Key": k, "Value": v}]`` as ``{k: v}`` (amazon.aws's conversion)."""
+    return boto3_tag_list_to_ansible_dict(tag_list or [])
+
+
+def tag_list(tags):
+    """``{k: v}`` as RDS's ``[{"Key": k, "Value": v}]`` (amazon.aws's conversion)."""
+    return ansible_dict_to_boto3_tag_list(tags or {})
+
+
+def arn_of(described):
+    for key in ("DBInstanceArn", "DBClusterArn", "DBSnapshotArn", "DBClusterSnapshotArn", "GlobalClusterArn"):
+        if described and described.get(key):
+            return described[key]
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------- I/O
+
+NOT_FOUND_CODES = {
+    "instance": ("DBInstanceNotFound", "DBInstanceNotFoundFault"),
+    "cluster": ("DBClusterNotFoundFault", "DBClusterNotFound"),
+    "global": ("GlobalClusterNotFoundFault", "GlobalClusterNotFound"),
+    "snapshot": ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"),
+    "cluster_snapshot": ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"),
+}
+
+
+def paginate(client, operation, result_key, **params):
+    """Every item of a describe call over all its pages (``Marker``), each page retried by the client's decorator."""
+    call = getattr(client, operation)
+    items, marker = [], None
+    while True:
+        response = call(aws_retry=True, **(dict(params, Marker=marker) if marker else params))
+        container = response
+        for key in result_key.split(".")[:-1]:
+            container = container.get(key) or {}
+        items.extend(container.get(result_key.split(".")[-1]) or [])
+        marker = container.get("Marker") or response.get("Marker")
+        if not marker:
+            return items
+
+
+def _one(client, operation, result_key, not_found, identifier_key, identifier):
+    """The one resource named ``identifier``, or None; a blank identifier is a programming error, never a list."""
+    if not identifier or not str(identifier).strip():
+        raise ValueError(f"{operation} needs a non-blank {identifier_key}: refusing to describe without a filter")
+    try:
+        found = paginate(client, operation, result_key, **{identifier_key: identifier})
+    except is_boto3_error_code(list(NOT_FOUND_CODES[not_found])):
+        return None
+    matching = [item for item in found if str(item.get(identifier_key, "")).lower() == str(identifier).lower()]
+    return matching[0] if matching else None
+
+
+def describe_instance(client, identifier, with_tags=False):
+    """The DB instance ``identifier`` as DescribeDBInstances shows it, or None."""
+    found = _one(client, "describe_db_instances", "DBInstances", "instance", "DBInstanceIdentifier", identifier)
+    return _with_tags(client, found) if with_tags else found
+
+
+def describe_cluster(client, identifier, with_tags=False):
+    """The DB cluster ``identifier`` as DescribeDBClusters shows it, or None."""
+    found = _one(client, "describe_db_clusters", "DBClusters", "cluster", "DBClusterIdentifier", identifier)
+    return _with_tags(client, found) if with_tags else found
+
+
+def describe_global_cluster(client, identifier):
+    """The global cluster ``identifier`` as DescribeGlobalClusters shows it, or None."""
+    return _one(client, "describe_global_clusters", "GlobalClusters", "global", "GlobalClusterIdentifier", identifier)
+
+
+def describe_cluster_members(client, cluster_identifier):
+    """``{identifier: described instance}`` of every instance of the cluster (a filtered describe)."""
+    if not cluster_identifier or not str(cluster_identifier).strip():
+        raise ValueError("describe_cluster_members needs the cluster's identifier: refusing to list every instance")
+    instances = paginate(client, "describe_db_instances", "DBInstances",
+                         Filters=[{"Name": "db-cluster-id", "Values": [cluster_identifier]}])
+    return {i["DBInstanceIdentifier"]: i for i in instances if i.get("DBClusterIdentifier") == cluster_identifier}
+
+
+def describe(client, kind, identifier, with_tags=False):
+    """An instance (``kind`` instance) or a cluster (``kind`` cluster), or None."""
+    if kind == CLUSTER:
+        return describe_cluster(client, identifier, with_tags)
+    return describe_instance(client, identifier, with_tags)
+
+
+def describe_snapshots(client, kind, source_identifier, snapshot_type=None):
+    """The snapshots of one instance or cluster (never of all of them), newest first."""
+    if not source_identifier or not str(source_identifier).strip():
+        raise ValueError("describe_snapshots needs the source's identifier: refusing to list every snapshot")
+    params = {"SnapshotType": snapshot_type} if snapshot_type else {}
+    if kind == CLUSTER:
+        found = paginate(client, "describe_db_cluster_snapshots", "DBClusterSnapshots",
+                         DBClusterIdentifier=source_identifier, **params)
+    else:
+        found = paginate(client, "describe_db_snapshots", "DBSnapshots", DBInstanceIdentifier=source_identifier,
+                         **params)
+    return sorted(found, key=lambda s: str(s.get("SnapshotCreateTime") or ""), reverse=True)
+
+
+def describe_snapshot(client, kind, snapshot_identifier):
+    """One snapshot by identifier, or None."""
+    if kind == CLUSTER:
+        return _one(client, "describe_db_cluster_snapshots", "DBClusterSnapshots", "cluster_snapshot",
+                    "DBClusterSnapshotIdentifier", snapshot_identifier)
+    return _one(client, "describe_db_snapshots", "DBSnapshots", "snapshot", "DBSnapshotIdentifier",
+                snapshot_identifier)
+
+
+def describe_tagged(client, kind, tag_key, tag_value=None):
+    """Instances or clusters that carry the tag ``tag_key`` (with ``tag_value`` when given): a filtered read.
+
+    RDS has no server-side tag filter on these calls, so every page is read and filtered here; the filter is the
+    point: a caller never acts on an untagged resource.
+    """
+    if not tag_key:
+        raise ValueError("describe_tagged needs a tag key")
+    operation, key = (("describe_db_clusters", "DBClusters") if kind == CLUSTER
+                      else ("describe_db_instances", "DBInstances"))
+    found = []
+    for item in paginate(client, operation, key):
+        tags = tags_dict(item.get("TagList"))
+        if tag_key in tags and (tag_value is None or tags[tag_key] == tag_value):
+            found.append(item)
+    return found
+
+
+def read_tags(client, described):
+    """The tags of a described resource as a dict (from its TagList, or ListTagsForResource when it has none)."""
+    if described is None:
+        return {}
+    if "TagList" in described:
+        return tags_dict(described["TagList"])
+    arn = arn_of(described)
+    return tags_dict(client.list_tags_for_resource(ResourceName=arn, aws_retry=True).get("TagList")) if arn else {}
+
+
+def _with_tags(client, described):
+    if described is not None and "TagList" not in described:
+        arn = arn_of(described)
+        described["TagList"] = client.list_tags_for_resource(ResourceName=arn, aws_retry=True).get("TagList", []) \
+            if arn else []
+    return described
+
+
+def events_since(client, source_type, source_identifier, since):
+    """RDS events of one source since ``since`` (a datetime), oldest first."""
+    return paginate(client, "describe_events", "Events", SourceIdentifier=source_identifier, SourceType=source_type,
+                    StartTime=since)
