@@ -13,7 +13,12 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup collection-link sanity units lab-tests integration molecule lint test demo docs lab-up lab-down docs-check iam-policies \
+# The newest Python here and the newest ansible PyPI serves for it: `make next-core` (part of `make test`).
+PYTHON_NEXT ?= $(lastword $(sort $(wildcard /usr/bin/python3.13 /usr/local/bin/python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13)))
+VENV_NEXT := .venv-next
+STAMP_NEXT := $(VENV_NEXT)/.installed-$(shell cat requirements.txt tests/requirements-next.txt | cksum | cut -d' ' -f1)
+
+.PHONY: help setup collection-link sanity-tree next-core sanity units lab-tests integration molecule lint test demo docs lab-up lab-down docs-check iam-policies \
         build clean system-packages
 
 help: ## List the targets
@@ -40,15 +45,34 @@ collection-link:
 	@mkdir -p .build/ansible_collections/dbre
 	@ln -sfn ../../.. .build/ansible_collections/dbre/rds
 
-sanity: setup ## ansible-test sanity (offline get-pip stand-in, no ignore entries)
-	@$(BIN)/python tests/tools/offline_get_pip.py
+sanity-tree: setup
 	@rm -rf .build/sanity && mkdir -p $(SANITY_ROOT)
 	@git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(SANITY_ROOT)
 	@cd $(SANITY_ROOT) && git init -q && git add -A
 	@# the collections dbre.rds depends on, beside it where ansible-test's own virtual environments look for them
 	@deps=$$($(BIN)/python -c 'import os, ansible_collections.amazon.aws as m; print(os.path.dirname(os.path.dirname(list(m.__path__)[0])))'); \
 	  for ns in amazon community; do ln -sfn $$deps/$$ns .build/sanity/ansible_collections/$$ns; done
+
+sanity: sanity-tree ## ansible-test sanity (offline get-pip stand-in, no ignore entries)
+	@$(BIN)/python tests/tools/offline_get_pip.py
 	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+
+$(STAMP_NEXT): requirements.txt tests/requirements-next.txt
+	@test -n "$(PYTHON_NEXT)" || { echo "next-core needs Python 3.13: install it or set PYTHON_NEXT=/path/to/python3.13"; exit 1; }
+	@test -x $(VENV_NEXT)/bin/python || $(PYTHON_NEXT) -m venv $(VENV_NEXT)
+	@echo "Installing the newest ansible for $(PYTHON_NEXT) into $(VENV_NEXT)"
+	@$(VENV_NEXT)/bin/pip install --quiet --requirement tests/requirements-next.txt
+	@rm -f $(VENV_NEXT)/.installed-* && touch $@
+
+next-core: sanity-tree $(STAMP_NEXT) ## Units, validate-modules and import tests under the newest ansible-core (Python 3.13)
+	@$(VENV_NEXT)/bin/python tests/tools/offline_get_pip.py
+	@# the collections dbre.rds depends on, as the newest ansible ships them
+	@deps=$$($(VENV_NEXT)/bin/python -c 'import os, ansible_collections.amazon.aws as m; print(os.path.dirname(os.path.dirname(list(m.__path__)[0])))'); \
+	  for ns in amazon community; do ln -sfn $$deps/$$ns .build/sanity/ansible_collections/$$ns; done
+	@echo "ansible-core $$($(VENV_NEXT)/bin/python -c 'import ansible; print(ansible.__version__)') on $$($(VENV_NEXT)/bin/python -V)"
+	PATH=$(CURDIR)/$(VENV_NEXT)/bin:$$PATH $(VENV_NEXT)/bin/pytest -q tests/unit
+	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(VENV_NEXT)/bin:$$PATH ansible-test sanity --venv --python 3.13 --color no \
+	  --test validate-modules --test import
 
 units: setup ## Unit tests of module_utils and modules
 	$(BIN)/pytest -q tests/unit
@@ -65,9 +89,10 @@ molecule: setup ## Molecule scenarios in extensions/molecule, each against a lab
 lint: setup ## ansible-lint with the production profile
 	$(BIN)/ansible-lint --profile production
 
-test: setup ## Everything CI runs: unit, sanity, lint, docs, lab and integration (two workers), molecule
+test: setup ## Everything CI runs: unit, sanity, next ansible-core, lint, docs, lab and integration, molecule
 	$(MAKE) --no-print-directory units
 	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory next-core
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs-check
 	$(BIN)/pytest -q -n 2 --dist loadfile tests/lab tests/integration
