@@ -7,6 +7,7 @@ in its own block whose rescue records the failure, so one run answers for all of
 
 - the task failed, and its message names the problem (every ``expect`` fragment);
 - the lab's call log shows no mutating call during the whole run (only Describe*, List*, Get*, Download*);
+- ansible-core reports no deprecated use (the next ansible-core would break it);
 - nothing changed: the lab's resources (instances, clusters, parameter groups and their values, snapshots,
   subscriptions) are the same after the run as before it.
 
@@ -79,6 +80,16 @@ def _playbook(tasks, play_vars=None):
         "vars": dict({"__bad_input_results": {}}, **(play_vars or {})),
         "tasks": tasks + [{"name": "results", "ansible.builtin.debug": {"var": "__bad_input_results"}}],
     }]
+
+
+def deprecations(stdout):
+    """Every deprecation ansible-core reported for a task of the run (json callback output)."""
+    found = []
+    for play in json.loads(stdout).get("plays", []):
+        for task in play.get("tasks", []):
+            for result in task.get("hosts", {}).values():
+                found += [d.get("msg") for d in result.get("deprecations") or []]
+    return found
 
 
 def run_cases(lab, tasks, play_vars=None, timeout=900):
@@ -157,6 +168,7 @@ def assert_all_refused(lab, runner, target, cases, play_vars=None, secrets=()):
             problems.append(f"{case['id']}: message {message!r} does not name {missing}")
         if "output has been hidden" in message:
             problems.append(f"{case['id']}: the error is hidden by no_log: {message!r}")
+    problems += [f"deprecated use reported by ansible-core: {msg}" for msg in deprecations(stdout)]
     mutating = mutating_calls(lab, since)
     if mutating:
         problems.append("mutating calls were made: " + ", ".join(sorted({c['action'] for c in mutating})))
@@ -166,5 +178,19 @@ def assert_all_refused(lab, runner, target, cases, play_vars=None, secrets=()):
     for secret in secrets:
         if secret and secret in stdout:
             problems.append(f"a secret given in the cases appears in the output: {secret[:3]}...")
+    _record(target, cases, problems)
     assert not problems, f"{len(problems)} of {len(cases)} bad inputs broke a rule:\n" + "\n".join(problems)
     return results
+
+
+def _record(target, cases, problems):
+    """With DBRE_RELIABILITY_LOG set (benchmarks/reliability.py), append what was tried and how it ended."""
+    path = os.environ.get("DBRE_RELIABILITY_LOG")
+    if not path:
+        return
+    broken = {p.split(":", 1)[0] for p in problems}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"kind": "bad_inputs", "target": target, "tried": len(cases),
+                                 "refused_cleanly": len([c for c in cases if c["id"] not in broken]),
+                                 "run_problems": len([p for p in problems if p.split(":", 1)[0] not in
+                                                      {c["id"] for c in cases}])}) + "\n")
