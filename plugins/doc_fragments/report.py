@@ -15,5 +15,7 @@ options:
   report_name:
     description:
       - File name stem of the report files. Defaults to C(<drill>-<target>-<UTC timestamp>).
+      - A plain name of letters, digits, C(.), C(_) and C(-), with no C(/) and no C(..), since the files always go to
+        O(report_dir). Other names are refused before the module does anything.
     type: str
 """

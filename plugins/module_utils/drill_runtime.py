@@ -115,14 +115,19 @@ class DrillRuntime:
 
     # ------------------------------------------------------------------------------------------------- phases
 
-    def enter(self, phase, message=None):
-        """Name the phase now running (timeouts and failures say it) and log it."""
+    def enter(self, phase, message=None, timed=False):
+        """Name the phase now running (timeouts and failures say it) and log it; ``timed`` opens a timed phase in
+        the log (closed by ``log.finish(phase)``), which the report lists under ``phases``."""
         self.phase = phase
+        if timed:
+            return self.log.start(phase, message)
         self.log.event(message or f"{phase} started", phase=phase)
+        return self.clock.elapsed()
 
     def refuse(self, problems, **result):
         """Pre-checks failed: one message with every problem, nothing changed."""
-        self.module.fail_json(msg=f"The {self.title.lower()} was refused before any change: " + "; ".join(problems),
+        title = self.title[:1].lower() + self.title[1:]
+        self.module.fail_json(msg=f"The {title} was refused before any change: " + "; ".join(problems),
                               problems=list(problems), changed=False, **result)
 
     # --------------------------------------------------------------------------------------------- interrupts

@@ -15,42 +15,36 @@ import re
 
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
+from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import IDENTIFIER_MAX
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tag_list
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tags_dict
 
 DRILL_ID_TAG = "dbre:drill-id"
 DRILL_EXPIRES_TAG = "dbre:drill-expires"
+# Who runs the drill (host/pid/process start), so a sweep can tell a drill whose process is gone from a live one.
+DRILL_OWNER_TAG = "dbre:drill-owner"
+DRILL_STARTED_TAG = "dbre:drill-started"
 
 RESTORE_FROM = ("latest_snapshot", "snapshot", "point_in_time", "random_snapshot")
 SNAPSHOT_TYPES = ("automated", "manual", "any")
 CLEANUP_MODES = ("always", "on_success", "never")
 EXPECT_KEYS = ("equals", "min", "max", "regex", "rows")
 
-IDENTIFIER_MAX = 63
 # "-writer" names the instance a cluster drill adds to the restored cluster; the default name leaves room for it.
 CLUSTER_INSTANCE_SUFFIX = "-writer"
-_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]*(?<!-)$")
-
-
+# Sane bounds: a drill's resources expire within a year; one wait or cleanup lasts at most a day.
+TTL_HOURS_MAX = 24 * 365
+TIMEOUT_SECONDS_MAX = 24 * 3600
+POLL_INTERVAL_MAX = 300
 class SelectionError(Exception):
     """No recovery point matches what the user asked for; the message says what exists instead."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Options
-
-
-def identifier_problems(name, what):
-    """RDS identifier rules: 1-63 letters, digits and hyphens, a letter first, no trailing or double hyphen."""
-    if not name:
-        return [f"{what} must not be empty"]
-    problems = []
-    if len(name) > IDENTIFIER_MAX:
-        problems.append(f"{what} {name!r} is {len(name)} characters long; RDS allows at most {IDENTIFIER_MAX}")
-    if not _IDENTIFIER.match(name):
-        problems.append(
-            f"{what} {name!r} is not a valid RDS identifier: use letters, digits and hyphens, start with a letter, "
-            "and do not end with a hyphen or use two hyphens in a row"
-        )
-    return problems
 
 
 def expect_problems(name, expect):
@@ -78,12 +72,46 @@ def expect_problems(name, expect):
     return problems
 
 
-def option_problems(params):
-    """Every problem with the options of a drill, found before any AWS call (empty list: all good)."""
-    problems = []
+def _positive_bounded(params, key, maximum, unit, why):
+    value = params.get(key)
+    if value is None:
+        return []
+    if value <= 0 or value > maximum:
+        return [f"{key} must be greater than 0 and at most {maximum} {unit}, got {value}: {why}"]
+    return []
+
+
+def problems(params):
+    """Every problem with the options of a drill or a sweep, found before any AWS call (empty list: all good).
+
+    The one place where options are judged beyond the argument spec; the module calls nothing else.
+    """
+    found = []
+    found += _positive_bounded(params, "wait_timeout", TIMEOUT_SECONDS_MAX, "seconds",
+                               "it bounds the wait for the restored database")
+    found += _positive_bounded(params, "cleanup_timeout", TIMEOUT_SECONDS_MAX, "seconds",
+                               "it bounds the wait for each deleted resource")
+    found += _positive_bounded(params, "poll_interval", POLL_INTERVAL_MAX, "seconds", "it is the time between looks")
+    found += report_name_problems(params.get("report_name"))
     if params.get("state", "present") == "sweep":
-        return problems
-    source = params.get("db_instance_identifier") or params.get("db_cluster_identifier")
+        found += _positive_bounded(params, "sweep_older_than", TTL_HOURS_MAX, "hours",
+                                   "drills started longer ago than this are swept")
+        return found
+    if params.get("sweep_older_than") is not None:
+        found.append("sweep_older_than applies to state=sweep only")
+    return found + drill_problems(params) + connection_problems(params)
+
+
+def drill_problems(params):
+    """Problems with the options of a drill (state=present)."""
+    problems = []
+    if params.get("db_cluster_identifier") is not None:
+        source = params["db_cluster_identifier"]
+        problems += identifier_problems(source, "db_cluster_identifier")
+    else:
+        source = params.get("db_instance_identifier")
+        problems += identifier_problems(source, "db_instance_identifier")
+    source = (source or "").strip()
     restore_from = params.get("restore_from") or "latest_snapshot"
     if restore_from == "point_in_time":
         if bool(params.get("restore_time")) == bool(params.get("use_latest_restorable_time")):
@@ -98,7 +126,7 @@ def option_problems(params):
     elif params.get("restore_time") or params.get("use_latest_restorable_time"):
         problems.append(f"restore_time and use_latest_restorable_time apply to restore_from=point_in_time only, "
                         f"not {restore_from}")
-    if restore_from == "snapshot" and not params.get("snapshot_identifier"):
+    if restore_from == "snapshot" and not (params.get("snapshot_identifier") or "").strip():
         problems.append("restore_from=snapshot needs snapshot_identifier")
     if restore_from != "snapshot" and params.get("snapshot_identifier"):
         problems.append("snapshot_identifier applies to restore_from=snapshot only")
@@ -107,13 +135,16 @@ def option_problems(params):
         problems.append(f"selection_window_days must be between 1 and 365, got {window}")
     if params.get("ttl_hours") is not None and params["ttl_hours"] <= 0:
         problems.append("ttl_hours must be positive: it sets when a leftover of this drill may be swept")
+    elif params.get("ttl_hours") is not None and params["ttl_hours"] > TTL_HOURS_MAX:
+        problems.append(f"ttl_hours must be at most {TTL_HOURS_MAX} (a year), got {params['ttl_hours']}: a drill's "
+                        "leftovers should not outlive it by years")
     target = params.get("target_identifier")
-    if target:
+    if target is not None:
         problems += identifier_problems(target, "target_identifier")
         if params.get("db_cluster_identifier") and len(target) + len(CLUSTER_INSTANCE_SUFFIX) > IDENTIFIER_MAX:
             problems.append(f"target_identifier {target!r} leaves no room for the instance "
                             f"{target + CLUSTER_INSTANCE_SUFFIX!r} (at most {IDENTIFIER_MAX} characters)")
-        if source and target.lower() == source.lower():
+        if source and target.strip().lower() == source.lower():
             problems.append("target_identifier must differ from the source: a drill never touches its source")
     names = set()
     for check in params.get("checks") or []:
@@ -125,6 +156,10 @@ def option_problems(params):
     for key in ("max_rto_seconds", "max_rpo_seconds"):
         if params.get(key) is not None and params[key] <= 0:
             problems.append(f"{key} must be positive")
+    if (params.get("checks") or params.get("freshness_sql")) and not (params.get("login_password")
+                                                                      or params.get("iam_auth")):
+        problems.append("checks and freshness_sql connect to the restored database: give login_password or "
+                        "iam_auth=true")
     return problems
 
 
@@ -132,12 +167,14 @@ def option_problems(params):
 # Target naming and tags
 
 
-def default_target_identifier(source, started_at, cluster=False):
-    """``<source>-drill-<YYYYmmddHHMMSS>`` (UTC), the source shortened so the name (and a cluster's instance) fits."""
+def default_target_identifier(source, started_at, cluster=False, suffix=None):
+    """``<source>-drill-<YYYYmmddHHMMSS>[-<suffix>]`` (UTC), the source shortened so the name (and a cluster's
+    instance) fits. The module passes a random ``suffix`` (from the drill id), so two drills of one source started in
+    the same second get different names."""
     stamp = parse_utc(started_at).strftime("%Y%m%d%H%M%S")
-    tail = f"-drill-{stamp}"
+    tail = f"-drill-{stamp}" + (f"-{suffix}" if suffix else "")
     room = IDENTIFIER_MAX - len(tail) - (len(CLUSTER_INSTANCE_SUFFIX) if cluster else 0)
-    head = source[:room].rstrip("-")
+    head = source.strip()[:room].rstrip("-")
     return f"{head}{tail}".lower()
 
 
@@ -145,22 +182,36 @@ def cluster_instance_identifier(target):
     return f"{target}{CLUSTER_INSTANCE_SUFFIX}"
 
 
-def drill_tags(drill_id, started_at, ttl_hours, extra=None):
-    """Tags every drill resource carries: its drill id and when a sweep may remove it (plus the user's tags)."""
+def drill_tags(drill_id, started_at, ttl_hours, extra=None, owner=None):
+    """Tags every drill resource carries: its drill id and when a sweep may remove it (plus the user's tags), and,
+    with ``owner`` (drill_runtime.owner_marker()), who runs it and since when, so a sweep can tell an orphan."""
     expires = parse_utc(started_at) + datetime.timedelta(hours=ttl_hours)
     tags = dict(extra or {})
     tags[DRILL_ID_TAG] = drill_id
     tags[DRILL_EXPIRES_TAG] = utc_iso(expires)
+    if owner is not None:
+        tags[DRILL_OWNER_TAG] = owner_tag_value(owner)
+        tags[DRILL_STARTED_TAG] = utc_iso(parse_utc(started_at))
     return tags
 
 
-def tag_list(tags):
-    return [{"Key": key, "Value": str(value)} for key, value in sorted(tags.items())]
+def owner_tag_value(owner):
+    """``<host>/<pid>/<process start>`` (RDS tag values allow letters, digits, spaces and ``_.:/=+-@``)."""
+    host = re.sub(r"[^A-Za-z0-9_.:=+@ -]", "_", str(owner.get("host") or "unknown"))[:200]
+    return f"{host}/{owner.get('pid')}/{owner.get('started') or '-'}"
+
+
+def owner_from_tag(value):
+    """The owner marker (``{host, pid, started}``) of an owner tag, or None when it does not parse."""
+    parts = str(value or "").rsplit("/", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return {"host": parts[0], "pid": int(parts[1]), "started": None if parts[2] == "-" else parts[2]}
 
 
 def tags_of(described):
     """Tags of a described instance or cluster as a dict (``TagList`` as boto3 returns it)."""
-    return {tag["Key"]: tag.get("Value") for tag in (described or {}).get("TagList") or []}
+    return tags_dict((described or {}).get("TagList"))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -221,11 +272,12 @@ def _no_snapshot_message(source, snapshots, snapshot_type, window_days):
             "or change snapshot_type")
 
 
-def select_recovery_point(params, source_id, source, snapshots, now, rng):
+def select_recovery_point(params, source_id, source, snapshots, now, rng, restorable=None):
     """The recovery point the drill restores, as a dict (``type``, ``time`` and the snapshot or restore time).
 
-    ``source`` is the described instance or cluster (for its restorable window), ``snapshots`` its described
-    snapshots, ``now`` the drill's start, ``rng`` a ``random.Random`` (injectable, for ``random_snapshot``).
+    ``source`` is the described instance or cluster, ``restorable`` its :func:`restorable_window` (computed from
+    ``source`` alone when not given), ``snapshots`` its described snapshots, ``now`` the drill's start, ``rng`` a
+    ``random.Random`` (injectable, for ``random_snapshot``).
     Raises :class:`SelectionError` with a message that says what exists instead.
     """
     restore_from = params.get("restore_from") or "latest_snapshot"
@@ -248,28 +300,52 @@ def select_recovery_point(params, source_id, source, snapshots, now, rng):
             raise SelectionError(_no_snapshot_message(source_id, snapshots, snapshot_type, window))
         chosen = candidates[-1] if restore_from == "latest_snapshot" else rng.choice(candidates)
         return _snapshot_point(chosen, restore_from, len(candidates))
-    return _point_in_time(params, source_id, source)
+    return _point_in_time(params, source_id, source, restorable)
 
 
-def _point_in_time(params, source_id, source):
-    earliest = source.get("EarliestRestorableTime")
-    latest = source.get("LatestRestorableTime")
+def restorable_window(source, automated_backups=(), now=None):
+    """``{earliest, latest, earliest_from}`` of a described instance or cluster (datetimes or None).
+
+    A cluster says both ends. An instance has no EarliestRestorableTime: it comes from its automated backups'
+    ``RestoreWindow`` (describe_db_instance_automated_backups), else from the retention period counted back from
+    ``now`` (never before the instance was created).
+    """
+    latest = parse_utc(source["LatestRestorableTime"]) if source.get("LatestRestorableTime") else None
+    if source.get("EarliestRestorableTime"):
+        return {"earliest": parse_utc(source["EarliestRestorableTime"]), "latest": latest,
+                "earliest_from": "EarliestRestorableTime"}
+    earliest = [parse_utc(b["RestoreWindow"]["EarliestTime"]) for b in automated_backups or []
+                if (b.get("RestoreWindow") or {}).get("EarliestTime")]
+    if earliest:
+        return {"earliest": min(earliest), "latest": latest, "earliest_from": "RestoreWindow"}
+    retention = source.get("BackupRetentionPeriod")
+    if retention and now is not None:
+        since = parse_utc(now) - datetime.timedelta(days=int(retention))
+        created = source.get("InstanceCreateTime") or source.get("ClusterCreateTime")
+        if created:
+            since = max(since, parse_utc(created))
+        return {"earliest": since, "latest": latest, "earliest_from": "BackupRetentionPeriod"}
+    return {"earliest": None, "latest": latest, "earliest_from": None}
+
+
+def _point_in_time(params, source_id, source, window=None):
+    window = window or restorable_window(source)
+    earliest, latest = window["earliest"], window["latest"]
     if not latest:
         raise SelectionError(f"{source_id} has no LatestRestorableTime: automated backups are off "
                              "(BackupRetentionPeriod 0) or not yet taken, so it cannot be restored to a point in time")
-    latest = parse_utc(latest)
     point = {"type": "point_in_time", "selection": "point_in_time", "snapshot_identifier": None,
              "snapshot_arn": None, "snapshot_type": None, "snapshot_create_time": None,
-             "earliest_restorable_time": utc_iso(parse_utc(earliest)) if earliest else None,
+             "earliest_restorable_time": utc_iso(earliest) if earliest else None,
              "latest_restorable_time": utc_iso(latest), "candidates": None}
     if params.get("use_latest_restorable_time"):
         # The instant restored is at least this recent; RDS picks it when the restore starts.
         point.update(restore_time=None, use_latest_restorable_time=True, time=utc_iso(latest))
         return point
     wanted = parse_utc(params["restore_time"])
-    if earliest and wanted < parse_utc(earliest):
+    if earliest and wanted < earliest:
         raise SelectionError(f"restore_time {utc_iso(wanted)} is before the earliest restorable time of {source_id} "
-                             f"({utc_iso(parse_utc(earliest))}): pick a later time")
+                             f"({utc_iso(earliest)}): pick a later time")
     if wanted > latest:
         raise SelectionError(f"restore_time {utc_iso(wanted)} is after the latest restorable time of {source_id} "
                              f"({utc_iso(latest)}): pick an earlier time or use_latest_restorable_time=true")
@@ -363,7 +439,7 @@ def cluster_restore_request(source, point, target, tags):
 
 
 def cluster_instance_request(source_cluster, writer, target, tags, db_instance_class=None):
-    """``create_db_instance`` arguments for the one instance a restored cluster needs, shaped like the source's writer."""
+    """``create_db_instance`` arguments for the one instance a restored cluster needs, shaped like its writer."""
     writer = writer or {}
     request = {
         "DBInstanceIdentifier": cluster_instance_identifier(target),
@@ -377,15 +453,6 @@ def cluster_instance_request(source_cluster, writer, target, tags, db_instance_c
     if parameter_groups:
         request["DBParameterGroupName"] = parameter_groups[0]
     return request
-
-
-def writer_of(cluster):
-    """Identifier of the cluster's writer instance, or of any member when none is flagged as writer."""
-    members = cluster.get("DBClusterMembers") or []
-    for member in members:
-        if member.get("IsClusterWriter"):
-            return member["DBInstanceIdentifier"]
-    return members[0]["DBInstanceIdentifier"] if members else None
 
 
 def request_summary(operation, request):
@@ -624,11 +691,47 @@ def is_expired(tags, now):
         return None
 
 
-def sweep_selection(instances, clusters, now, protected=()):
-    """Expired drill resources to delete (instances first) and the drill resources left alone, with reasons.
+def drill_started(resource, tags):
+    """When the drill that made ``resource`` started: its started tag, else the resource's creation time."""
+    for value in (tags.get(DRILL_STARTED_TAG), resource.get("InstanceCreateTime"), resource.get("ClusterCreateTime")):
+        if value:
+            try:
+                return parse_utc(value)
+            except ValueError:
+                continue
+    return None
 
-    A resource is a drill resource only when it carries both ``dbre:drill-id`` and ``dbre:drill-expires``.
-    Returns ``{"delete": [{kind, identifier, drill_id, expires}], "skip": [{kind, identifier, reason}]}``.
+
+def sweep_reason(resource, tags, now, alive=None, older_than_hours=None):
+    """(delete?, why) for one drill resource: its drill's process is gone, its TTL passed, or it is older than
+    ``older_than_hours``; a drill whose process still runs on this host is never swept.
+
+    ``alive(marker)`` is drill_runtime.owner_alive: True, False or None (unknown: another host, no owner tag).
+    """
+    owner = owner_from_tag(tags.get(DRILL_OWNER_TAG)) if tags.get(DRILL_OWNER_TAG) else None
+    state = alive(owner) if (alive is not None and owner is not None) else None
+    if state is True:
+        return False, f"its drill is still running (pid {owner['pid']} on {owner['host']})"
+    if state is False:
+        return True, f"its drill's process is gone (pid {owner['pid']} on {owner['host']})"
+    expired = is_expired(tags, now)
+    if expired:
+        return True, f"expired at {tags[DRILL_EXPIRES_TAG]}"
+    if older_than_hours is not None:
+        started = drill_started(resource, tags)
+        if started is not None and started <= parse_utc(now) - datetime.timedelta(hours=older_than_hours):
+            return True, f"its drill started at {utc_iso(started)}, more than {older_than_hours} hours ago"
+    if expired is None:
+        return False, f"{DRILL_EXPIRES_TAG}={tags[DRILL_EXPIRES_TAG]!r} is not an ISO 8601 time"
+    return False, f"not expired until {tags[DRILL_EXPIRES_TAG]}"
+
+
+def sweep_selection(instances, clusters, now, protected=(), alive=None, older_than_hours=None):
+    """Drill resources to delete (instances first) and the drill resources left alone, with reasons.
+
+    A resource is a drill resource only when it carries both ``dbre:drill-id`` and ``dbre:drill-expires``: nothing
+    else is ever selected. See :func:`sweep_reason` for when one is deleted.
+    Returns ``{"delete": [{kind, identifier, drill_id, expires, reason}], "skip": [{kind, identifier, reason}]}``.
     """
     protected = {p.lower() for p in protected if p}
     delete, skip = [], []
@@ -642,24 +745,21 @@ def sweep_selection(instances, clusters, now, protected=()):
                 continue
             entry = {"kind": kind, "identifier": identifier, "drill_id": tags[DRILL_ID_TAG],
                      "expires": tags[DRILL_EXPIRES_TAG]}
-            expired = is_expired(tags, now)
-            reason = None
+            remove, why = sweep_reason(resource, tags, now, alive, older_than_hours)
+            reason = None if remove else why
             if identifier.lower() in protected:
                 reason = "protected"
-            elif expired is None:
-                reason = f"{DRILL_EXPIRES_TAG}={tags[DRILL_EXPIRES_TAG]!r} is not an ISO 8601 time"
-            elif not expired:
-                reason = f"not expired until {tags[DRILL_EXPIRES_TAG]}"
-            elif resource.get("DeletionProtection"):
+            elif reason is None and resource.get("DeletionProtection"):
                 reason = "deletion protection is on"
-            elif kind == "cluster":
+            elif reason is None and kind == "cluster":
                 members = [m["DBInstanceIdentifier"] for m in resource.get("DBClusterMembers") or []]
                 others = [m for m in members if m not in deleted_instances]
                 if others:
-                    reason = "has members that are not expired drill instances: " + ", ".join(sorted(others))
+                    reason = "has members that are not swept drill instances: " + ", ".join(sorted(others))
             if reason:
                 skip.append({"kind": kind, "identifier": identifier, "reason": reason})
                 continue
+            entry["reason"] = why
             delete.append(entry)
             if kind == "instance":
                 deleted_instances.add(identifier)
@@ -667,4 +767,34 @@ def sweep_selection(instances, clusters, now, protected=()):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Progress
+# The plan
+
+
+def plan_drill(params, source, started_at, drill_id, rng, owner=None):
+    """Everything the drill will do, decided before the first mutating call.
+
+    ``source`` is ``{"id", "cluster", "described", "writer", "snapshots", "window"}`` as the module read it; ``owner``
+    the drill_runtime.owner_marker() tagged on what the drill creates. Raises :class:`SelectionError` (nothing to
+    restore) with what exists instead.
+    """
+    point = select_recovery_point(params, source["id"], source["described"], source["snapshots"], started_at, rng,
+                                  restorable=source.get("window"))
+    target = params.get("target_identifier") or default_target_identifier(
+        source["id"], started_at, cluster=source["cluster"], suffix=drill_id.rsplit("-", 1)[-1][:6])
+    tags = drill_tags(drill_id, started_at, params.get("ttl_hours") or 24, params.get("tags"), owner=owner)
+    plan = {"drill_id": drill_id, "point": point, "tags": tags, "instance_request": None}
+    if source["cluster"]:
+        plan["operation"], plan["request"] = cluster_restore_request(source["described"], point, target, tags)
+        plan["instance_request"] = cluster_instance_request(source["described"], source["writer"], target, tags,
+                                                            params.get("db_instance_class"))
+        if not plan["instance_request"]["DBInstanceClass"]:
+            raise SelectionError(f"{source['id']} has no writer instance to copy the instance class from: set "
+                                 "db_instance_class")
+        plan["target"] = {"cluster": target, "instance": plan["instance_request"]["DBInstanceIdentifier"]}
+    else:
+        plan["operation"], plan["request"] = instance_restore_request(source["described"], point, target, tags,
+                                                                      params.get("db_instance_class"))
+        plan["target"] = {"cluster": None, "instance": target}
+    plan["creates"] = [{"kind": kind, "identifier": plan["target"][kind]} for kind in ("cluster", "instance")
+                       if plan["target"][kind]]
+    return plan

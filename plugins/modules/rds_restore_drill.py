@@ -19,10 +19,18 @@ description:
     RV(ignore:changed=true) each time; use O(state=sweep) to remove what a killed run left behind.
   - The source is never modified. Only describe and list calls name it; a point-in-time restore names the source by
     its resource id.
-  - Cleanup runs in every outcome (failed validation, timeout, an error) unless O(cleanup) says otherwise. It deletes
-    only resources this drill created, checked by identifier and by the C(dbre:drill-id) tag, with
-    C(SkipFinalSnapshot) and C(DeleteAutomatedBackups), and waits until they are gone. When cleanup fails the task fails
-    and names each resource left behind.
+  - The source is exactly one resource. An empty or blank identifier, or one that matches nothing, fails before any
+    change; an Aurora member instance given as O(db_instance_identifier) is refused with the cluster to give instead.
+  - Cleanup runs in every outcome (failed validation, timeout, an error, and SIGTERM, SIGINT or SIGHUP, or the end of
+    the process that started the module) unless O(cleanup) says otherwise. It deletes only resources this drill
+    created, checked by identifier and by the C(dbre:drill-id) tag, with C(SkipFinalSnapshot) and
+    C(DeleteAutomatedBackups), and waits until they are gone. When cleanup fails the task fails and names each
+    resource left behind.
+  - Restore, create and delete calls are sent once. On a throttle, a 5xx or a lost answer the module first describes
+    the target, and sends the call again only when it did not take effect (RV(restore_request.outcome)).
+  - Every resource a drill creates carries the tags C(dbre:drill-id), C(dbre:drill-expires), C(dbre:drill-started)
+    and C(dbre:drill-owner) (host, process id and process start of the drill), so O(state=sweep) can find what a
+    killed drill left behind.
   - Works with C(async) and C(poll); O(progress_log) receives one line per phase so a user can C(tail -f) it.
 author:
   - dbre.rds maintainers (@dbre-rds)
@@ -30,8 +38,10 @@ options:
   state:
     description:
       - V(present) runs a drill.
-      - V(sweep) deletes drill resources whose C(dbre:drill-expires) tag has passed, and nothing else. It needs no
-        source.
+      - V(sweep) deletes drill resources (those tagged C(dbre:drill-id) and C(dbre:drill-expires), and nothing else)
+        whose drill's process is gone (C(dbre:drill-owner) names a process of this host that no longer runs), whose
+        C(dbre:drill-expires) has passed, or that are older than O(sweep_older_than). A drill whose process still runs
+        on this host is never swept. It needs no source.
     type: str
     default: present
     choices: [present, sweep]
@@ -88,7 +98,8 @@ options:
   target_identifier:
     description:
       - Identifier of the restored instance (of the restored cluster for Aurora; its instance gets C(-writer) added).
-      - Defaults to the source's identifier, C(-drill-) and the UTC start time (C(YYYYmmddHHMMSS)).
+      - Defaults to the source's identifier, C(-drill-), the UTC start time (C(YYYYmmddHHMMSS)) and six random hex
+        digits from the drill id, so two drills of one source started in the same second do not collide.
     type: str
   db_instance_class:
     description:
@@ -97,7 +108,7 @@ options:
   ttl_hours:
     description:
       - Hours after the drill's start at which its resources count as expired (tag C(dbre:drill-expires)) for
-        O(state=sweep).
+        O(state=sweep). Greater than 0 and at most 8760 (a year).
     type: int
     default: 24
   tags:
@@ -178,9 +189,15 @@ options:
   cleanup_timeout:
     description:
       - Seconds cleanup waits for each deleted resource to be gone. Separate from O(wait_timeout), so a restore that
-        used up its time is still cleaned up.
+        used up its time is still cleaned up. Greater than 0 and at most 86400.
     type: int
     default: 1800
+  sweep_older_than:
+    description:
+      - With O(state=sweep), also delete drill resources whose drill started more than this many hours ago (tag
+        C(dbre:drill-started), else the creation time), even before they expire, for drills run on another host
+        whose process the sweep cannot see.
+    type: float
   progress_log:
     description:
       - Path of a file on the managed node to which the drill appends one line per phase and status change, for
@@ -202,12 +219,14 @@ attributes:
     description: Not supported; a drill creates and deletes resources rather than changing one.
     support: none
 notes:
-  - O(wait_timeout) covers the waiting after the restore request, until the restored database accepts a connection;
-    O(cleanup_timeout) covers cleanup. RV(rto_seconds) still counts from the moment the request was sent.
+  - O(wait_timeout) (at most 86400) covers the waiting after the restore request, until the restored database
+    accepts a connection; O(cleanup_timeout) covers cleanup. RV(rto_seconds) still counts from the moment the request
+    was sent.
   - O(login_user) defaults to the source's master user name. Checks and O(freshness_sql) need O(login_password) or
     O(iam_auth=true); without checks the drill measures the restore only and warns.
   - "IAM actions: C(rds:DescribeDBInstances), C(rds:DescribeDBClusters), C(rds:DescribeDBSnapshots),
-    C(rds:DescribeDBClusterSnapshots), C(rds:ListTagsForResource), C(rds:RestoreDBInstanceFromDBSnapshot),
+    C(rds:DescribeDBClusterSnapshots), C(rds:DescribeDBInstanceAutomatedBackups), C(rds:ListTagsForResource),
+    C(rds:RestoreDBInstanceFromDBSnapshot),
     C(rds:RestoreDBInstanceToPointInTime), C(rds:RestoreDBClusterFromSnapshot), C(rds:RestoreDBClusterToPointInTime),
     C(rds:CreateDBInstance), C(rds:AddTagsToResource), C(rds:DeleteDBInstance), C(rds:DeleteDBCluster), and
     C(rds-db:connect) with O(iam_auth=true). Restrict the delete actions with a condition on the
@@ -287,9 +306,14 @@ EXAMPLES = r"""
         expect:
           equals: 0
 
-- name: Remove what killed drills left behind (expired dbre:drill-expires only)
+- name: Remove what killed drills left behind (their process is gone, or dbre:drill-expires has passed)
   dbre.rds.rds_restore_drill:
     state: sweep
+
+- name: Remove drill resources older than two days, from drills run on other hosts too
+  dbre.rds.rds_restore_drill:
+    state: sweep
+    sweep_older_than: 48
 """
 
 RETURN = r"""
@@ -323,7 +347,7 @@ target:
   description: Identifiers the drill creates (C(instance), and C(cluster) for Aurora).
   returned: when O(state=present)
   type: dict
-  sample: {"instance": "orders-prod-drill-20261127073500", "cluster": null}
+  sample: {"instance": "orders-prod-drill-20261127073500-5f3a9c", "cluster": null}
 recovery_point:
   description: The recovery point restored.
   returned: when O(state=present)
@@ -353,16 +377,42 @@ recovery_point:
     candidates:
       description: How many snapshots were candidates.
       type: int
-  sample: {"type": "snapshot", "selection": "latest_snapshot", "snapshot_identifier": "rds:orders-prod-2026-11-27-03-10",
+  sample: {"type": "snapshot", "selection": "latest_snapshot",
+           "snapshot_identifier": "rds:orders-prod-2026-11-27-03-10",
            "snapshot_create_time": "2026-11-27T03:10:12.000Z", "time": "2026-11-27T03:10:12.000Z", "candidates": 7}
 restore_request:
-  description: The restore call made (or that would be made in check mode), with its parameters.
+  description: The restore call made (or that would be made in check mode), with its parameters and how it went.
   returned: when O(state=present)
   type: dict
+  contains:
+    operation:
+      description: The boto3 operation.
+      type: str
+    parameters:
+      description: Its parameters.
+      type: dict
+    outcome:
+      description: How the call went; null in check mode or when it was never sent.
+      type: dict
+      contains:
+        attempts:
+          description: Times the call was sent.
+          type: int
+        throttled:
+          description: Attempts refused by throttling (sent again after the target was checked).
+          type: int
+        lost_answers:
+          description: Attempts whose answer was lost (a read timeout, a dropped connection or a 5xx).
+          type: int
+        confirmed_by:
+          description: V(answer) when AWS answered, else what showed that the call took effect (the target exists
+            with this drill's tag).
+          type: str
   sample: {"operation": "restore_db_instance_from_db_snapshot", "parameters": {"DBInstanceIdentifier": "x",
            "MultiAZ": false, "PubliclyAccessible": false, "DeletionProtection": false}}
 instance_request:
-  description: For Aurora, the C(create_db_instance) call adding the instance to the restored cluster.
+  description: For Aurora, the C(create_db_instance) call adding the instance to the restored cluster, with its
+    RV(restore_request.outcome) shaped outcome.
   returned: when O(db_cluster_identifier) is given
   type: dict
   sample: {"operation": "create_db_instance", "parameters": {"DBInstanceIdentifier": "x-writer"}}
@@ -371,7 +421,7 @@ would_create:
   returned: in check mode
   type: list
   elements: dict
-  sample: [{"kind": "instance", "identifier": "orders-prod-drill-20261127073500"}]
+  sample: [{"kind": "instance", "identifier": "orders-prod-drill-20261127073500-5f3a9c"}]
 rto_seconds:
   description: Seconds from the restore request to a validated database, on the drill's clock. Null when it never
     got there.
@@ -496,15 +546,32 @@ report_files:
   returned: when O(report_dir) is set and not in check mode
   type: dict
   sample: {"json": "/tmp/r/restore_drill-x-20261127T073500Z.json", "md": "/tmp/r/x.md", "xml": "/tmp/r/x.xml"}
+interrupted_by:
+  description: The signal (C(SIGTERM), C(SIGINT), C(SIGHUP)) that stopped the drill; cleanup still ran.
+  returned: when a signal interrupted the drill
+  type: str
+  sample: SIGTERM
+phase:
+  description: The phase in which the drill stopped.
+  returned: when the drill failed
+  type: str
+  sample: wait_available
+problems:
+  description: Every problem found in the options, when they were refused before any AWS call.
+  returned: on invalid options
+  type: list
+  elements: str
 removed:
-  description: With O(state=sweep), the resources deleted (in check mode, that would be deleted).
+  description: With O(state=sweep), the resources deleted (in check mode, that would be deleted), each with the
+    reason (C(reason)).
   returned: when O(state=sweep)
   type: list
   elements: dict
   sample: [{"kind": "instance", "identifier": "orders-prod-drill-20261120073500", "drill_id": "x",
-            "expires": "2026-11-21T07:35:00.000Z"}]
+            "expires": "2026-11-21T07:35:00.000Z", "reason": "expired at 2026-11-21T07:35:00.000Z"}]
 left_alone:
-  description: With O(state=sweep), drill resources left alone and why (not expired, protected, members).
+  description: With O(state=sweep), drill resources left alone and why (not expired, drill still running,
+    protected, members).
   returned: when O(state=sweep)
   type: list
   elements: dict
@@ -518,154 +585,146 @@ left_behind:
 """
 
 import random
-import traceback
 import uuid
-
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.dbre.rds.plugins.module_utils import restore_drill as drill
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import RETRYABLE_RDS_CODES
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import CallNotConfirmed
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import once_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
 from ansible_collections.dbre.rds.plugins.module_utils.drill_log import DrillLog
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_argument_spec
-from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_basename
-from ansible_collections.dbre.rds.plugins.module_utils.drill_report import write_report
-from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillAborted
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillFailure
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillRuntime
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import aws_errors
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import owner_alive
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import owner_marker
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connector_for
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import BROKEN_STATES
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import CLUSTER
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import INSTANCE
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import NOT_FOUND_CODES
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import cluster_writer
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_cluster
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_instance
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_snapshots
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_tagged
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import paginate
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import standalone_instance_problem
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import status_of
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
-FAILED_STATES = {"failed", "incompatible-restore", "incompatible-parameters", "incompatible-network",
-                 "inaccessible-encryption-credentials", "restore-error", "storage-full"}
 AUTH_ERRORS = ("authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied")
-
-
-class DrillAborted(Exception):
-    """The drill cannot go on (an AWS error or a broken connection); cleanup still runs."""
-
-    def __init__(self, message, aws_error=None, trace=None):
-        super().__init__(message)
-        self.aws_error = aws_error
-        self.trace = trace
 
 
 # ---------------------------------------------------------------------------------------------------------- AWS I/O
 
 
-@AWSRetry.jittered_backoff()
-def _paginate(rds, operation, key, **params):
-    return rds.get_paginator(operation).paginate(**params).build_full_result()[key]
-
-
-def describe_instance(rds, identifier):
+def automated_backups(rds, identifier):
+    """The instance's automated backups (their RestoreWindow); empty where the API is not available."""
     try:
-        found = rds.describe_db_instances(DBInstanceIdentifier=identifier, aws_retry=True)["DBInstances"]
-    except is_boto3_error_code("DBInstanceNotFound"):
-        return None
-    return with_tags(rds, found[0]) if found else None
+        return paginate(rds, "describe_db_instance_automated_backups", "DBInstanceAutomatedBackups",
+                        DBInstanceIdentifier=identifier)
+    except is_boto3_error_code(["DBInstanceAutomatedBackupNotFound", "DBInstanceAutomatedBackupNotFoundFault",
+                                "InvalidAction", "NotImplemented"]):
+        return []
 
 
-def describe_cluster(rds, identifier):
+def ours(rds, kind, identifier, drill_id):
+    """What shows that a create call of this drill took effect: the resource exists with this drill's tag."""
+    found = describe(rds, kind, identifier, with_tags=True)
+    if found is not None and drill.tags_of(found).get(drill.DRILL_ID_TAG) == drill_id:
+        return f"{kind} {identifier} exists ({status_of(found)}) with {drill.DRILL_ID_TAG}={drill_id}"
+    return None
+
+
+def create_once(rds, once, kind, identifier, operation, request, drill_id, phase, what):
+    """Send a restore or create call exactly once (throttles and lost answers are checked, not resent blindly)."""
     try:
-        found = rds.describe_db_clusters(DBClusterIdentifier=identifier, aws_retry=True)["DBClusters"]
-    except is_boto3_error_code("DBClusterNotFoundFault"):
-        return None
-    return with_tags(rds, found[0]) if found else None
+        outcome = call_once(once, operation, request, lambda: ours(rds, kind, identifier, drill_id))
+    except CallNotConfirmed as exc:
+        raise DrillAborted(phase, f"{what}: {exc}: check the RDS console for {identifier}", cause=exc.cause)
+    except aws_errors() as exc:
+        raise DrillAborted(phase, f"{what}: {exc}", cause=exc)
+    outcome.pop("response", None)
+    return outcome
 
 
-def describe(rds, kind, identifier):
-    return describe_instance(rds, identifier) if kind == "instance" else describe_cluster(rds, identifier)
-
-
-def with_tags(rds, described):
-    if "TagList" not in described:
-        arn = described.get("DBInstanceArn") or described.get("DBClusterArn")
-        described["TagList"] = rds.list_tags_for_resource(ResourceName=arn, aws_retry=True).get("TagList", [])
-    return described
-
-
-def delete(rds, kind, identifier):
-    if kind == "instance":
-        rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True,
-                               aws_retry=True)
+def delete_once(module, rds, once, kind, identifier):
+    """Delete a drill resource exactly once; a state that refuses deletion for now is waited out (cleanup_timeout)."""
+    if kind == INSTANCE:
+        operation, request = "delete_db_instance", {"DBInstanceIdentifier": identifier}
     else:
-        rds.delete_db_cluster(DBClusterIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True,
-                              aws_retry=True)
+        operation, request = "delete_db_cluster", {"DBClusterIdentifier": identifier}
+    request.update(SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
 
+    def took_effect():
+        found = describe(rds, kind, identifier)
+        return f"{kind} {identifier} {status_of(found)}" if status_of(found) in ("gone", "deleting") else None
 
-def status_of(described):
-    if described is None:
-        return "gone"
-    return described.get("DBInstanceStatus") or described.get("Status") or "unknown"
+    def attempt():
+        try:
+            return {"outcome": call_once(once, operation, request, took_effect,
+                                         deadline_seconds=module.params["cleanup_timeout"]), "error": None}
+        except is_boto3_error_code(list(NOT_FOUND_CODES[kind])):
+            return {"outcome": {"confirmed_by": "already gone"}, "error": None}
+        except is_boto3_error_code(RETRYABLE_RDS_CODES) as exc:  # pylint: disable=duplicate-except
+            return {"outcome": None, "error": exc}
 
-
-# ---------------------------------------------------------------------------------------------------------- progress
+    wait_until(attempt, lambda r: r["outcome"] is not None, timeout=module.params["cleanup_timeout"],
+               interval=module.params["poll_interval"], phase=f"{operation} of {identifier} accepted",
+               state_of=lambda r: "accepted" if r["outcome"] else "refused for now")
 
 
 # ---------------------------------------------------------------------------------------------------------- the source
 
 
-def read_source(module, rds):
-    """The source (instance or cluster), its writer for Aurora, and its snapshots when the recovery point needs them."""
+def read_source(module, rds, runtime):
+    """The one source named by the options (instance or cluster), its writer for Aurora, and what selection needs:
+    its snapshots, or its restorable window. Refused before any change when it does not exist or is the wrong kind."""
     params = module.params
     cluster_id = params["db_cluster_identifier"]
-    source_id = cluster_id or params["db_instance_identifier"]
-    needs_snapshots = params["restore_from"] != "point_in_time"
+    source_id = runtime.target
+    restore_from = params["restore_from"]
+    writer, snapshots, backups = None, [], []
     try:
         if cluster_id:
             source = describe_cluster(rds, cluster_id)
-            writer_id = drill.writer_of(source) if source else None
+            writer_id = cluster_writer(source)
             writer = describe_instance(rds, writer_id) if writer_id else None
-            snapshots = _paginate(rds, "describe_db_cluster_snapshots", "DBClusterSnapshots",
-                                  DBClusterIdentifier=cluster_id) if source and needs_snapshots else []
         else:
             source = describe_instance(rds, source_id)
-            writer = None
-            snapshots = _paginate(rds, "describe_db_snapshots", "DBSnapshots",
-                                  DBInstanceIdentifier=source_id) if source and needs_snapshots else []
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        if source is not None and restore_from != "point_in_time":
+            snapshots = describe_snapshots(rds, CLUSTER if cluster_id else INSTANCE, source_id)
+        if source is not None and restore_from == "point_in_time" and not cluster_id:
+            backups = automated_backups(rds, source_id)
+    except aws_errors() as e:
         module.fail_json_aws(e, msg=f"Describing the drill's source {source_id}: check the identifier, region and "
                                     "the describe permissions")
     if source is None:
-        module.fail_json(msg=f"Describing the drill's source {source_id}: it does not exist in this region; check "
-                             "the identifier and region")
+        kind = "DB cluster" if cluster_id else "DB instance"
+        runtime.refuse([f"describing the drill's source: no {kind} {source_id!r} exists in this region; check the "
+                        "identifier and region"])
+    problem = None if cluster_id else standalone_instance_problem(source_id, source)
+    if problem:
+        runtime.refuse([problem])
     protected = {source_id} | {m["DBInstanceIdentifier"] for m in source.get("DBClusterMembers") or []}
     return {"id": source_id, "cluster": bool(cluster_id), "described": source, "writer": writer,
-            "snapshots": snapshots, "protected": protected}
-
-
-def plan_drill(params, source, clock, drill_id, rng):
-    """Everything the drill will do, decided before the first mutating call."""
-    point = drill.select_recovery_point(params, source["id"], source["described"], source["snapshots"],
-                                        clock.started_at, rng)
-    target = params["target_identifier"] or drill.default_target_identifier(
-        source["id"], clock.started_at, cluster=source["cluster"])
-    tags = drill.drill_tags(drill_id, clock.started_at, params["ttl_hours"], params["tags"])
-    plan = {"drill_id": drill_id, "point": point, "tags": tags, "instance_request": None}
-    if source["cluster"]:
-        plan["operation"], plan["request"] = drill.cluster_restore_request(source["described"], point, target, tags)
-        plan["instance_request"] = drill.cluster_instance_request(source["described"], source["writer"], target, tags,
-                                                                  params["db_instance_class"])
-        plan["target"] = {"cluster": target, "instance": plan["instance_request"]["DBInstanceIdentifier"]}
-    else:
-        plan["operation"], plan["request"] = drill.instance_restore_request(source["described"], point, target, tags,
-                                                                            params["db_instance_class"])
-        plan["target"] = {"cluster": None, "instance": target}
-    plan["creates"] = [{"kind": kind, "identifier": plan["target"][kind]} for kind in ("cluster", "instance")
-                       if plan["target"][kind]]
-    return plan
+            "snapshots": snapshots, "protected": protected,
+            "window": drill.restorable_window(source, backups, runtime.clock.now())}
 
 
 # ---------------------------------------------------------------------------------------------------------- the drill
@@ -673,13 +732,10 @@ def plan_drill(params, source, clock, drill_id, rng):
 
 def wait_for_status(module, rds, kind, identifier, log, deadline, phase, label):
     """Wait (through the shared helper) until the resource is available, within what is left of ``wait_timeout``."""
-    def fetch():
-        return describe(rds, kind, identifier)
-
     try:
-        outcome = wait_until(fetch, lambda d: status_of(d) == "available",
+        outcome = wait_until(lambda: describe(rds, kind, identifier), lambda d: status_of(d) == "available",
                              timeout=max(0.0, deadline - log.clock.elapsed()), interval=module.params["poll_interval"],
-                             phase=phase, state_of=status_of, failed=lambda d: status_of(d) in FAILED_STATES,
+                             phase=phase, state_of=status_of, failed=lambda d: status_of(d) in BROKEN_STATES,
                              clock=log.clock)
     except (WaitTimeout, WaitFailed) as exc:
         log.transitions(label, exc.transitions)
@@ -689,7 +745,7 @@ def wait_for_status(module, rds, kind, identifier, log, deadline, phase, label):
 
 
 def connect(module, connector, log, deadline):
-    """A first connection, retried within the time left while the database still refuses; no retry on bad credentials."""
+    """A first connection, retried within the time left while the database still refuses; not on bad credentials."""
     import psycopg2
 
     def attempt():
@@ -706,67 +762,93 @@ def connect(module, connector, log, deadline):
     return outcome.value["conn"]
 
 
+def query(conn, sql, one=False):
+    """Rows of one query, or (None, the database's first line of error)."""
+    import psycopg2
+
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            if one:
+                return cursor.fetchone(), None
+            return (cursor.fetchall() if cursor.description else []), None
+    except psycopg2.Error as exc:
+        return None, (str(exc).strip().splitlines() or [repr(exc)])[0]
+
+
 def validate(module, rds, source, plan, described, log, result):
-    """Run the checks and the freshness query on the restored database; fill ``result``."""
+    """Run the checks and the freshness query on the restored database; fill ``result``. A query that fails is a
+    failed check (the measurements so far are kept), not an error of the drill."""
     params = dict(module.params)
     params["login_user"] = params["login_user"] or source["described"].get("MasterUsername")
     connector = connector_for(module, params, endpoint=endpoint_of(described), rds=rds)
     try:
         conn = connect(module, connector, log, result["deadline"])
     except WaitFailed as exc:
-        raise DrillAborted(f"Connecting to the restored database {connector.target} as {params['login_user']}: "
-                           f"{exc.last_value['error']}: check login_user, login_password or iam_auth, and login_db")
+        raise DrillAborted("validation", f"Connecting to the restored database {connector.target} as "
+                                         f"{params['login_user']}: {exc.last_value['error']}: check login_user, "
+                                         "login_password or iam_auth, and login_db")
     log.event(phase="validation", message=f"connected to {connector.target}")
-    import psycopg2
     try:
         for check in params["checks"]:
-            rows, error = None, None
-            try:
-                with conn.cursor() as cursor:
-                    cursor.execute(check["sql"])
-                    rows = cursor.fetchall() if cursor.description else []
-            except psycopg2.Error as exc:
-                error = str(exc).strip().splitlines()[0]
+            rows, error = query(conn, check["sql"])
             outcome = drill.evaluate_check(check, rows, error)
             result["checks"].append(outcome)
-            log.event(phase="validation", message=f"check {check['name']}: {'passed' if outcome['passed'] else outcome['message']}")
+            log.event(phase="validation",
+                      message=f"check {check['name']}: {'passed' if outcome['passed'] else outcome['message']}")
         if params["freshness_sql"]:
-            with conn.cursor() as cursor:
-                cursor.execute(params["freshness_sql"])
-                row = cursor.fetchone()
-            result["measurements"].update(drill.freshness_measurements(row[0] if row else None,
-                                                                       plan["point"]["time"], log.clock.started_at))
-            log.event(phase="validation", message=f"data freshness {result['measurements']['data_freshness']}")
+            row, error = query(conn, params["freshness_sql"], one=True)
+            try:
+                measured = None if error else drill.freshness_measurements(
+                    row[0] if row else None, plan["point"]["time"], log.clock.started_at)
+            except ValueError as exc:
+                error = str(exc)
+            if error:
+                result["checks"].append(drill.evaluate_check(
+                    {"name": "freshness_sql", "sql": params["freshness_sql"], "expect": {"regex": "timestamp"}},
+                    None, error))
+                log.event(phase="validation", message=f"freshness_sql failed: {error}")
+            else:
+                result["measurements"].update(measured)
+                log.event(phase="validation", message=f"data freshness {measured['data_freshness']}")
     finally:
         conn.close()
 
 
-def run_drill(module, rds, source, plan, log, result):
+def run_drill(module, rds, once, runtime, source, plan, result):
     """Restore, wait, validate. Raises on timeout or error; ``result`` holds whatever was measured by then."""
-    params = module.params
+    params, log = module.params, runtime.log
     measured = result["measurements"]
-    log.start("restore_request", f"{plan['operation']} -> {plan['target']['cluster'] or plan['target']['instance']}")
+    main_kind = CLUSTER if source["cluster"] else INSTANCE
+    runtime.enter("restore_request", f"{plan['operation']} -> {plan['target'][main_kind]}", timed=True)
     requested = log.clock.elapsed()
     measured["restore_requested_at"] = utc_iso(log.clock.at(requested))
-    main_kind = "cluster" if source["cluster"] else "instance"
     # Recorded before the call: if the answer is lost the resource may still exist, and cleanup checks its tags.
     result["created"].append({"kind": main_kind, "identifier": plan["target"][main_kind], "confirmed": False})
-    call(rds, plan["operation"], plan["request"], f"Requesting the restore {plan['target'][main_kind]}")
+    result["restore_outcome"] = create_once(rds, once, main_kind, plan["target"][main_kind], plan["operation"],
+                                            plan["request"], plan["drill_id"], "restore_request",
+                                            f"Requesting the restore {plan['target'][main_kind]}")
     result["created"][-1]["confirmed"] = True
     # wait_timeout bounds the waiting that follows the request, through validation's first connection.
-    result["deadline"] = log.finish("restore_request") + params["wait_timeout"]
-    log.start("wait_available")
+    sent = result["restore_outcome"]
+    finished = log.finish("restore_request", message=f"restore_request ok after {sent['attempts']} attempt(s), "
+                                                     f"confirmed by {sent['confirmed_by']}")
+    result["deadline"] = finished + params["wait_timeout"]
+    runtime.enter("wait_available", timed=True)
     try:
         if source["cluster"]:
-            outcome = wait_for_status(module, rds, "cluster", plan["target"]["cluster"], log, result["deadline"],
+            outcome = wait_for_status(module, rds, CLUSTER, plan["target"]["cluster"], log, result["deadline"],
                                       "restored cluster available", "cluster " + plan["target"]["cluster"])
             result["transitions"]["cluster"] = outcome.transitions
-            log.start("create_instance", f"create_db_instance -> {plan['target']['instance']}")
-            result["created"].append({"kind": "instance", "identifier": plan["target"]["instance"], "confirmed": False})
-            call(rds, "create_db_instance", plan["instance_request"], f"Adding instance {plan['target']['instance']}")
+            runtime.enter("create_instance", f"create_db_instance -> {plan['target']['instance']}", timed=True)
+            result["created"].append({"kind": INSTANCE, "identifier": plan["target"]["instance"], "confirmed": False})
+            result["instance_outcome"] = create_once(rds, once, INSTANCE, plan["target"]["instance"],
+                                                     "create_db_instance", plan["instance_request"], plan["drill_id"],
+                                                     "create_instance", f"Adding instance {plan['target']['instance']}")
             result["created"][-1]["confirmed"] = True
             log.finish("create_instance")
-        outcome = wait_for_status(module, rds, "instance", plan["target"]["instance"], log, result["deadline"],
+            runtime.phase = "wait_available"
+        outcome = wait_for_status(module, rds, INSTANCE, plan["target"]["instance"], log, result["deadline"],
                                   "restored instance available", "instance " + plan["target"]["instance"])
     except (WaitTimeout, WaitFailed) as exc:
         result["transitions"]["instance" if "instance" in exc.phase else "cluster"] = exc.transitions
@@ -779,19 +861,12 @@ def run_drill(module, rds, source, plan, log, result):
     measured["available_at"] = utc_iso(log.clock.at(available))
     measured["restore_wait_seconds"] = round(available - requested, 3)
     described = describe_cluster(rds, plan["target"]["cluster"]) if source["cluster"] else outcome.value
-    log.start("validation")
+    runtime.enter("validation", timed=True)
     if params["checks"] or params["freshness_sql"]:
         validate(module, rds, source, plan, described, log, result)
     validated = log.finish("validation", "ok" if all(c["passed"] for c in result["checks"]) else "failed")
     measured["validated_at"] = utc_iso(log.clock.at(validated))
     measured["rto_seconds"] = drill.rto_seconds(requested, validated)
-
-
-def call(rds, operation, request, what):
-    try:
-        return getattr(rds, operation)(aws_retry=True, **request)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise DrillAborted(f"{what}: {exc}", aws_error=exc)
 
 
 # ---------------------------------------------------------------------------------------------------------- cleanup
@@ -804,8 +879,8 @@ def wait_gone(module, rds, kind, identifier, log):
     log.transitions(f"{kind} {identifier}", outcome.transitions)
 
 
-def remove(module, rds, steps, log):
-    """Delete each step's resource and wait until gone; (removed, left_behind, steps with outcomes)."""
+def remove(module, rds, once, steps, log):
+    """Delete each step's resource (once) and wait until gone; (removed, left_behind)."""
     removed, left = [], []
     for step in steps:
         kind, identifier = step["kind"], step["identifier"]
@@ -817,10 +892,10 @@ def remove(module, rds, steps, log):
             continue
         try:
             if step["action"] == "delete":
-                delete(rds, kind, identifier)
+                delete_once(module, rds, once, kind, identifier)
                 log.event(phase="cleanup", message=f"delete requested: {kind} {identifier}")
             wait_gone(module, rds, kind, identifier, log)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, WaitTimeout) as exc:
+        except aws_errors() + (CallNotConfirmed, WaitTimeout) as exc:
             step["reason"] = f"{kind} {identifier} could not be deleted: {exc}"
             left.append(identifier)
             log.event(phase="cleanup", message=step["reason"])
@@ -830,79 +905,119 @@ def remove(module, rds, steps, log):
     return removed, left
 
 
-def clean_up(module, rds, source, plan, log, result, passed):
-    mode = module.params["cleanup"]
+def clean_up(module, rds, once, runtime, source, plan, result, failure):
+    """Delete what this drill created (cleanup=always), or keep it (never; on_success after a failed verdict)."""
+    mode, log = module.params["cleanup"], runtime.log
+    log.close_open("failed" if failure else "ok")
+    passed = failure is None and all(row["held"] for row in drill.objectives(
+        result["measurements"], result["checks"], module.params["max_rto_seconds"], module.params["max_rpo_seconds"]))
     created = result["created"]
-    cleanup = {"mode": mode, "removed": [], "left_behind": [], "kept": [], "steps": []}
+    cleanup = result["cleanup"] = {"mode": mode, "removed": [], "left_behind": [], "kept": [], "steps": []}
     if not created:
-        return cleanup
+        return
     if mode == "never" or (mode == "on_success" and not passed):
         cleanup["kept"] = [c["identifier"] for c in created]
         expires = plan["tags"][drill.DRILL_EXPIRES_TAG]
         log.event(phase="cleanup", message=f"kept for investigation until {expires}: " + ", ".join(cleanup["kept"]))
-        return cleanup
-    log.start("cleanup")
+        return
+    runtime.enter("cleanup", timed=True)
     try:
-        described = {(c["kind"], c["identifier"]): describe(rds, c["kind"], c["identifier"]) for c in created}
+        described = {(c["kind"], c["identifier"]): describe(rds, c["kind"], c["identifier"], with_tags=True)
+                     for c in created}
         cleanup["steps"] = drill.cleanup_plan(created, described, plan["drill_id"], source["protected"])
-        cleanup["removed"], cleanup["left_behind"] = remove(module, rds, cleanup["steps"], log)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        cleanup["removed"], cleanup["left_behind"] = remove(module, rds, once, cleanup["steps"], runtime.log)
+    except aws_errors() as exc:
         done = set(cleanup["removed"])
         cleanup["left_behind"] = [c["identifier"] for c in created if c["identifier"] not in done]
         cleanup["error"] = str(exc)
     log.finish("cleanup", "ok" if not cleanup["left_behind"] else "failed")
-    return cleanup
 
 
 # ---------------------------------------------------------------------------------------------------------- sweep
 
 
 def sweep(module, rds):
+    """Delete drill resources (both drill tags, nothing else) whose drill's process is gone, whose TTL passed, or
+    that are older than sweep_older_than."""
+    params = module.params
     clock = DrillClock()
-    log = DrillLog(clock, "rds_restore_drill", "sweep", module.params["progress_log"])
+    log = DrillLog(clock, "rds_restore_drill", "sweep", None if module.check_mode else params["progress_log"])
     try:
-        instances = [with_tags(rds, i) for i in _paginate(rds, "describe_db_instances", "DBInstances")]
-        clusters = [with_tags(rds, c) for c in _paginate(rds, "describe_db_clusters", "DBClusters")]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg="Listing DB instances and clusters to sweep expired drill resources: check the "
-                                    "describe permissions and region")
-    selection = drill.sweep_selection(instances, clusters, clock.now())
+        instances = describe_tagged(rds, INSTANCE, drill.DRILL_ID_TAG)
+        clusters = describe_tagged(rds, CLUSTER, drill.DRILL_ID_TAG)
+    except aws_errors() as e:
+        module.fail_json_aws(e, msg="Listing DB instances and clusters to sweep drill resources: check the describe "
+                                    "permissions and region")
+    selection = drill.sweep_selection(instances, clusters, clock.now(), alive=owner_alive,
+                                      older_than_hours=params["sweep_older_than"])
     result = {"changed": bool(selection["delete"]), "removed": selection["delete"], "left_alone": selection["skip"],
               "left_behind": []}
     if module.check_mode or not selection["delete"]:
         module.exit_json(**result)
-    steps = [{"kind": d["kind"], "identifier": d["identifier"], "action": "delete", "reason": "expired"}
+    steps = [{"kind": d["kind"], "identifier": d["identifier"], "action": "delete", "reason": d["reason"]}
              for d in selection["delete"]]
-    removed, left = remove(module, rds, steps, log)
+    removed, left = remove(module, rds, once_client(module), steps, log)
     result["removed"] = [d for d in selection["delete"] if d["identifier"] in removed]
     result["left_behind"] = left
     if left:
-        module.fail_json(msg="Sweeping expired drill resources left behind: " + ", ".join(left)
+        module.fail_json(msg="Sweeping drill resources left behind: " + ", ".join(left)
                              + ": delete them by hand or run the sweep again", **result)
     module.exit_json(**result)
 
 
-# ---------------------------------------------------------------------------------------------------------- report
+# ---------------------------------------------------------------------------------------------------------- judge
 
 
-def build_report(source, plan, log, result, table, failure):
-    measured = result["measurements"]
-    return {
-        "title": f"Restore drill of {source['id']}",
-        "kind": "restore_drill",
-        "target": plan["target"]["cluster"] or plan["target"]["instance"],
-        "started_at": utc_iso(log.clock.started_at),
-        "finished_at": utc_iso(log.clock.now()),
-        "passed": failure is None,
-        "failure": failure,
-        "objectives": table,
-        "timeline": sorted(log.timeline, key=lambda e: e["elapsed_seconds"]),
-        "measurements": {k: v for k, v in measured.items() if k != "available"},
-        "details": {"drill_id": plan["drill_id"], "source": source["id"], "recovery_point": plan["point"],
-                    "restore_request": drill.request_summary(plan["operation"], plan["request"]),
-                    "checks": result["checks"], "phases": log.phases, "transitions": result["transitions"],
-                    "cleanup": result["cleanup"]},
-    }
+def summaries(plan, result):
+    """The restore (and create) requests as returned: parameters, and how each call went (call_once's outcome)."""
+    restore = drill.request_summary(plan["operation"], plan["request"])
+    restore["outcome"] = result.get("restore_outcome")
+    instance = None
+    if plan["instance_request"]:
+        instance = drill.request_summary("create_db_instance", plan["instance_request"])
+        instance["outcome"] = result.get("instance_outcome")
+    return restore, instance
+
+
+def judge(module, runtime, source, plan, result, failure):
+    """Verdict, report and the task's result; (result, report, failure, breach) for runtime.exit."""
+    params, log = module.params, runtime.log
+    measured, cleanup = result["measurements"], result["cleanup"]
+    table = drill.objectives(measured, result["checks"], params["max_rto_seconds"], params["max_rpo_seconds"],
+                             cleanup)
+    verdict = drill.first_failure(table, failure.message if failure else None)
+    log.event(phase="verdict", message="drill passed" if verdict is None else f"drill failed: {verdict}")
+    measured["duration_seconds"] = round(log.clock.elapsed(), 3)
+    measurements = {k: v for k, v in measured.items() if k != "available"}
+    restore, instance = summaries(plan, result)
+    report = runtime.report(passed=verdict is None, objectives=table, measurements=measurements, failure=verdict,
+                            details={"drill_id": plan["drill_id"], "source": source["id"],
+                                     "recovery_point": plan["point"], "restore_request": restore,
+                                     "instance_request": instance, "checks": result["checks"],
+                                     "phases": log.phases, "transitions": result["transitions"],
+                                     "cleanup": cleanup})
+    output = dict(changed=True, passed=verdict is None, verdict="passed" if verdict is None else "failed",
+                  failure=verdict, drill_id=plan["drill_id"],
+                  source={"identifier": source["id"], "cluster": source["cluster"]}, target=plan["target"],
+                  recovery_point=plan["point"], restore_request=restore, rto_seconds=measured.get("rto_seconds"),
+                  rpo_seconds=measured.get("rpo_seconds"), checks=result["checks"], measurements=measurements,
+                  phases=log.phases, transitions=result["transitions"], cleanup=cleanup)
+    if instance:
+        output["instance_request"] = instance
+    summary = drill.cleanup_summary(cleanup)
+    breach = None
+    if cleanup and cleanup["left_behind"]:
+        failure = DrillFailure(f"Restore drill of {source['id']} left behind: {', '.join(cleanup['left_behind'])}: "
+                               "delete them by hand (see cleanup.steps for why) or run state=sweep", "cleanup",
+                               interrupted=bool(failure and failure.interrupted))
+    elif failure is not None:
+        failure.message = f"{failure.message} ({summary})"
+    elif verdict is not None:
+        breach = f"Restore drill of {source['id']} failed: {verdict} ({summary})"
+    return output, report, failure, breach
+
+
+# ---------------------------------------------------------------------------------------------------------- main
 
 
 def argument_spec():
@@ -934,48 +1049,13 @@ def argument_spec():
         fail_on_breach=dict(type="bool", default=True),
         cleanup=dict(type="str", default="always", choices=list(drill.CLEANUP_MODES)),
         cleanup_timeout=dict(type="int", default=1800),
+        sweep_older_than=dict(type="float"),
         progress_log=dict(type="path"),
     )
     spec.update(wait_argument_spec())
     spec.update(db_connection_argument_spec())
     spec.update(report_argument_spec())
     return spec
-
-
-def finish(module, source, plan, log, result, failure, error):
-    """Verdict, report, exit: fail on breach (if asked), on cleanup leftovers and on errors."""
-    measured, cleanup = result["measurements"], result["cleanup"]
-    table = drill.objectives(measured, result["checks"], module.params["max_rto_seconds"],
-                             module.params["max_rpo_seconds"], cleanup)
-    failure = drill.first_failure(table, failure)
-    log.event(phase="verdict", message="drill passed" if failure is None else f"drill failed: {failure}")
-    measured["duration_seconds"] = round(log.clock.elapsed(), 3)
-    report = build_report(source, plan, log, result, table, failure)
-    output = dict(changed=True, passed=failure is None, verdict="passed" if failure is None else "failed",
-                  failure=failure, drill_id=plan["drill_id"], source={"identifier": source["id"],
-                                                                      "cluster": source["cluster"]},
-                  target=plan["target"], recovery_point=plan["point"],
-                  restore_request=drill.request_summary(plan["operation"], plan["request"]),
-                  rto_seconds=measured.get("rto_seconds"), rpo_seconds=measured.get("rpo_seconds"),
-                  checks=result["checks"], measurements=report["measurements"], phases=log.phases,
-                  transitions=result["transitions"], cleanup=cleanup, report=report)
-    if plan["instance_request"]:
-        output["instance_request"] = drill.request_summary("create_db_instance", plan["instance_request"])
-    if module.params["report_dir"]:
-        name = module.params["report_name"] or report_basename("restore_drill", report["target"], report["started_at"])
-        output["report_files"] = write_report(report, module.params["report_dir"], name)
-    if cleanup["left_behind"]:
-        module.fail_json(msg=f"Restore drill of {source['id']} left behind: {', '.join(cleanup['left_behind'])}: "
-                             "delete them by hand (see cleanup.steps for why) or run state=sweep after they expire",
-                         **output)
-    summary = drill.cleanup_summary(cleanup)
-    if error is not None and error.aws_error is not None:
-        module.fail_json_aws(error.aws_error, msg=f"{error} ({summary})", **output)
-    if error is not None:
-        module.fail_json(msg=f"{error} ({summary})", exception=error.trace, **output)
-    if failure is not None and module.params["fail_on_breach"]:
-        module.fail_json(msg=f"Restore drill of {source['id']} failed: {failure} ({summary})", **output)
-    module.exit_json(**output)
 
 
 def main():
@@ -987,37 +1067,34 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    problems = drill.option_problems(params) + connection_problems(params)
-    if (params["checks"] or params["freshness_sql"]) and not (params["login_password"] or params["iam_auth"]):
-        problems.append("checks and freshness_sql connect to the restored database: give login_password or "
-                        "iam_auth=true")
+    problems = drill.problems(params)
     if problems:
-        module.fail_json(msg="Invalid restore drill options: " + "; ".join(problems))
+        module.fail_json(msg="Invalid restore drill options: " + "; ".join(problems), problems=problems)
     rds = rds_client(module)
     if params["state"] == "sweep":
         sweep(module, rds)
 
-    clock = DrillClock()
-    source = read_source(module, rds)
-    drill_id = f"{clock.started_at.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
-    log = DrillLog(clock, "rds_restore_drill", source["id"], None if module.check_mode else params["progress_log"])
-    log.start("select")
+    source_id = params["db_cluster_identifier"] or params["db_instance_identifier"]
+    runtime = DrillRuntime(module, "restore_drill", source_id, f"Restore drill of {source_id}",
+                           progress_log=None if module.check_mode else params["progress_log"])
+    source = read_source(module, rds, runtime)
+    started_at = runtime.clock.started_at
+    drill_id = f"{started_at.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+    runtime.enter("select", timed=True)
     try:
-        plan = plan_drill(params, source, clock, drill_id, random.Random(params["random_seed"]))
+        plan = drill.plan_drill(params, source, started_at, drill_id, random.Random(params["random_seed"]),
+                                owner=owner_marker())
     except drill.SelectionError as exc:
-        module.fail_json(msg=f"Selecting the recovery point of {source['id']}: {exc}")
-    if plan["instance_request"] and not plan["instance_request"]["DBInstanceClass"]:
-        module.fail_json(msg=f"Planning the instance of the restored cluster: {source['id']} has no writer instance "
-                             "to copy the class from; set db_instance_class")
-    log.finish("select", message=f"recovery point {plan['point']['snapshot_identifier'] or plan['point']['time']}")
-    rpo = drill.rpo_seconds(plan["point"]["time"], clock.started_at)
+        runtime.refuse([f"selecting the recovery point of {source['id']}: {exc}"])
+    point = plan["point"]
+    runtime.log.finish("select", message=f"recovery point {point['snapshot_identifier'] or point['time']}")
+    rpo = drill.rpo_seconds(plan["point"]["time"], started_at)
     if module.check_mode:
+        restore, instance = summaries(plan, {})
         module.exit_json(changed=True, verdict="planned", drill_id=drill_id, source={"identifier": source["id"],
                          "cluster": source["cluster"]}, target=plan["target"], recovery_point=plan["point"],
-                         rpo_seconds=rpo, restore_request=drill.request_summary(plan["operation"], plan["request"]),
-                         would_create=plan["creates"], phases=log.phases,
-                         **({"instance_request": drill.request_summary("create_db_instance", plan["instance_request"])}
-                            if plan["instance_request"] else {}))
+                         rpo_seconds=rpo, restore_request=restore, would_create=plan["creates"],
+                         phases=runtime.log.phases, **({"instance_request": instance} if instance else {}))
     if not (params["checks"] or params["freshness_sql"]):
         module.warn("No checks and no freshness_sql: the drill proves the restore completes, not that the data is "
                     "there")
@@ -1025,26 +1102,10 @@ def main():
     result = {"created": [], "checks": [], "transitions": {}, "cleanup": None,
               "measurements": {"rpo_seconds": rpo, "recovery_point_time": plan["point"]["time"], "rto_seconds": None,
                                "final_status": None, "available": False}}
-    failure, error = None, None
-    try:
-        run_drill(module, rds, source, plan, log, result)
-    except (WaitTimeout, WaitFailed) as exc:
-        failure = f"{exc}; the drill stopped there"
-    except DrillAborted as exc:
-        failure, error = str(exc), exc
-    except Exception as exc:  # anything else still gets cleaned up, then reported with its traceback
-        failure = f"Unexpected error during the drill: {exc}"
-        error = DrillAborted(failure, trace=traceback.format_exc())
-    log.close_open("failed" if failure else "ok")
-    passed_so_far = failure is None and measured_ok(result, params)
-    result["cleanup"] = clean_up(module, rds, source, plan, log, result, passed_so_far)
-    finish(module, source, plan, log, result, failure, error)
-
-
-def measured_ok(result, params):
-    table = drill.objectives(result["measurements"], result["checks"], params["max_rto_seconds"],
-                             params["max_rpo_seconds"])
-    return all(row["held"] for row in table)
+    once = once_client(module)
+    failure = runtime.act(lambda: run_drill(module, rds, once, runtime, source, plan, result),
+                          lambda failure: clean_up(module, rds, once, runtime, source, plan, result, failure))
+    runtime.exit(*judge(module, runtime, source, plan, result, failure))
 
 
 if __name__ == "__main__":

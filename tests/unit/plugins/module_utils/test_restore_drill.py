@@ -8,6 +8,7 @@ import random
 import pytest
 
 from ansible_collections.dbre.rds.plugins.module_utils import restore_drill as drill
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import cluster_writer
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 11, 27, 7, 35, 0, tzinfo=UTC)
@@ -51,7 +52,7 @@ def params(**overrides):
             "restore_from": "latest_snapshot", "snapshot_type": "any", "snapshot_identifier": None,
             "restore_time": None, "use_latest_restorable_time": False, "selection_window_days": None,
             "target_identifier": None, "ttl_hours": 24, "checks": [], "max_rto_seconds": None,
-            "max_rpo_seconds": None}
+            "max_rpo_seconds": None, "login_password": "secret"}
     base.update(overrides)
     return base
 
@@ -88,7 +89,7 @@ def params(**overrides):
     ({"max_rto_seconds": 0}, "max_rto_seconds must be positive"),
 ])
 def test_option_problems_name_what_to_change(overrides, fragment):
-    problems = drill.option_problems(params(**overrides))
+    problems = drill.problems(params(**overrides))
     assert any(fragment in p for p in problems), problems
 
 
@@ -102,7 +103,7 @@ def test_option_problems_name_what_to_change(overrides, fragment):
     {"state": "sweep", "db_instance_identifier": None, "restore_from": "snapshot"},
 ])
 def test_valid_options_have_no_problems(overrides):
-    assert drill.option_problems(params(**overrides)) == []
+    assert drill.problems(params(**overrides)) == []
 
 
 # ------------------------------------------------------------------------------------------------ naming and tags
@@ -256,7 +257,7 @@ WRITER = {"DBInstanceIdentifier": "aur-w", "DBInstanceClass": "db.r6g.xlarge",
 
 
 def test_cluster_requests():
-    assert drill.writer_of(CLUSTER) == "aur-w"
+    assert cluster_writer(CLUSTER) == "aur-w"
     point = {"type": "snapshot", "snapshot_identifier": "aur-snap", "snapshot_arn": None}
     operation, request = drill.cluster_restore_request(CLUSTER, point, "aur-drill", {"k": "v"})
     assert operation == "restore_db_cluster_from_snapshot"
@@ -451,3 +452,146 @@ def test_sweep_selects_expired_drill_resources_only():
     assert set(reasons) == {"src-drill-new", "src-drill-bad", "src-drill-protected", "aur-drill-2"}
     assert reasons["src-drill-new"].startswith("not expired until")
     assert "someone-elses" in reasons["aur-drill-2"]
+
+
+# ------------------------------------------------------------------------------------------------ one target, bounds
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"db_instance_identifier": ""}, "db_instance_identifier must not be empty or blank"),
+    ({"db_instance_identifier": "  "}, "db_instance_identifier must not be empty or blank"),
+    ({"db_instance_identifier": None, "db_cluster_identifier": " "}, "db_cluster_identifier must not be empty"),
+    ({"db_instance_identifier": "-src"}, "not a valid RDS identifier"),
+    ({"target_identifier": " "}, "target_identifier must not be empty or blank"),
+    ({"ttl_hours": 24 * 365 + 1}, "ttl_hours must be at most 8760"),
+    ({"wait_timeout": 0}, "wait_timeout must be greater than 0"),
+    ({"wait_timeout": 86401}, "at most 86400 seconds"),
+    ({"cleanup_timeout": -1}, "cleanup_timeout must be greater than 0"),
+    ({"poll_interval": 0}, "poll_interval must be greater than 0"),
+    ({"report_name": "../x"}, "report_name '../x' must be a plain file name stem"),
+    ({"report_name": "a/b"}, "no '/'"),
+    ({"sweep_older_than": 2}, "sweep_older_than applies to state=sweep only"),
+    ({"state": "sweep", "sweep_older_than": 0}, "sweep_older_than must be greater than 0"),
+    ({"checks": [{"name": "a", "sql": "x", "expect": {"rows": 1}}], "login_password": None},
+     "give login_password or iam_auth=true"),
+    ({"ssl_mode": "verify-full"}, "needs ca_cert"),
+])
+def test_problems_cover_identifiers_bounds_reports_and_connections(overrides, fragment):
+    found = drill.problems(params(**overrides))
+    assert any(fragment in p for p in found), found
+
+
+def test_problems_list_every_problem_at_once():
+    found = drill.problems(params(db_instance_identifier="", ttl_hours=0, wait_timeout=0, report_name="/etc/x"))
+    assert len(found) == 4, found
+
+
+def test_default_target_identifier_with_suffix_differs_per_drill_and_fits():
+    first = drill.default_target_identifier("a" * 63, NOW, cluster=True, suffix="abc123")
+    second = drill.default_target_identifier("a" * 63, NOW, cluster=True, suffix="def456")
+    assert first != second and first.endswith("-drill-20261127073500-abc123")
+    assert len(drill.cluster_instance_identifier(first)) <= 63
+    assert drill.identifier_problems(drill.cluster_instance_identifier(first), "instance") == []
+
+
+def test_owner_tags_round_trip_and_are_valid_tag_values():
+    owner = {"host": "runner{1}", "pid": 4242, "started": "123456"}
+    tags = drill.drill_tags("d-1", NOW, 6, owner=owner)
+    assert tags[drill.DRILL_OWNER_TAG] == "runner_1_/4242/123456"
+    assert tags[drill.DRILL_STARTED_TAG] == "2026-11-27T07:35:00.000Z"
+    assert drill.owner_from_tag(tags[drill.DRILL_OWNER_TAG]) == {"host": "runner_1_", "pid": 4242,
+                                                                  "started": "123456"}
+    assert drill.owner_from_tag("garbage") is None
+    assert drill.owner_from_tag("h/1/-") == {"host": "h", "pid": 1, "started": None}
+
+
+# ------------------------------------------------------------------------------------------------ restorable window
+
+
+def test_instance_window_comes_from_restore_window_else_retention():
+    instance = {k: v for k, v in SOURCE.items() if k != "EarliestRestorableTime"}
+    backups = [{"RestoreWindow": {"EarliestTime": NOW - datetime.timedelta(days=3)}}]
+    window = drill.restorable_window(instance, backups, NOW)
+    assert (window["earliest"], window["earliest_from"]) == (NOW - datetime.timedelta(days=3), "RestoreWindow")
+    window = drill.restorable_window({**instance, "BackupRetentionPeriod": 2,
+                                      "InstanceCreateTime": NOW - datetime.timedelta(days=30)}, [], NOW)
+    assert (window["earliest"], window["earliest_from"]) == (NOW - datetime.timedelta(days=2), "BackupRetentionPeriod")
+    young = drill.restorable_window({**instance, "BackupRetentionPeriod": 7,
+                                     "InstanceCreateTime": NOW - datetime.timedelta(hours=1)}, [], NOW)
+    assert young["earliest"] == NOW - datetime.timedelta(hours=1)
+
+
+def test_point_in_time_before_an_instances_computed_window_is_refused():
+    instance = {k: v for k, v in SOURCE.items() if k != "EarliestRestorableTime"}
+    window = drill.restorable_window({**instance, "BackupRetentionPeriod": 1}, [], NOW)
+    with pytest.raises(drill.SelectionError, match="before the earliest restorable time"):
+        drill.select_recovery_point(params(restore_from="point_in_time", restore_time="2026-11-25T07:00:00Z"), "src",
+                                    instance, [], NOW, random.Random(), restorable=window)
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+def test_plan_names_the_target_with_the_drill_ids_suffix_and_tags_the_owner():
+    source = {"id": "src", "cluster": False, "described": SOURCE, "writer": None, "snapshots": SNAPSHOTS}
+    owner = {"host": "h", "pid": 7, "started": "99"}
+    plan = drill.plan_drill(params(), source, NOW, "20261127T073500Z-0a1b2c3d", random.Random(), owner=owner)
+    assert plan["target"] == {"cluster": None, "instance": "src-drill-20261127073500-0a1b2c"}
+    tags = {t["Key"]: t["Value"] for t in plan["request"]["Tags"]}
+    assert tags[drill.DRILL_OWNER_TAG] == "h/7/99" and tags[drill.DRILL_ID_TAG] == "20261127T073500Z-0a1b2c3d"
+    other = drill.plan_drill(params(), source, NOW, "20261127T073500Z-ffffffff", random.Random(), owner=owner)
+    assert other["target"]["instance"] != plan["target"]["instance"]
+
+
+def test_plan_of_a_cluster_without_writer_needs_an_instance_class():
+    source = {"id": "aur", "cluster": True, "described": {**CLUSTER, "DBClusterMembers": []}, "writer": None,
+              "snapshots": [{**snap("aur-snap", 1), "DBClusterSnapshotIdentifier": "aur-snap"}]}
+    with pytest.raises(drill.SelectionError, match="set db_instance_class"):
+        drill.plan_drill(params(db_instance_identifier=None, db_cluster_identifier="aur"), source, NOW, "d-abc",
+                         random.Random())
+
+
+# ------------------------------------------------------------------------------------------------ sweep by owner
+
+
+def _owned(identifier, owner, expires="2026-11-28T00:00:00Z", started=None, **extra):
+    resource = _expiring(identifier, expires, **extra)
+    resource["TagList"].append({"Key": drill.DRILL_OWNER_TAG, "Value": owner})
+    if started:
+        resource["TagList"].append({"Key": drill.DRILL_STARTED_TAG, "Value": started})
+    return resource
+
+
+def test_sweep_removes_drills_whose_process_is_gone_and_never_a_running_one():
+    alive = {11: True, 22: False}
+    instances = [
+        _owned("running", "h/11/1"),
+        _owned("orphan", "h/22/1"),
+        _owned("running-expired", "h/11/1", expires="2026-11-26T00:00:00Z"),
+        _owned("elsewhere", "other/33/1"),
+        {"DBInstanceIdentifier": "untagged-orphan", "TagList": [{"Key": drill.DRILL_OWNER_TAG, "Value": "h/22/1"}]},
+    ]
+
+    def owner_alive(marker):
+        return alive.get(marker["pid"]) if marker["host"] == "h" else None
+
+    chosen = drill.sweep_selection(instances, [], NOW, alive=owner_alive)
+    assert [(d["identifier"], d["reason"]) for d in chosen["delete"]] == [
+        ("orphan", "its drill's process is gone (pid 22 on h)")]
+    reasons = {s["identifier"]: s["reason"] for s in chosen["skip"]}
+    assert reasons["running"].startswith("its drill is still running")
+    assert reasons["running-expired"].startswith("its drill is still running")
+    assert reasons["elsewhere"].startswith("not expired until")
+    assert "untagged-orphan" not in reasons
+
+
+def test_sweep_older_than_removes_old_drills_run_elsewhere():
+    instances = [
+        _owned("old", "other/1/1", started="2026-11-26T07:00:00Z"),
+        _owned("young", "other/1/1", started="2026-11-27T07:00:00Z"),
+        _expiring("created-old", "2026-11-28T00:00:00Z", InstanceCreateTime=NOW - datetime.timedelta(hours=30)),
+    ]
+    chosen = drill.sweep_selection(instances, [], NOW, alive=lambda marker: None, older_than_hours=24)
+    assert [d["identifier"] for d in chosen["delete"]] == ["old", "created-old"]
+    assert "more than 24 hours ago" in chosen["delete"][0]["reason"]
+    assert [s["identifier"] for s in chosen["skip"]] == ["young"]

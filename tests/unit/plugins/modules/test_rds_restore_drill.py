@@ -79,6 +79,12 @@ def run_module(args, capsys):
     ({"db_instance_identifier": "src", "ssl_mode": "verify-full", "login_password": "x"}, "needs ca_cert"),
     ({"restore_from": "latest_snapshot"}, "any of the following are missing: db_instance_identifier, db_cluster_identifier"),
     ({"db_instance_identifier": "a", "db_cluster_identifier": "b"}, "mutually exclusive"),
+    ({"db_instance_identifier": ""}, "db_instance_identifier must not be empty or blank"),
+    ({"db_instance_identifier": "   "}, "db_instance_identifier must not be empty or blank"),
+    ({"db_cluster_identifier": " "}, "db_cluster_identifier must not be empty or blank"),
+    ({"db_instance_identifier": "src", "report_name": "../escape"}, "report_name"),
+    ({"db_instance_identifier": "src", "wait_timeout": 0}, "wait_timeout must be greater than 0"),
+    ({"state": "sweep", "sweep_older_than": -1}, "sweep_older_than must be greater than 0"),
 ])
 def test_bad_options_fail_before_any_aws_call(args, fragment, capsys, monkeypatch):
     def no_client(module):
