@@ -2,8 +2,11 @@
 """The rds_users role against the lab's real PostgreSQL, checked the way an attacker would: by connecting as each login.
 
 One lab DB instance (master password managed by RDS in Secrets Manager, an application table that exists before the
-role runs) serves the whole module; the tests run in file order: bad inputs, check mode on the fresh database, the
-converge at -vvv, the second run and check mode again, what each login can and cannot do, then an absent login.
+role runs, ``log_statement = all`` from its parameter group) serves the whole module; the tests run in file order:
+SCRAM verifiers PostgreSQL accepts, check mode on the fresh database, the converge at -vvv, the second run and check
+mode again, what each login can and cannot do, an absent login with a password rotation in the same run, a role the
+role did not create refused for removal, and finally no password anywhere another login or the server log can read.
+Bad inputs are in test_bad_inputs_users.py.
 """
 
 import json
@@ -12,12 +15,14 @@ import pathlib
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import psycopg2
 import psycopg2.errors
 import pytest
 
+from ansible_collections.dbre.rds.plugins.module_utils import scram
 from tests.lab.clients import wait_instance
 
 pytestmark = pytest.mark.lab
@@ -33,6 +38,8 @@ PASSWORDS = {
     "app_legacy": "Lg-3e6d8f1a-legacy",
 }
 WRITER_SECRET = ("app/writer", "Wr-8b2c5d4e-from-secrets-manager")
+ROTATED = ("app_reader", "Rd-2a9c4f6b-rotated")  # app_reader's password after the rotation run
+PARAMETER_GROUP = "users-it-log-all"
 PLAY = """---
 - name: Least-privilege users on the lab instance
   hosts: localhost
@@ -67,9 +74,14 @@ DATABASES = [{"name": "app", "owner": "app_owner", "schemas": ["app", "public"]}
 def instance(lab):
     """A fresh lab instance with database app, a table owned by the master user and the writer's secret."""
     rds, secrets = lab.client("rds"), lab.client("secretsmanager")
+    # Every statement in the server log, as a DBA debugging something would set it: no password may reach it.
+    rds.create_db_parameter_group(DBParameterGroupName=PARAMETER_GROUP, DBParameterGroupFamily="postgres15",
+                                  Description="log every statement")
+    rds.modify_db_parameter_group(DBParameterGroupName=PARAMETER_GROUP, Parameters=[
+        {"ParameterName": "log_statement", "ParameterValue": "all", "ApplyMethod": "immediate"}])
     rds.create_db_instance(DBInstanceIdentifier=IDENTIFIER, Engine="postgres", EngineVersion="15.7",
                            DBInstanceClass="db.t3.micro", MasterUsername=MASTER, ManageMasterUserPassword=True,
-                           DBName="app", AllocatedStorage=20)
+                           DBName="app", AllocatedStorage=20, DBParameterGroupName=PARAMETER_GROUP)
     try:
         described = wait_instance(rds, IDENTIFIER, "available", timeout=120)
         secret_arn = described["MasterUserSecret"]["SecretArn"]
@@ -91,6 +103,7 @@ def instance(lab):
         except Exception:  # noqa: BLE001 - the secret may not have been created
             pass
         rds.delete_db_instance(DBInstanceIdentifier=IDENTIFIER, SkipFinalSnapshot=True)
+        rds.delete_db_parameter_group(DBParameterGroupName=PARAMETER_GROUP)
 
 
 class _Conn:
@@ -179,16 +192,35 @@ def _catalog(info):
     return shared
 
 
-def _sessions(conn):
-    """Sessions ever ended on the server, once the count has settled (a backend counts itself as it exits)."""
-    last = None
-    while True:
-        _run(conn, "SELECT pg_stat_clear_snapshot()")
-        count = _run(conn, "SELECT sum(sessions) FROM pg_stat_database")[0][0]
-        if count == last:
-            return count
-        last = count
-        time.sleep(0.5)
+class _ActivityWatch:
+    """Every query text pg_stat_activity shows to ``user`` while a run goes on, polled from another thread."""
+
+    def __init__(self, info, user, password):
+        self.conn = _connect(info, user, password).conn
+        self.queries = set()
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self._stop.is_set():
+            for (query,) in _run(self.conn, "SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                                            "AND query <> ''"):
+                self.queries.add(query)
+            self.polls += 1
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.conn.close()
+
+
+ACTIVITY = {}  # query texts pg_stat_activity showed during the runs that set passwords, by who was watching
 
 
 def _denied(info, user, password, sql, dbname="app"):
@@ -197,24 +229,29 @@ def _denied(info, user, password, sql, dbname="app"):
             _run(conn, sql)
 
 
-@pytest.mark.parametrize("login, message", [
-    ({"name": "app_root", "profile": "superuser", "databases": ["app"], "password": "Bad-1"},
-     "value of profile must be one of: readonly, readwrite, owner, monitoring, custom, got: superuser"),
-    ({"name": 'app"; DROP ROLE dbmaster; --', "profile": "readonly", "databases": ["app"], "password": "Bad-2"},
-     "is not a safe PostgreSQL identifier"),
-    ({"name": "app_nopass", "profile": "readonly", "databases": ["app"]},
-     "has no password source; set exactly one of password, password_secret"),
-])
-def test_bad_input_fails_before_any_sql(lab, instance, tmp_path, login, message):
-    before = _catalog(instance)
-    with _master(instance, "postgres") as watcher:
-        sessions = _sessions(watcher)
-        returncode, output, unused_seconds = _playbook(lab, tmp_path, _role_vars(instance, [login]))
-        assert _sessions(watcher) == sessions, "the role connected to PostgreSQL before refusing the input"
-    assert returncode != 0
-    assert message in " ".join(output.split()), output[-3000:]
-    assert "Bad-" not in output
-    assert _catalog(instance) == before
+def test_verifiers_made_here_are_what_postgresql_accepts(instance):
+    """A fixed-salt verifier, and SASLprep on non-ASCII passwords as PostgreSQL and libpq apply it: CREATE ROLE with
+    the verifier, then log in with the password (and not with a near miss)."""
+    cases = [("scram_ascii", "Plain-ASCII-pw-1", "Plain-ASCII-pw-2"),
+             ("scram_nfkc", "\uff30\uff57-\u2168-caf\u00e9", "Pw-IX-caf\u00e9x"),  # full-width letters, roman nine
+             ("scram_mapped", "soft\u00adhyphen\u00a0space-\u00e9", "softhyphen space-e"),
+             ("scram_prohibited", "bell\u0007-\u00e9", "bell-\u00e9")]  # SASLprep refuses it: raw bytes, as PG
+    with _master(instance) as conn:
+        for name, password, unused_wrong in cases:
+            _run(conn, f"DROP ROLE IF EXISTS {name}")
+            verifier = scram.verifier(password, salt=bytes(range(16)))
+            assert verifier.startswith("SCRAM-SHA-256$4096:AAECAwQFBgcICQoLDA0ODw==$")
+            _run(conn, f"CREATE ROLE {name} LOGIN PASSWORD %s", (verifier,))  # PUBLIC still has CONNECT on app
+    try:
+        for name, password, wrong in cases:
+            with _connect(instance, name, password) as conn:
+                assert _run(conn, "SELECT current_user")[0][0] == name
+            with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+                _connect(instance, name, wrong)
+    finally:
+        with _master(instance) as conn:
+            for name, unused_password, unused_wrong in cases:
+                _run(conn, f"DROP ROLE IF EXISTS {name}")
 
 
 def test_check_mode_on_a_fresh_database_changes_nothing(lab, instance, tmp_path):
@@ -225,7 +262,9 @@ def test_check_mode_on_a_fresh_database_changes_nothing(lab, instance, tmp_path)
 
 
 def test_converge_at_vvv_shows_no_password(lab, instance, tmp_path):
-    returncode, output, unused_seconds = _playbook(lab, tmp_path, _role_vars(instance, logins()), "-vvv")
+    with _ActivityWatch(instance, MASTER, instance["master_password"]) as watch:
+        returncode, output, unused_seconds = _playbook(lab, tmp_path, _role_vars(instance, logins()), "-vvv")
+    ACTIVITY["master during the converge"] = watch.queries
     assert returncode == 0, output[-5000:]
     assert _changed(output) > 0
     secrets = list(PASSWORDS.values()) + [WRITER_SECRET[1], instance["master_password"]]
@@ -330,11 +369,20 @@ def test_iam_login_is_a_member_of_rds_iam_and_nobody_is_superuser(instance):
 def test_absent_login_is_removed_without_touching_other_objects(lab, instance, tmp_path):
     with _connect(instance, "app_legacy", PASSWORDS["app_legacy"]) as conn:
         _run(conn, "CREATE TABLE app.legacy_notes (id int)")
-    # The same run demotes the owner login to readwrite: it must leave the owner group and stop acting as it.
-    variables = _role_vars(instance, logins(legacy_state="absent", migrator_profile="readwrite"))
-    returncode, output, unused_seconds = _playbook(lab, tmp_path, variables)
+    # The same run demotes the owner login to readwrite: it must leave the owner group and stop acting as it; and it
+    # rotates app_reader's password (update always), watched by the monitoring login as another tenant would.
+    rotated = logins(legacy_state="absent", migrator_profile="readwrite")
+    rotated[0]["password"] = ROTATED[1]
+    variables = _role_vars(instance, rotated, rds_users_update_password="always")
+    with _ActivityWatch(instance, "app_metrics", PASSWORDS["app_metrics"]) as watch:
+        returncode, output, unused_seconds = _playbook(lab, tmp_path, variables)
+    ACTIVITY["the monitoring login during the rotation"] = watch.queries
     assert returncode == 0, output[-5000:]
     assert _changed(output) > 0
+    with _connect(instance, *ROTATED) as conn:
+        assert _run(conn, "SELECT current_user")[0][0] == ROTATED[0]
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        _connect(instance, "app_reader", PASSWORDS["app_reader"])
     with pytest.raises(psycopg2.OperationalError):
         _connect(instance, "app_legacy", PASSWORDS["app_legacy"])
     with _master(instance) as conn:
@@ -342,9 +390,58 @@ def test_absent_login_is_removed_without_touching_other_objects(lab, instance, t
                                  "WHERE relname IN ('legacy_notes', 'shipments', 'orders')"))
         assert owners == {"legacy_notes": "app_owner", "shipments": "app_owner", "orders": MASTER}
         assert _run(conn, "SELECT count(*) FROM pg_roles WHERE rolname = 'app_legacy'")[0][0] == 0
-    with _connect(instance, "app_reader", PASSWORDS["app_reader"]) as conn:
+    with _connect(instance, *ROTATED) as conn:
         assert _run(conn, "SELECT count(*) FROM app.legacy_notes")[0][0] == 0
     with _connect(instance, "app_migrator", PASSWORDS["app_migrator"]) as conn:
         assert _run(conn, "SELECT current_user, pg_has_role('app_owner', 'MEMBER'), "
                           "pg_has_role('app_readwrite', 'MEMBER')")[0] == ("app_migrator", False, True)
     _denied(instance, "app_migrator", PASSWORDS["app_migrator"], "CREATE TABLE app.demoted_table (id int)")
+
+
+def test_absent_refuses_a_role_this_role_did_not_create(lab, instance, tmp_path):
+    with _master(instance, "postgres") as conn:
+        _run(conn, "CREATE ROLE colleague_login LOGIN")
+        _run(conn, "COMMENT ON ROLE colleague_login IS 'DBA team, do not touch'")
+    try:
+        before = _catalog(instance)
+        variables = _role_vars(instance, logins(legacy_state="absent", migrator_profile="readwrite")
+                               + [{"name": "colleague_login", "state": "absent"}])
+        returncode, output, unused_seconds = _playbook(lab, tmp_path, variables)
+        assert returncode != 0
+        text = " ".join(output.split())
+        assert '"colleague_login" is declared absent but was not created by this role' in text, output[-3000:]
+        assert "nothing was dropped" in text
+        assert _catalog(instance) == before
+    finally:
+        with _master(instance, "postgres") as conn:
+            _run(conn, "DROP ROLE IF EXISTS colleague_login")
+
+
+def test_no_password_in_statistics_activity_or_server_log(lab, instance):
+    """Last, after every run that set a password (the converge, the rotation): what the monitoring login and the
+    master can read, and the server log with log_statement = all, hold no password of any login."""
+    passwords = {**PASSWORDS, "app_writer": WRITER_SECRET[1], "app_reader (rotated)": ROTATED[1]}
+    with _master(instance) as conn:
+        assert _run(conn, "SHOW log_statement")[0][0] == "all"
+        master_statements = [row[0] for row in _run(conn, "SELECT query FROM pg_stat_statements")]
+        master_activity = [row[0] for row in _run(conn, "SELECT query FROM pg_stat_activity")]
+    with _connect(instance, "app_metrics", PASSWORDS["app_metrics"]) as conn:
+        monitoring_statements = [row[0] for row in _run(conn, "SELECT query FROM pg_stat_statements")]
+        monitoring_activity = [row[0] for row in _run(conn, "SELECT query FROM pg_stat_activity")]
+    server_log = lab.control.server_log(IDENTIFIER)
+    sources = {
+        "pg_stat_statements read by the master": "\n".join(master_statements),
+        "pg_stat_statements read by the monitoring login": "\n".join(monitoring_statements),
+        "pg_stat_activity read by the master": "\n".join(master_activity),
+        "pg_stat_activity read by the monitoring login": "\n".join(monitoring_activity),
+        "the server log": server_log,
+        **{f"pg_stat_activity read by {who}": "\n".join(queries) for who, queries in ACTIVITY.items()},
+    }
+    leaks = sorted(f"{login} in {where}" for where, text in sources.items()
+                   for login, password in passwords.items() if password in text)
+    assert not leaks, "passwords found:\n" + "\n".join(leaks)
+    # The places looked at did record the role's work, so finding nothing there means something.
+    assert set(ACTIVITY) == {"master during the converge", "the monitoring login during the rotation"}
+    assert all(any("pg_catalog" in query for query in queries) for queries in ACTIVITY.values()), ACTIVITY
+    assert any("CREATE USER" in query and "SCRAM-SHA-256$" in query for query in monitoring_statements)
+    assert "SCRAM-SHA-256$" in server_log and "ALTER USER" in server_log

@@ -1,274 +1,83 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The rds_users role's decisions: validation messages, the grants plan, check-mode applicability, connection."""
+"""The one filter of the rds_users role, rds_users_plan, at each step the role calls it. The decisions behind it are
+tested in tests/unit/plugins/module_utils/test_rds_users.py."""
 
 import json
 
-import pytest
+from ansible_collections.dbre.rds.plugins.filter import rds_users as rds_users_filter
+from ansible_collections.dbre.rds.plugins.module_utils import rds_users
 
-from ansible_collections.dbre.rds.plugins.filter import rds_users
-
+plan = rds_users_filter.FilterModule().filters()["rds_users_plan"]
 DATABASES = [{"name": "app", "schemas": ["app", "public"]}]
+LOGINS = [
+    {"name": "app_reader", "profile": "readonly", "databases": ["app"], "password": "Reader-pw-1"},
+    {"name": "app_writer", "profile": "readwrite", "databases": ["app"], "password_secret": "prod/writer"},
+    {"name": "old_app", "state": "absent"},
+]
+SETTINGS = {"login_host": "db.local", "login_port": 5432, "login_user": "master", "login_password": True,
+            "connect_timeout": 10, "update_password": "on_create"}
+STATE = {"roles": ["master", "app_owner", "app_readonly", "app_readwrite", "app_monitoring", "app_reader", "old_app"],
+         "role_comments": {"app_reader": rds_users.MARKER, "old_app": rds_users.MARKER},
+         "databases": ["postgres", "app"], "schemas": {"app": ["app", "public"]}, "db_role_settings": []}
 
 
-def login(**overrides):
-    base = {"name": "app_reader", "profile": "readonly", "databases": ["app"], "password": "pw"}
-    base.update(overrides)
-    return base
+def test_the_role_has_one_filter():
+    assert list(rds_users_filter.FilterModule().filters()) == ["rds_users_plan"]
 
 
-def test_valid_declarations_have_no_problems():
-    logins = [
-        login(),
-        login(name="app_writer", profile="readwrite", password=None, password_secret="prod/app_writer"),
-        login(name="app_migrator", profile="owner", password=None, iam_auth=True),
-        login(name="metrics", profile="monitoring", statement_timeout="30s", search_path=["app", "public"]),
-        login(name="reporting", profile="custom", privileges={"database": ["CONNECT"], "tables": ["SELECT"]}),
-        {"name": "old_app", "state": "absent"},
-    ]
-    assert rds_users.problems(DATABASES, logins, "master") == []
+def test_validation_step_returns_problems_and_connection_only_when_something_is_wrong():
+    result = plan(DATABASES, LOGINS + [{"name": "Bad", "profile": "readonly", "databases": ["app"]}],
+                  settings=dict(SETTINGS, login_port=70000))
+    assert sorted(result) == ["connection", "problems"]
+    assert any("login name" in problem for problem in result["problems"])
+    assert any("rds_users_login_port" in problem for problem in result["problems"])
+    assert any("has no password source" in problem for problem in result["problems"])
 
 
-@pytest.mark.parametrize("name", ['app"; DROP ROLE master; --', "app;x", "app reader", "App", "app-reader", "9app",
-                                  "", "x" * 64])
-def test_unsafe_login_names_are_refused(name):
-    found = rds_users.problems(DATABASES, [login(name=name)])
-    assert any("login name" in problem for problem in found), found
+def test_validation_step_with_good_declarations_plans_and_holds_no_password():
+    result = plan(DATABASES, LOGINS, settings=SETTINGS)
+    assert result["problems"] == []
+    assert result["connection"]["host"] == "db.local"
+    assert [item["name"] for item in result["logins"]] == ["app_reader", "app_writer"]
+    assert "Reader-pw-1" not in json.dumps(result)
 
 
-@pytest.mark.parametrize("name", ["pg_reader", "rds_admin", "rdsadmin", "public", "current_user"])
-def test_reserved_role_names_are_refused(name):
-    found = rds_users.problems(DATABASES, [login(name=name)])
-    assert any("reserved" in problem for problem in found), found
+def test_master_user_declared_as_a_login_is_refused_at_validation():
+    result = plan(DATABASES, LOGINS + [{"name": "master", "profile": "readonly", "databases": ["app"],
+                                         "password": "x"}], settings=SETTINGS)
+    assert any("is the master user" in problem for problem in result["problems"])
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("name", "app;drop", "database name"),
-    ("owner", "Owner", "owner role"),
-    ("schemas", ["ok", "bad name"], "schema name"),
-    ("schemas", ["pg_catalog"], "system schema"),
-    ("name", "d" * 53, "longer than 52 bytes"),
-])
-def test_unsafe_database_declarations_are_refused(field, value, expected):
-    database = {"name": "app", "schemas": ["app"], field: value}
-    found = rds_users.problems([database], [])
-    assert any(expected in problem for problem in found), found
+def test_master_step_reads_the_secret():
+    settings = dict(SETTINGS, login_user="", login_password=False, login_secret="rds!db")
+    result = plan(DATABASES, LOGINS, settings=settings, master_secret='{"username": "dba", "password": "M-pw"}')
+    assert result["problems"] == [] and result["master"] == {"user": "dba", "password": "M-pw"}
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    ({"profile": "admin"}, 'unknown profile "admin"'),
-    ({"password": None}, "has no password source"),
-    ({"password": ""}, "has no password source"),
-    ({"password_secret": "s"}, "sets password and password_secret"),
-    ({"iam_auth": True}, "sets password and iam_auth"),
-    ({"databases": ["other"]}, 'database "other" is not declared'),
-    ({"databases": []}, "list the databases"),
-    ({"conn_limit": -2}, "conn_limit"),
-    ({"statement_timeout": "soon"}, "statement_timeout"),
-    ({"search_path": ["app", "x;y"]}, "search_path[1]"),
-    ({"profile": "custom"}, "profile custom needs privileges"),
-    ({"privileges": {"tables": ["SELECT"]}}, "only read for profile custom"),
-    ({"profile": "custom", "privileges": {"tables": ["DROP"]}}, "DROP cannot be granted on tables"),
-    ({"state": "gone"}, "state"),
-])
-def test_bad_logins_are_refused_with_the_fix(overrides, expected):
-    found = rds_users.problems(DATABASES, [login(**overrides)])
-    assert any(expected in problem for problem in found), found
+def test_state_step_cuts_to_existing_marked_roles_and_lists_passwords_to_set():
+    result = plan(DATABASES, LOGINS, "master", settings=SETTINGS, state=STATE)
+    assert result["problems"] == []
+    assert [item["name"] for item in result["absent_logins"]] == ["old_app"]
+    assert result["password_logins"] == [{"name": "app_writer", "password_secret": "prod/writer",
+                                          "password_secret_key": None}]
+    assert "verifiers" not in result
+    unmarked = dict(STATE, role_comments={})
+    assert any('"old_app" is declared absent but was not created' in problem
+               for problem in plan(DATABASES, LOGINS, "master", settings=SETTINGS, state=unmarked)["problems"])
 
 
-def test_absent_login_needs_no_password_or_profile():
-    assert rds_users.problems(DATABASES, [{"name": "old_app", "state": "absent"}]) == []
+def test_secrets_step_returns_verifiers_only_for_passwords_this_run_sets():
+    settings = dict(SETTINGS, update_password="always")
+    result = plan(DATABASES, LOGINS, "master", settings=settings, state=STATE,
+                  secrets={"app_writer": '{"password": "Writer-pw-2"}'})
+    assert sorted(result["verifiers"]) == ["app_reader", "app_writer"]
+    assert not any(secret in json.dumps(result) for secret in ("Reader-pw-1", "Writer-pw-2"))
+    missing = plan(DATABASES, LOGINS, "master", settings=settings, state=STATE, secrets={})
+    assert any('secret "prod/writer" of login "app_writer" was not found' in p for p in missing["problems"])
 
 
-def test_duplicates_master_and_group_names_are_refused():
-    found = rds_users.problems(DATABASES, [login(), login(), login(name="master"), login(name="app_readonly")],
-                               "master")
-    assert any("declared twice" in problem for problem in found)
-    assert any("master user" in problem for problem in found)
-    assert any("group role" in problem for problem in found)
-
-
-def test_messages_never_contain_the_password():
-    found = rds_users.problems(DATABASES, [login(name="bad name", password="S3cret-value", iam_auth=True)])
-    assert found and not any("S3cret-value" in problem for problem in found)
-
-
-@pytest.mark.parametrize("value, expected", [
-    (30000, 30000), ("30000", 30000), ("30s", 30000), ("5min", 300000), ("250ms", 250), ("1h", 3600000),
-    ("2d", 172800000), ("soon", None), (-1, None), (True, None), (None, None),
-])
-def test_statement_timeout_in_milliseconds(value, expected):
-    assert rds_users.statement_timeout_ms(value) == expected
-
-
-def test_plan_groups_and_memberships():
-    plan = rds_users.plan(DATABASES, [login()], "master")
-    assert [group["name"] for group in plan["groups"]] == ["app_owner", "app_readonly", "app_readwrite",
-                                                           "app_monitoring"]
-    assert plan["group_memberships"] == [
-        {"groups": ["app_owner"], "target_roles": ["master"]},
-        {"groups": ["pg_monitor"], "target_roles": ["app_monitoring"]},
-    ]
-    assert plan["databases"] == [{"name": "app", "owner": "app_owner", "schemas": ["app", "public"]}]
-    assert plan["schemas"] == [{"database": "app", "name": "app", "owner": "app_owner"},
-                               {"database": "app", "name": "public", "owner": "app_owner"}]
-    assert {(item["type"], item["objs"], item["privs"]) for item in plan["hardening"]} == {
-        ("database", "app", "ALL"), ("schema", "public", "CREATE")}
-    assert all(item["roles"] == "PUBLIC" for item in plan["hardening"])
-
-
-def _grants(plan, roles):
-    return {(item["type"], item["objs"], item["schema"], item["privs"], item["target_roles"])
-            for item in plan["privileges"] if roles in item["roles"].split(",")}
-
-
-def test_readonly_reads_existing_and_future_tables_only():
-    grants = _grants(rds_users.plan(DATABASES, [login()], "master"), "app_readonly")
-    assert grants == {
-        ("database", "app", None, "CONNECT", None),
-        ("schema", "app,public", None, "USAGE", None),
-        ("table", "ALL_IN_SCHEMA", "app", "SELECT", None),
-        ("table", "ALL_IN_SCHEMA", "public", "SELECT", None),
-        ("sequence", "ALL_IN_SCHEMA", "app", "SELECT", None),
-        ("sequence", "ALL_IN_SCHEMA", "public", "SELECT", None),
-        ("default_privs", "TABLES,SEQUENCES", None, "SELECT", "app_owner"),
-    }
-
-
-def test_readwrite_changes_rows_and_uses_sequences_but_gets_no_ddl():
-    grants = _grants(rds_users.plan(DATABASES, [], "master"), "app_readwrite")
-    privileges = {privilege for grant in grants for privilege in grant[3].split(",")}
-    assert privileges == {"CONNECT", "USAGE", "SELECT", "INSERT", "UPDATE", "DELETE"}
-    assert ("default_privs", "TABLES", None, "SELECT,INSERT,UPDATE,DELETE", "app_owner") in grants
-    assert ("default_privs", "SEQUENCES", None, "USAGE,SELECT,UPDATE", "app_owner") in grants
-
-
-def test_grants_shared_by_groups_take_one_call():
-    plan = rds_users.plan(DATABASES, [], "master")
-    connect = [item for item in plan["privileges"] if item["type"] == "database"]
-    assert connect == [{"database": "app", "type": "database", "objs": "app", "schema": None, "privs": "CONNECT",
-                        "roles": "app_readonly,app_readwrite,app_monitoring", "target_roles": None}]
-    keys = [tuple(item[k] for k in ("database", "type", "objs", "schema", "privs", "target_roles"))
-            for item in plan["privileges"]]
-    assert len(keys) == len(set(keys))
-
-
-def test_profiles_join_their_groups_and_iam_joins_rds_iam():
-    logins = [login(), login(name="w", profile="readwrite"),
-              login(name="o", profile="owner", password=None, iam_auth=True),
-              login(name="m", profile="monitoring"),
-              login(name="c", profile="custom", privileges={"tables": ["SELECT"]})]
-    plan = rds_users.plan(DATABASES, logins, "master")
-    groups = {item["name"]: item["groups"] for item in plan["logins"]}
-    assert groups == {"app_reader": ["app_readonly"], "w": ["app_readwrite"], "o": ["app_owner", "rds_iam"],
-                      "m": ["app_monitoring"], "c": []}
-    assert plan["login_database_roles"] == [{"login": "o", "database": "app", "role": "app_owner"}]
-    assert plan["extensions"] == [{"database": "app", "name": "pg_stat_statements"}]
-    assert ("default_privs", "TABLES", None, "SELECT", "app_owner") in _grants(plan, "c")
-    assert "pw" not in json.dumps(plan).replace("password", "")
-
-
-def test_login_settings_are_stored_as_postgresql_prints_them():
-    plan = rds_users.plan(DATABASES, [login(statement_timeout="30s", search_path=["app", "public"])], "master")
-    assert plan["logins"][0]["configuration"] == {"statement_timeout": "30000", "search_path": "app, public"}
-
-
-def test_absent_logins_reassign_to_each_database_owner():
-    plan = rds_users.plan(DATABASES + [{"name": "other", "owner": "other_admin"}],
-                          [{"name": "old_app", "state": "absent"}], "master")
-    assert plan["logins"] == []
-    assert plan["absent_logins"] == [{"name": "old_app", "databases": [{"name": "app", "owner": "app_owner"},
-                                                                       {"name": "other", "owner": "other_admin"}]}]
-
-
-def test_applicable_keeps_what_check_mode_can_try():
-    plan = rds_users.plan(DATABASES, [login()], "master")
-    fresh = {"roles": ["master", "pg_monitor"], "databases": ["postgres"], "schemas": {}}
-    assert rds_users.applicable(plan["privileges"], fresh) == []
-    assert rds_users.applicable(plan["group_memberships"], fresh) == []
-    assert rds_users.applicable(plan["logins"], fresh) == []
-    done = {"roles": ["master", "pg_monitor", "app_owner", "app_readonly", "app_readwrite", "app_monitoring",
-                      "app_reader"],
-            "databases": ["postgres", "app"], "schemas": {"app": ["app", "public", "pg_catalog"]}}
-    assert rds_users.applicable(plan["privileges"], done) == plan["privileges"]
-    assert rds_users.applicable(plan["logins"], done) == plan["logins"]
-    partly = dict(done, schemas={"app": ["public"]})
-    kept = rds_users.applicable(plan["privileges"], partly)
-    assert kept and all("app" not in (item["schema"] or "") for item in kept)
-    assert not any(item["type"] == "schema" and item["objs"] == "app,public" for item in kept)
-
-
-def test_todo_is_the_whole_plan_outside_check_mode():
-    plan = rds_users.plan(DATABASES, [login()], "master")
-    fresh = {"roles": ["master"], "databases": ["postgres"], "schemas": {}}
-    assert rds_users.todo(plan, fresh, False) is plan
-    checked = rds_users.todo(plan, fresh, True)
-    assert checked["privileges"] == [] and checked["hardening"] == [] and checked["groups"] == []
-    assert sorted(checked) == sorted(plan)
-
-
-def test_pending_database_roles():
-    items = [{"login": "o", "database": "app", "role": "app_owner"}]
-    assert rds_users.pending_database_roles(items, []) == items
-    assert rds_users.pending_database_roles(
-        items, [{"role": "o", "database": "app", "config": ["role=app_owner"]}]) == []
-    assert rds_users.pending_database_roles(
-        items, [{"role": "o", "database": "other", "config": ["role=app_owner"]}]) == items
-
-
-def test_stale_database_roles_of_former_owner_logins_are_reset():
-    logins = [{"name": "o"}, {"name": "r"}]
-    wanted = [{"login": "o", "database": "app", "role": "app_owner"}]
-    settings = [
-        {"role": "o", "database": "app", "config": ["role=app_owner"]},
-        {"role": "r", "database": "app", "config": ["statement_timeout=1000", "role=app_owner"]},
-        {"role": "r", "database": "other", "config": ["statement_timeout=1000"]},
-        {"role": "someone_else", "database": "app", "config": ["role=app_owner"]},
-    ]
-    assert rds_users.stale_database_roles(settings, wanted, logins) == [{"login": "r", "database": "app"}]
-    assert rds_users.stale_database_roles([], wanted, logins) == []
-
-
-@pytest.mark.parametrize("settings, endpoints, expected", [
-    ({"login_host": "db.local", "login_port": 6543, "login_user": "admin", "login_password": True}, {},
-     {"host": "db.local", "port": 6543, "user": "admin", "db": "postgres", "secret": None, "problems": []}),
-    ({"instance": "orders", "login_db": "orders"},
-     {"orders": {"writer_endpoint": "10.0.0.5", "port": 5433, "secret_arn": "arn:secret", "master_username": "dba"}},
-     {"host": "10.0.0.5", "port": 5433, "user": "dba", "db": "orders", "secret": "arn:secret", "problems": []}),
-    ({"instance": "orders", "login_host": "127.0.0.1", "login_port": 0, "login_secret": "mine"},
-     {"orders": {"writer_endpoint": "10.0.0.5", "port": 5433, "secret_arn": "arn:secret"}},
-     {"host": "127.0.0.1", "port": 5433, "user": None, "db": "postgres", "secret": "mine", "problems": []}),
-    ({"instance": "orders"},
-     {"orders": {"writer_endpoint": "10.0.0.5", "port": 5433, "secret_arn": "arn:masked", "secret_id": "rds-provision/orders/master",
-                 "master_username": "dba"}},
-     {"host": "10.0.0.5", "port": 5433, "user": "dba", "db": "postgres", "secret": "rds-provision/orders/master",
-      "problems": []}),
-])
-def test_connection_prefers_explicit_values(settings, endpoints, expected):
-    assert rds_users.connection(settings, endpoints) == expected
-
-
-def test_connection_problems_name_the_variables():
-    found = rds_users.connection({"instance": "nope"}, {"orders": {}})["problems"]
-    assert any("rds_users_instance" in problem for problem in found)
-    assert any("rds_users_login_host" in problem for problem in found)
-    assert any("rds_users_login_password" in problem for problem in found)
-
-
-@pytest.mark.parametrize("secret, key, expected", [
-    ('{"username": "dba", "password": "p@ss"}', None, "p@ss"),
-    ('{"pw": "x"}', "pw", "x"),
-    ("plain-secret", None, "plain-secret"),
-])
-def test_secret_password(secret, key, expected):
-    assert rds_users.secret_password(secret, key) == expected
-
-
-@pytest.mark.parametrize("secret, key", [('{"user": "x"}', None), ("plain", "password")])
-def test_secret_password_errors_say_what_to_change(secret, key):
-    with pytest.raises(ValueError, match="password_secret_key"):
-        rds_users.secret_password(secret, key)
-
-
-def test_secret_username():
-    assert rds_users.secret_username('{"username": "dba", "password": "x"}') == "dba"
-    assert rds_users.secret_username("plain") is None
+def test_check_mode_cuts_the_lists_to_what_exists():
+    fresh = {"roles": ["master"], "databases": ["postgres"], "schemas": {}, "db_role_settings": []}
+    result = plan(DATABASES, LOGINS, "master", settings=SETTINGS, state=fresh, check_mode=True)
+    assert result["privileges"] == [] and result["groups"] == [] and result["absent_logins"] == []
+    assert [item["name"] for item in result["password_logins"]] == ["app_reader", "app_writer"]
