@@ -12,36 +12,100 @@ write probe inserts), ``sent``/``done`` are seconds on the drill clock when the 
 
 from __future__ import annotations
 
+import datetime
+
+from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
+from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
+from ansible_collections.dbre.rds.plugins.module_utils.drill_report import build_report as build_drill_report
+from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
+from ansible_collections.dbre.rds.plugins.module_utils.probing import leftover_reason
+from ansible_collections.dbre.rds.plugins.module_utils.probing import parse_probe_marker
+from ansible_collections.dbre.rds.plugins.module_utils.probing import valid_table_name
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import cluster_readers
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import cluster_writer
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import standalone_instance_problem
+
 INSTANCE = "instance"
 CLUSTER = "cluster"
 
 ERROR_KINDS = ("connection", "read_only", "timeout", "other")
 
-# Failover is impossible from these, or they mean the drill broke the resource: stop waiting at once.
-BROKEN_STATES = frozenset(
-    ["failed", "incompatible-parameters", "incompatible-restore", "inaccessible-encryption-credentials", "storage-full",
-     "deleting", "stopped", "stopping"]
-)
-
 PENDING_IGNORED = frozenset(["PendingCloudwatchLogsExports"])
+
+# Sane maxima: beyond these a value is a typo (milliseconds for seconds), not a wish.
+MAX_WAIT_TIMEOUT = 86400
+MAX_PROBE_INTERVAL = 60.0
+MAX_PROBE_TIMEOUT = 60
+MAX_POLL_INTERVAL = 300.0
+# Statuses that show a forced failover under way (call_once's evidence that a lost request went through).
+FAILING_OVER_STATES = frozenset(["rebooting", "failing-over"])
+
+
+def _given(params, key):
+    return params.get(key) is not None
 
 
 def option_problems(params):
-    """Problems with option combinations that the argument spec cannot express, as messages saying what to change."""
+    """Problems with option values and combinations that the argument spec cannot express, as messages saying what
+    to change. Only the options present in ``params`` are checked."""
     problems = []
     if params.get("target_db_instance_identifier") and not params.get("db_cluster_identifier"):
         problems.append("target_db_instance_identifier applies to Aurora only: give db_cluster_identifier as well")
-    if params.get("probe_interval") is not None and params["probe_interval"] <= 0:
+    if _given(params, "probe_interval") and params["probe_interval"] <= 0:
         problems.append("probe_interval must be greater than 0 seconds")
-    if params.get("probe_settle_seconds") is not None and params["probe_settle_seconds"] < 0:
+    elif _given(params, "probe_interval") and params["probe_interval"] > MAX_PROBE_INTERVAL:
+        problems.append(f"probe_interval must be at most {MAX_PROBE_INTERVAL:g} seconds (it sets the resolution of "
+                        "the measured downtime)")
+    if _given(params, "probe_timeout") and not 1 <= params["probe_timeout"] <= MAX_PROBE_TIMEOUT:
+        problems.append(f"probe_timeout must be between 1 and {MAX_PROBE_TIMEOUT} seconds")
+    if _given(params, "probe_settle_seconds") and params["probe_settle_seconds"] < 0:
         problems.append("probe_settle_seconds must not be negative")
-    if params.get("max_downtime_seconds") is not None and params["max_downtime_seconds"] < 0:
+    if _given(params, "max_downtime_seconds") and params["max_downtime_seconds"] < 0:
         problems.append("max_downtime_seconds must not be negative")
-    if params.get("max_lost_writes") is not None and params["max_lost_writes"] < 0:
+    if _given(params, "max_lost_writes") and params["max_lost_writes"] < 0:
         problems.append("max_lost_writes must not be negative")
-    if params.get("wait_timeout") is not None and params["wait_timeout"] < 1:
+    if _given(params, "wait_timeout") and params["wait_timeout"] < 1:
         problems.append("wait_timeout must be at least 1 second")
+    elif _given(params, "wait_timeout") and params["wait_timeout"] > MAX_WAIT_TIMEOUT:
+        problems.append(f"wait_timeout must be at most {MAX_WAIT_TIMEOUT} seconds (one day)")
+    if _given(params, "poll_interval") and params["poll_interval"] <= 0:
+        problems.append("poll_interval must be greater than 0 seconds")
+    elif _given(params, "poll_interval") and params["poll_interval"] > MAX_POLL_INTERVAL:
+        problems.append(f"poll_interval must be at most {MAX_POLL_INTERVAL:g} seconds")
+    if _given(params, "wait_timeout") and params["wait_timeout"] >= 1:
+        timeout = params["wait_timeout"]
+        for key in ("probe_settle_seconds", "poll_interval", "probe_interval"):
+            if _given(params, key) and params[key] > 0 and params[key] >= timeout:
+                problems.append(f"{key} ({params[key]:g}) must be below wait_timeout ({timeout}), which bounds the "
+                                "whole drill: raise wait_timeout or lower it")
     return problems
+
+
+def problems(params, has_credentials):
+    """Every problem with the options, checked before any AWS call: ``(probing, problems)``.
+
+    Identifiers follow the RDS rule (a blank one is refused, never sent as a filter-less describe), report_name is a
+    file name stem, ranges and combinations hold (:func:`option_problems`), probing has what it needs and the probe
+    table name is a plain identifier.
+    """
+    found = []
+    for key in ("db_instance_identifier", "db_cluster_identifier", "target_db_instance_identifier"):
+        if params.get(key) is not None:
+            found += identifier_problems(params[key], key)
+    if any(not str(name or "").strip() for name in params.get("abort_if_alarms") or []):
+        found.append("abort_if_alarms must not contain a blank alarm name: name each CloudWatch alarm")
+    found += report_name_problems(params.get("report_name"))
+    found += option_problems(params)
+    probing, problem = probing_wanted(params, has_credentials)
+    if problem:
+        found.append(problem)
+    if probing:
+        found += connection_problems(params)
+        if params.get("probe_mode") == "write" and not valid_table_name(params.get("probe_table") or ""):
+            found.append("probe_table must be a plain lower-case identifier (letters, digits, underscores)")
+    return probing, found
 
 
 def probing_wanted(params, has_credentials):
@@ -74,10 +138,10 @@ def instance_problems(identifier, instance, allow_pending_modifications=False):
         return [f"Cannot fail over DB instance {identifier}: it does not exist in this region; check "
                 "db_instance_identifier and region"]
     problems = []
-    cluster = instance.get("DBClusterIdentifier")
-    if cluster:
-        problems.append(f"Cannot fail over DB instance {identifier} on its own: it belongs to DB cluster {cluster}; "
-                        f"use db_cluster_identifier={cluster} instead")
+    member = standalone_instance_problem(identifier, instance)
+    if member:
+        problems.append(f"Cannot fail over DB instance {identifier} on its own: it belongs to DB cluster "
+                        f"{instance['DBClusterIdentifier']} ({member})")
         return problems
     status = instance.get("DBInstanceStatus")
     if status != "available":
@@ -93,21 +157,6 @@ def instance_problems(identifier, instance, allow_pending_modifications=False):
                         f"({', '.join(pending)}) that the reboot would apply; apply them first or set "
                         "allow_pending_modifications=true")
     return problems
-
-
-def cluster_writer(cluster):
-    """Identifier of the cluster's writer instance, or None."""
-    for member in (cluster or {}).get("DBClusterMembers") or []:
-        if member.get("IsClusterWriter"):
-            return member.get("DBInstanceIdentifier")
-    return None
-
-
-def cluster_readers(cluster):
-    """Identifiers of the cluster's reader instances, best failover candidate first (lowest promotion tier)."""
-    readers = [m for m in (cluster or {}).get("DBClusterMembers") or [] if not m.get("IsClusterWriter")]
-    readers.sort(key=lambda m: (m.get("PromotionTier", 1), m.get("DBInstanceIdentifier")))
-    return [m.get("DBInstanceIdentifier") for m in readers]
 
 
 def cluster_problems(identifier, cluster, members=None, target=None, allow_pending_modifications=False):
@@ -238,6 +287,57 @@ def resource_status(kind, described):
     if not described:
         return None
     return described.get("DBInstanceStatus") if kind == INSTANCE else described.get("Status")
+
+
+def failover_evidence(plan, described, members=None, events=None):
+    """What shows that the failover request went through, in words, or None.
+
+    ``call_once`` asks this after a throttle or a lost answer, before it would send the request again: an RDS event
+    saying the failover started (``events`` as :func:`failover_events` returns them, since the request), a status of a
+    failover under way, or the writer already moved.
+    """
+    started = (events or {}).get("started")
+    if started:
+        return f"RDS event: {started.get('Message')}"
+    status = resource_status(plan["kind"], described)
+    if status in FAILING_OVER_STATES:
+        return f"status {status}"
+    writer, az = writer_location(plan["kind"], described, members)
+    if failover_moved(plan, writer, az):
+        return f"writer moved to {writer} ({az})" if plan["kind"] == CLUSTER else f"writer moved to {az}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------- probe table
+
+def probe_table_decision(table, existing, marked, alive, now):
+    """Whether the drill may create ``table``, and which leftover probe tables of dead drills it drops first.
+
+    ``existing`` is ``None`` when no table of that name is visible, else ``{"schema", "table", "comment"}``;
+    ``marked`` lists every table whose comment carries a dbre.rds probe marker (same shape); ``alive`` maps
+    ``(schema, table)`` to :func:`drill_runtime.owner_alive` of its marker (True, False or None for unknown);
+    ``now`` is an aware datetime. Returns ``(problems, leftovers)``: a leftover is a marked table whose drill is gone
+    (its process ended) or past the end its marker announced; nothing else is ever dropped.
+    """
+    leftovers = []
+    for item in marked or []:
+        reason = leftover_reason(parse_probe_marker(item.get("comment")), alive.get((item["schema"], item["table"])),
+                                 now)
+        if reason:
+            leftovers.append(dict(item, reason=reason))
+    found = []
+    if existing is not None:
+        marker = parse_probe_marker(existing.get("comment"))
+        where = f"{existing['schema']}.{existing['table']}"
+        if marker is None:
+            found.append(f"probe_table {table} names an existing table ({where}) that this module did not create (it "
+                         "carries no dbre.rds probe marker): the drill never writes to or drops a table it does not "
+                         "own; choose another probe_table name")
+        elif not any((item["schema"], item["table"]) == (existing["schema"], existing["table"]) for item in leftovers):
+            found.append(f"probe_table {where} belongs to drill {marker.get('drill_id')} (pid {marker.get('pid')} on "
+                         f"{marker.get('host')}, {marker.get('target')}), which is still running or may be until "
+                         f"{marker.get('expires_at')}: wait for it to end or choose another probe_table name")
+    return found, leftovers
 
 
 # --------------------------------------------------------------------------------------------------------- measurement
@@ -415,20 +515,105 @@ def _entry(elapsed, at_of, event):
     return {"at": at_of(elapsed), "elapsed_seconds": round(elapsed, 3), "event": event}
 
 
+def report_title(plan):
+    kind = "Multi-AZ DB instance" if plan["kind"] == INSTANCE else "DB cluster"
+    return f"Failover drill of {kind} {plan['target']}"
+
+
 def build_report(*, identifier, plan, started_at, finished_at, measurements, objectives, passed, timeline, details,
                  failure=None):
-    """The drill report in the shared shape (see drill_report.py)."""
-    kind = "Multi-AZ DB instance" if plan["kind"] == INSTANCE else "DB cluster"
-    return {
-        "title": f"Failover drill of {kind} {identifier}",
-        "kind": "failover_test",
-        "target": identifier,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "passed": bool(passed) and failure is None,
-        "failure": failure,
-        "objectives": objectives,
-        "timeline": sorted(timeline, key=lambda e: e["elapsed_seconds"]),
-        "measurements": measurements,
-        "details": details,
+    """The drill report, in the shared shape of drill_report.build_report."""
+    return build_drill_report(kind="failover_test", title=report_title(plan), target=identifier,
+                              started_at=started_at, finished_at=finished_at, passed=passed, objectives=objectives,
+                              measurements=measurements, timeline=timeline, details=details,
+                              failure=None if failure is None else str(failure))
+
+
+# --------------------------------------------------------------------------------------------- measuring a drill
+
+def _at(started_at, elapsed):
+    return None if elapsed is None else utc_iso(started_at + datetime.timedelta(seconds=elapsed))
+
+
+def _sample_at(started_at, sample, key):
+    return None if sample is None else _at(started_at, sample[key])
+
+
+def _event_date(event):
+    return None if not event else event.get("Date")
+
+
+def measure(plan, *, started_at, duration, requested=None, available=None, final=(None, {}), events=None,
+            samples=(), probing=None, present_rows=None, table_removed=None, failover_request=None,
+            leftovers_removed=()):
+    """The measurements of one drill, from what it recorded.
+
+    Times in: ``started_at`` (aware datetime of the drill clock's start), ``duration``, ``requested`` and
+    ``available`` (seconds on that clock, None when it did not happen); ``final`` is the last ``(described,
+    members)``; ``events`` is :func:`failover_events` output; ``samples`` the probe samples; ``probing`` is
+    ``{"mode", "interval"}`` or None; ``present_rows`` the probe rows found afterwards (None: not read);
+    ``failover_request`` is call_once's outcome. Returns the ``measurements`` dict the module documents.
+    """
+    events = events or {"started": None, "completed": None, "events": []}
+    described, members = final if final else (None, {})
+    writer_after, az_after = writer_location(plan["kind"], described, members)
+    measured = {
+        "requested_at": _at(started_at, requested),
+        "api_available_at": _at(started_at, available),
+        "api_failover_seconds": None if available is None or requested is None else round(available - requested, 3),
+        "failover_started_event_at": utc_iso(_event_date(events["started"])),
+        "failover_completed_event_at": utc_iso(_event_date(events["completed"])),
+        "event_failover_seconds": None,
+        "writer_before": plan["writer_before"],
+        "writer_after": writer_after,
+        "az_before": plan["az_before"],
+        "az_after": az_after,
+        "failover_happened": requested is not None and failover_moved(plan, writer_after, az_after),
+        "failover_request": None,
+        "probe_mode": probing["mode"] if probing else None,
+        "probe_interval": probing["interval"] if probing else None,
+        "probes_sent": None, "probes_failed": None, "read_only_errors": None,
+        "first_failed_probe_at": None, "last_failed_probe_at": None, "first_success_after_at": None,
+        "observed_downtime_seconds": None,
+        "acknowledged_writes": None, "lost_writes": None, "lost_write_numbers": [], "rows_found": None,
+        "unacknowledged_rows_found": None,
+        "probe_table_removed": table_removed,
+        "leftover_probe_tables_removed": list(leftovers_removed),
+        "duration_seconds": round(duration, 3),
     }
+    if failover_request:
+        measured["failover_request"] = {key: failover_request.get(key)
+                                        for key in ("attempts", "throttled", "lost_answers", "confirmed_by")}
+    if events["started"] and events["completed"]:
+        measured["event_failover_seconds"] = round(
+            (_event_date(events["completed"]) - _event_date(events["started"])).total_seconds(), 3)
+    if probing:
+        counts = probe_counts(samples)
+        measured.update(probes_sent=counts["probes_sent"], probes_failed=counts["probes_failed"],
+                        read_only_errors=counts["read_only_errors"])
+        if requested is not None:
+            downtime = measure_downtime(samples, requested)
+            measured.update(
+                first_failed_probe_at=_sample_at(started_at, downtime["first_failed_probe"], "sent"),
+                last_failed_probe_at=_sample_at(started_at, downtime["last_failed_probe"], "sent"),
+                first_success_after_at=_sample_at(started_at, downtime["first_success_after"], "done"),
+                observed_downtime_seconds=downtime["observed_downtime_seconds"],
+            )
+        if probing["mode"] == "write":
+            measured.update(account_writes(acknowledged_writes(samples), present_rows))
+    return measured
+
+
+def timeline(*, started_at, log=(), transitions=(), events=None, samples=(), requested=None):
+    """Phases, status transitions, RDS events and probe milestones on one time axis (seconds on the drill clock)."""
+    entries = list(log)
+    entries += [{"at": t["at"], "elapsed_seconds": t["elapsed_seconds"], "event": f"status: {t['state']}"}
+                for t in transitions]
+    for event in (events or {}).get("events") or []:
+        moment = _event_date(event)
+        entries.append({"at": utc_iso(moment), "elapsed_seconds": round((parse_utc(moment) - started_at)
+                                                                        .total_seconds(), 3),
+                        "event": f"RDS event: {event.get('Message')}"})
+    if samples and requested is not None:
+        entries += probe_timeline(measure_downtime(samples, requested), lambda e: _at(started_at, e))
+    return sorted(entries, key=lambda e: e["elapsed_seconds"])

@@ -20,6 +20,52 @@ SSL_MODES = ["allow", "disable", "prefer", "require", "verify-ca", "verify-full"
 IAM_TOKEN_LIFETIME_SECONDS = 600
 
 
+# Connection errors that waiting does not cure: the server (or libpq) said no for a reason that stays true.
+# SQLSTATE: invalid_authorization_specification (no pg_hba.conf entry, a pg_hba reject), invalid_password,
+# invalid_catalog_name (the database does not exist).
+PERMANENT_SQLSTATES = frozenset(["28000", "28P01", "3D000"])
+PERMANENT_MESSAGES = (
+    "password authentication failed",
+    "pam authentication failed",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects connection",
+    "server does not support ssl",
+    "ssl is not enabled on the server",
+    "ssl connection is required",
+    "ssl off",
+    "certificate verify failed",
+    "root certificate file",
+    "server certificate for",
+    "no password supplied",
+    "fe_sendauth",
+)
+
+
+def permanent_error(exc):
+    """The server's (or libpq's) message when a connection error is permanent (authentication failed, the database
+    or role does not exist, SSL refused or required, no pg_hba.conf entry), else None: waiting longer cannot help."""
+    if exc is None:
+        return None
+    text = str(exc).strip()
+    lowered = text.lower()
+    code = getattr(exc, "pgcode", None)
+    permanent = code in PERMANENT_SQLSTATES or any(words in lowered for words in PERMANENT_MESSAGES)
+    if not permanent and "does not exist" in lowered and ("database \"" in lowered or "role \"" in lowered):
+        permanent = True
+    if not permanent:
+        return None
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        # libpq puts "connection to server at ... failed:" before the server's words; keep the server's words.
+        if line.lower().startswith("connection to server") and " failed: " in line:
+            line = line.split(" failed: ", 1)[1].strip()
+        if line:
+            lines.append(line)
+    fatal = [line for line in lines if line.upper().startswith(("FATAL:", "ERROR:"))]
+    return (fatal[0] if fatal else lines[-1] if lines else type(exc).__name__)[:300]
+
+
 def db_connection_argument_spec():
     """Options documented by the ``dbre.rds.db_connection`` doc fragment (names as in community.postgresql)."""
     return dict(

@@ -4,14 +4,21 @@
 what happened, as a well-behaved application would (one connection, reconnecting after an error).
 
 Write probes insert a numbered row into a table the drill owns, so afterwards the drill can check that every write the
-server acknowledged is still there.
+server acknowledged is still there. The drill proves the table its own before it drops it: the table is created (never
+"created if missing", never dropped and re-created) with a comment that carries the drill's marker (drill id, owner
+process, the end it announces), and a DROP happens only, in one transaction with the table locked, when that marker
+is still there. A table without the marker is never written to or dropped; a marked table whose drill is gone is a
+leftover that the next drill drops.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
+from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
 
 READ_ONLY_SQLSTATE = "25006"
 QUERY_CANCELED_SQLSTATE = "57014"
@@ -123,6 +130,9 @@ class ProbeLoop:
             # Every failure is data here: the loop records it and reconnects on the next probe.
             sample["error"] = classify_error(exc)
             sample["message"] = short_message(exc)
+            permanent = permanent_error(exc)
+            if permanent:
+                sample["permanent"] = permanent
             self._close()
         sample["done"] = round(self.clock.elapsed(), 4)
         return sample
@@ -143,28 +153,135 @@ class ProbeLoop:
             self._stop.wait(next_at - now)
 
 
-def create_probe_table(conn, table):
-    """(Re)create the drill's probe table: a leftover from an interrupted drill is the drill's own and is replaced."""
+# ------------------------------------------------------------------------------------------- probe table ownership
+
+PROBE_MARKER = "dbre.rds probe table"
+
+
+def probe_marker(drill_id, owner, target, created_at, expires_at):
+    """The comment that marks a probe table as the drill's: ``owner`` is drill_runtime.owner_marker()."""
+    data = dict(owner or {}, drill_id=drill_id, target=target, created_at=created_at, expires_at=expires_at)
+    return f"{PROBE_MARKER} {json.dumps(data, sort_keys=True)}"
+
+
+def parse_probe_marker(comment):
+    """The marker dict of a probe table's comment, or None when the comment is not a dbre.rds probe marker."""
+    if not comment or not str(comment).startswith(PROBE_MARKER + " "):
+        return None
+    try:
+        data = json.loads(str(comment)[len(PROBE_MARKER) + 1:])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("drill_id") else None
+
+
+def leftover_reason(marker, alive, now):
+    """Why a marked probe table is a dead drill's leftover that may be dropped, or None to leave it alone.
+
+    ``alive`` is drill_runtime.owner_alive(marker): False when its process is gone; True or None (another host)
+    keep the table until the end its marker announced (``expires_at``) has passed.
+    """
+    if marker is None:
+        return None
+    if alive is False:
+        return (f"its drill {marker['drill_id']} (pid {marker.get('pid')} on {marker.get('host')}) is no longer "
+                "running")
+    try:
+        expires = parse_utc(marker.get("expires_at"))
+    except (TypeError, ValueError):
+        expires = None
+    if expires is not None and now > expires:
+        return f"its drill {marker['drill_id']} should have ended by {marker.get('expires_at')}"
+    return None
+
+
+def _quote(identifier):
+    return '"' + str(identifier).replace('"', '""') + '"'
+
+
+class _Transaction:
+    """BEGIN ... COMMIT on an autocommit connection, ROLLBACK when the block raises."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.cursor = None
+
+    def __enter__(self):
+        self.cursor = self.conn.cursor()
+        self.cursor.execute("BEGIN")
+        return self.cursor
+
+    def __exit__(self, exc_type, exc, trace):
+        try:
+            self.cursor.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        except Exception:  # pylint: disable=broad-except
+            if exc_type is None:
+                raise
+        finally:
+            self.cursor.close()
+        return False
+
+
+def probe_table_state(conn, table):
+    """``{"schema", "table", "comment"}`` of the table ``table`` resolves to (search_path), or None."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT n.nspname, c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
+                       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)", (_quote(table),))
+        row = cursor.fetchone()
+    return None if row is None else {"schema": row[0], "table": row[1], "comment": row[2]}
+
+
+def marked_probe_tables(conn):
+    """Every table of the database whose comment carries a dbre.rds probe marker: ``[{"schema", "table",
+    "comment"}]``."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT n.nspname, c.relname, d.description FROM pg_description d "
+                       "JOIN pg_class c ON c.oid = d.objoid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND c.relkind = 'r' "
+                       "AND starts_with(d.description, %s) ORDER BY 1, 2", (PROBE_MARKER + " ",))
+        rows = cursor.fetchall()
+    return [{"schema": schema, "table": table, "comment": comment} for schema, table, comment in rows]
+
+
+def create_probe_table(conn, table, marker):
+    """Create the drill's probe table and mark it, in one transaction; fails if any table of that name exists."""
     if not valid_table_name(table):
         raise ValueError(f"probe table name {table!r} is not a plain lower-case identifier")
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
+    with _Transaction(conn) as cursor:
         cursor.execute(f'CREATE TABLE "{table}" (seq bigint PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT '
                        'clock_timestamp())')
+        cursor.execute(f'COMMENT ON TABLE "{table}" IS %s', (marker,))
+
+
+def drop_marked_table(conn, schema, table, owned, lock_timeout_ms=5000):
+    """Drop ``schema.table`` only if its marker, read with the table locked, passes ``owned(marker)``.
+
+    Returns True when dropped, False when the table is gone or not (any longer) owned: then nothing is dropped.
+    """
+    qualified = f"{_quote(schema)}.{_quote(table)}"
+    with _Transaction(conn) as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,))
+        if not cursor.fetchone()[0]:
+            return False
+        cursor.execute(f"LOCK TABLE {qualified} IN ACCESS EXCLUSIVE MODE")
+        cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (qualified,))
+        marker = parse_probe_marker(cursor.fetchone()[0])
+        if marker is None or not owned(marker):
+            return False
+        cursor.execute(f"DROP TABLE {qualified}")
+    return True
+
+
+def drop_probe_table(conn, table, drill_id):
+    """Drop the drill's own probe table: only when the table ``table`` resolves to carries ``drill_id``'s marker."""
+    state = probe_table_state(conn, table)
+    if state is None:
+        return False
+    return drop_marked_table(conn, state["schema"], state["table"], lambda marker: marker["drill_id"] == drill_id)
 
 
 def rows_present(conn, table):
     with conn.cursor() as cursor:
         cursor.execute(f'SELECT seq FROM "{table}"')
         return [row[0] for row in cursor.fetchall()]
-
-
-def drop_probe_table(conn, table):
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
-
-
-def probe_table_exists(conn, table):
-    with conn.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{table}"',))
-        return bool(cursor.fetchone()[0])

@@ -53,6 +53,15 @@ class WaitFailed(Exception):
         self.last_value = last_value
 
 
+class WaitStopped(WaitFailed):
+    """The wait met a condition that waiting cannot cure (a permanent error); the message says which."""
+
+    def __init__(self, phase, seconds, transitions, last_value, reason):
+        super().__init__(phase, seconds, transitions, last_value)
+        self.args = (f"{phase} stopped after {seconds:.1f}s: {reason} (waiting longer would not help)",)
+        self.reason = reason
+
+
 def _record(transitions, state, clock, started):
     if transitions and transitions[-1]["state"] == state:
         return
@@ -60,11 +69,15 @@ def _record(transitions, state, clock, started):
     transitions.append({"state": state, "at": utc_iso(clock.now()), "elapsed_seconds": round(elapsed - started, 3)})
 
 
-def wait_until(fetch, done, *, timeout, interval, phase, state_of=None, failed=None, clock=None, sleep=time.sleep):
+def wait_until(fetch, done, *, timeout, interval, phase, state_of=None, failed=None, clock=None, sleep=time.sleep,
+               permanent=None):
     """Call ``fetch()`` every ``interval`` seconds until ``done(value)`` holds or ``timeout`` seconds have passed.
 
     ``state_of(value)`` names the state recorded as a transition each time it changes (default: the value itself).
     ``failed(value)``, when given and true, ends the wait with :class:`WaitFailed`.
+    ``permanent(value)``, when given, returns why the value can never turn into success (for example the server's
+    message for a failed authentication, see pg_connection.permanent_error) or None; a reason ends the wait at once
+    with :class:`WaitStopped` (a :class:`WaitFailed`) carrying it.
     Returns :class:`WaitOutcome`; raises :class:`WaitTimeout` at the deadline. The deadline is checked after each
     fetch, so a condition already true is seen at once and the last look happens no later than the deadline.
     """
@@ -81,6 +94,9 @@ def wait_until(fetch, done, *, timeout, interval, phase, state_of=None, failed=N
             return WaitOutcome(value, seconds, transitions)
         if failed is not None and failed(value):
             raise WaitFailed(phase, seconds, transitions, value)
+        reason = permanent(value) if permanent is not None else None
+        if reason:
+            raise WaitStopped(phase, seconds, transitions, value, reason)
         remaining = deadline - clock.elapsed()
         if remaining <= 0:
             raise WaitTimeout(phase, seconds, transitions, value)

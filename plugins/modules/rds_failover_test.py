@@ -21,7 +21,16 @@ description:
     every O(probe_interval) seconds, from before the failover until writes have succeeded again for
     O(probe_settle_seconds). It measures the outage as clients see it, counts writes refused because the endpoint had
     become read-only, and afterwards checks that every write the server acknowledged is still there.
-  - The probe table is created for the drill and removed in every outcome.
+  - The probe table is the drill's own. It is created for the drill and never reused, since a table of that name
+    that the module did not create is refused before any change. It is marked with a comment that carries the
+    drill's id, its process and the end it announces. It is dropped in every outcome, also when the task is interrupted
+    (SIGTERM, SIGINT, SIGHUP, or the end of the process that started the module), and only while it still carries
+    that marker. A probe table left by a drill that was killed (SIGKILL, a lost host) is dropped by the next drill
+    against the same database once its process is gone or its announced end has passed.
+  - The failover is requested exactly once. A throttled request is sent again with backoff; when the answer is lost
+    (a read timeout, a dropped connection, a 5xx), the module first looks for the failover (the RDS event, the
+    status, the writer having moved) and sends the request again only when RDS shows none.
+    RV(measurements.failover_request) tells how it went.
   - The result and the optional report (JSON, Markdown with a timeline and a verdict table, JUnit XML) hold the
     measurements with UTC timestamps and durations in seconds, and the verdict against O(max_downtime_seconds) and
     O(max_lost_writes).
@@ -84,8 +93,10 @@ options:
     default: 5.0
   probe_table:
     description:
-      - Table the write probes insert into, in the default schema of O(login_db). It is created (replacing a leftover
-        of an interrupted drill) and dropped by the module. A plain lower-case identifier.
+      - Table the write probes insert into, in the default schema of O(login_db). A plain lower-case identifier.
+      - The module creates it and drops it afterwards. When a table of that name exists and is not a probe table
+        left by a drill that is gone, the drill is refused before any change, so an application table is never
+        written to or dropped.
     type: str
     default: dbre_rds_failover_probe
   max_downtime_seconds:
@@ -114,6 +125,7 @@ options:
       - Bounds the whole drill, from the first probe to the settled writes. When it passes the module fails, names the
         phase that was waiting and writes the report so far.
       - Removing the probe table afterwards may take up to 60 more seconds if the database is unreachable.
+      - At most 86400. O(probe_settle_seconds), O(probe_interval) and O(poll_interval) must be below it.
   poll_interval:
     description:
       - Seconds between two describe calls while waiting for RDS to report the failover done.
@@ -261,9 +273,11 @@ plan:
       type: str
       sample: the primary of orders-prod moves from us-east-1a to us-east-1b
     probing:
-      description: The probed endpoint and mode, or null without probing.
+      description: The probed endpoint and mode, and the leftover probe tables of dead drills the drill drops first;
+        null without probing.
       type: dict
-      sample: {"endpoint": "orders-prod.abc.us-east-1.rds.amazonaws.com:5432/orders", "mode": "write", "interval": 0.25}
+      sample: {"endpoint": "orders-prod.abc.us-east-1.rds.amazonaws.com:5432/orders", "mode": "write", "interval": 0.25,
+               "leftover_probe_tables": []}
 measurements:
   description: Everything the drill measured. Times are ISO 8601 UTC, durations seconds; null when not measured.
   returned: when the drill started (not in check mode)
@@ -378,6 +392,20 @@ measurements:
       description: Whether the probe table was removed. Null without write probes.
       type: bool
       sample: true
+    leftover_probe_tables_removed:
+      description: Probe tables of earlier drills that are gone (killed, or past their announced end), dropped before
+        this drill created its own, as C(schema.table).
+      type: list
+      elements: str
+      sample: ["public.dbre_rds_failover_probe"]
+    failover_request:
+      description:
+        - How the failover request went. Null when it was not sent.
+        - C(attempts) requests sent, C(throttled) of them refused by throttling, C(lost_answers) whose answer never
+          came (a read timeout, a 5xx), and C(confirmed_by), V(answer) when RDS answered, else what showed the
+          failover had started (an RDS event, the status, the writer having moved).
+      type: dict
+      sample: {"attempts": 1, "throttled": 0, "lost_answers": 0, "confirmed_by": "answer"}
     duration_seconds:
       description: Length of the whole drill.
       type: float
@@ -410,41 +438,54 @@ report_files:
   type: dict
   sample: {"json": "/var/lib/awx/drills/failover_test-orders-prod-20261127T080002Z.json"}
 phase:
-  description: On a timeout, the phase that was still waiting.
+  description: On a failure, the phase that was running (on a timeout, the one still waiting).
   returned: on failure
   type: str
   sample: failover to complete
+interrupted_by:
+  description: The signal that interrupted the drill (the end of the process that started it shows as V(SIGTERM)).
+  returned: when the drill was interrupted
+  type: str
+  sample: SIGTERM
 """
 
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
+import datetime
+import uuid
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.dbre.rds.plugins.module_utils import failover_drill as drill
+from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import CallNotConfirmed
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import ONCE_DEFAULT_DEADLINE
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import aws_client
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import once_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
-from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
-from ansible_collections.dbre.rds.plugins.module_utils.drill_log import DrillLog
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_argument_spec
-from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_basename
-from ansible_collections.dbre.rds.plugins.module_utils.drill_report import write_report
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillAborted
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillRuntime
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import aws_errors
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import owner_alive
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import owner_marker
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connector_for
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import has_credentials
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
 from ansible_collections.dbre.rds.plugins.module_utils.probing import ProbeLoop
 from ansible_collections.dbre.rds.plugins.module_utils.probing import create_probe_table
+from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_marked_table
 from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_probe_table
+from ansible_collections.dbre.rds.plugins.module_utils.probing import marked_probe_tables
+from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_marker
+from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_table_state
 from ansible_collections.dbre.rds.plugins.module_utils.probing import rows_present
 from ansible_collections.dbre.rds.plugins.module_utils.probing import short_message
-from ansible_collections.dbre.rds.plugins.module_utils.probing import valid_table_name
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
@@ -454,43 +495,18 @@ BASELINE_PROBES = 3
 CLEANUP_GRACE_SECONDS = 60
 # RDS stamps events with its own clock; allow this much difference from the module's.
 EVENT_CLOCK_SKEW_SECONDS = 2
-AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) if "botocore" in globals() else ()
-
-
-class DrillAborted(Exception):
-    """The drill cannot go on; ``phase`` names where, ``cause`` is the original error."""
-
-    def __init__(self, phase, message, cause=None):
-        super().__init__(message)
-        self.phase = phase
-        self.cause = cause
+# A probe table's marker announces the end of its drill: wait_timeout, the cleanup grace and this margin later.
+MARKER_MARGIN_SECONDS = 600
 
 
 # ---------------------------------------------------------------------------------------------- thin AWS wrappers
 
-def describe_instance(rds, identifier):
-    try:
-        return rds.describe_db_instances(DBInstanceIdentifier=identifier, aws_retry=True)["DBInstances"][0]
-    except rds.exceptions.DBInstanceNotFoundFault:
-        return None
-
-
-def describe_cluster(rds, identifier):
-    """(cluster or None, {member identifier: described instance})."""
-    try:
-        cluster = rds.describe_db_clusters(DBClusterIdentifier=identifier, aws_retry=True)["DBClusters"][0]
-    except rds.exceptions.DBClusterNotFoundFault:
-        return None, {}
-    # A cluster has at most 16 instances: one page.
-    instances = rds.describe_db_instances(Filters=[{"Name": "db-cluster-id", "Values": [identifier]}],
-                                          aws_retry=True)["DBInstances"]
-    return cluster, {instance["DBInstanceIdentifier"]: instance for instance in instances}
-
-
 def describe_target(rds, kind, identifier):
+    """(described instance or cluster or None, {member identifier: described instance})."""
     if kind == drill.INSTANCE:
-        return describe_instance(rds, identifier), {}
-    return describe_cluster(rds, identifier)
+        return rds_resources.describe_instance(rds, identifier), {}
+    cluster = rds_resources.describe_cluster(rds, identifier)
+    return cluster, (rds_resources.describe_cluster_members(rds, identifier) if cluster else {})
 
 
 def describe_alarms(module, names):
@@ -501,106 +517,196 @@ def describe_alarms(module, names):
     return found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
 
 
-def request_failover(rds, plan):
-    getattr(rds, plan["action"])(**plan["api_params"])
-
-
 def describe_failover_events(rds, plan, since):
     source_type = "db-instance" if plan["kind"] == drill.INSTANCE else "db-cluster"
-    events = rds.describe_events(SourceIdentifier=plan["target"], SourceType=source_type, StartTime=since,
-                                 aws_retry=True)["Events"]
-    return drill.failover_events(events, since)
+    return drill.failover_events(rds_resources.events_since(rds, source_type, plan["target"], since), since)
+
+
+# ----------------------------------------------------------------------------------------------- thin SQL wrappers
+
+def read_probe_tables(connector, table):
+    """(the table ``table`` names or None, every marked probe table) through one short connection."""
+    conn = connector.connect()
+    try:
+        return (probe_table_state(conn, table) if table else None), marked_probe_tables(conn)
+    finally:
+        conn.close()
+
+
+def with_connection(connector, action):
+    conn = connector.connect()
+    try:
+        return action(conn)
+    finally:
+        conn.close()
 
 
 # ------------------------------------------------------------------------------------------------------ the drill
 
-class FailoverDrill:
-    """Runs one drill after the pre-checks; every wait goes through wait_until against one deadline."""
+class FailoverRun:
+    """The mutating part of one drill, after the pre-checks: probe setup, failover, settling, and the cleanup.
 
-    def __init__(self, module, rds, plan, clock, log, connector=None):
+    Every wait goes through wait_until against one deadline (wait_timeout); the runtime turns whatever stops a step
+    (a timeout, an abort, an AWS error, a signal) into a failure and always runs :meth:`cleanup`.
+    """
+
+    def __init__(self, module, runtime, rds, plan, connector=None, leftovers=()):
         self.module = module
         self.params = module.params
+        self.runtime = runtime
+        self.clock = runtime.clock
+        self.log = runtime.log
         self.rds = rds
         self.plan = plan
-        self.clock = clock
-        self.log = log
         self.connector = connector
-        self.deadline = clock.elapsed() + self.params["wait_timeout"]
+        self.leftovers = list(leftovers)
+        self.drill_id = uuid.uuid4().hex[:12]
+        self.deadline = self.clock.elapsed() + self.params["wait_timeout"]
         self.prober = None
         self.table_created = False
         self.table_removed = None
+        self.leftovers_removed = []
         self.present_rows = None
         self.requested = None
+        self.request_outcome = None
         self.transitions = []
         self.final = (None, {})
         self.available = None
         self.events = {"started": None, "completed": None, "events": []}
 
+    @property
+    def writes(self):
+        return self.connector is not None and self.params["probe_mode"] == "write"
+
     def remaining(self):
         return max(0.0, self.deadline - self.clock.elapsed())
 
-    def _wait(self, phase, fetch, done, interval, state_of=None, failed=None, timeout=None):
-        self.log.event(f"waiting for {phase}")
+    def _wait(self, phase, fetch, done, interval, timeout=None, **kwargs):
+        self.log.event(f"waiting for {phase}", phase=phase)
         return wait_until(fetch, done, timeout=self.remaining() if timeout is None else timeout, interval=interval,
-                          phase=phase, state_of=state_of, failed=failed, clock=self.clock)
+                          phase=phase, clock=self.clock, **kwargs)
+
+    def _permanent_probe_error(self, _value):
+        samples = self.prober.samples() if self.prober else []
+        return samples[-1].get("permanent") if samples and not samples[-1]["ok"] else None
+
+    # -- steps
+    def steps(self):
+        if self.connector is not None:
+            self.runtime.enter("probe setup")
+            self.start_probing()
+        self.runtime.enter("failover request")
+        self.request_failover()
+        self.runtime.enter("failover to complete")
+        self.wait_for_failover()
+        if self.connector is not None:
+            self.runtime.enter("settling")
+            self.settle()
+        self.runtime.enter("events")
+        self.read_events()
 
     def start_probing(self):
         table = self.params["probe_table"]
         mode = self.params["probe_mode"]
         try:
-            conn = self.connector.connect()
-            try:
-                if mode == "write":
-                    create_probe_table(conn, table)
-                    self.table_created = True
-                    self.log.event(f"probe table {table} created")
-            finally:
-                conn.close()
+            if self.leftovers:
+                with_connection(self.connector, self.remove_leftovers)
+            if mode == "write":
+                expires = self.clock.now() + datetime.timedelta(
+                    seconds=self.params["wait_timeout"] + CLEANUP_GRACE_SECONDS + MARKER_MARGIN_SECONDS)
+                marker = probe_marker(self.drill_id, owner_marker(), self.plan["target"], utc_iso(self.clock.now()),
+                                      utc_iso(expires))
+                # Marked first: an interruption right after the CREATE still leads the cleanup to the table, which
+                # drops it only if it carries this drill's marker.
+                self.table_created = True
+                with_connection(self.connector, lambda conn: create_probe_table(conn, table, marker))
+                self.log.event(f"probe table {table} created (drill {self.drill_id})", phase="probe setup")
         except Exception as exc:  # pylint: disable=broad-except
-            raise DrillAborted("probe setup", f"Connecting to {self.connector.target} to set up the probes failed "
-                               f"({short_message(exc)}): check the login options; nothing was changed", exc)
+            raise DrillAborted("probe setup", f"Setting up the probes on {self.connector.target} failed "
+                               f"({short_message(exc)}): check the login options and that probe_table {table} is "
+                               "free; no failover was requested", exc)
         self.prober = ProbeLoop(self.connector, mode=mode, interval=self.params["probe_interval"],
                                 timeout=self.params["probe_timeout"], table=table, clock=self.clock)
         self.prober.start()
+        self.runtime.enter("baseline probes")
         try:
             self._wait("baseline probes", self.prober.successes, lambda n: n >= BASELINE_PROBES,
-                       self.params["probe_interval"], state_of=lambda n: "ready" if n >= BASELINE_PROBES else "warming up",
-                       timeout=min(self.remaining(), 30))
-        except WaitTimeout as exc:
+                       self.params["probe_interval"], timeout=min(self.remaining(), 30),
+                       state_of=lambda n: "ready" if n >= BASELINE_PROBES else "warming up",
+                       permanent=self._permanent_probe_error)
+        except (WaitTimeout, WaitFailed) as exc:
             failed = [s for s in self.prober.samples() if not s["ok"]]
             detail = failed[-1]["message"] if failed else "no answer"
             raise DrillAborted("baseline probes", f"Probing {self.connector.target} failed before the failover "
-                               f"({detail}): check the login options and the network; nothing was changed", exc)
-        self.log.event(f"baseline: {self.prober.successes()} probes succeeded")
+                               f"({detail}): check the login options and the network; no failover was requested",
+                               exc)
+        self.log.event(f"baseline: {self.prober.successes()} probes succeeded", phase="baseline probes")
 
-    def fail_over(self):
+    def remove_leftovers(self, conn):
+        """Drop the probe tables of drills that are gone (their marker, re-read under lock, still says so)."""
+        for item in self.leftovers:
+            try:
+                dropped = drop_marked_table(conn, item["schema"], item["table"],
+                                            lambda marker, item=item: item["comment"] is not None
+                                            and drill.parse_probe_marker(item["comment"]) == marker)
+            except Exception as exc:  # pylint: disable=broad-except
+                self.module.warn(f"Could not drop the leftover probe table {item['schema']}.{item['table']} "
+                                 f"({short_message(exc)}); drop it by hand")
+                continue
+            if dropped:
+                name = f"{item['schema']}.{item['table']}"
+                self.leftovers_removed.append(name)
+                self.log.event(f"leftover probe table {name} removed: {item['reason']}", phase="probe setup")
+
+    def took_effect(self):
+        described, members = describe_target(self.rds, self.plan["kind"], self.plan["target"])
+        events = describe_failover_events(self.rds, self.plan, self.clock.at(self.requested - EVENT_CLOCK_SKEW_SECONDS))
+        return drill.failover_evidence(self.plan, described, members, events)
+
+    def request_failover(self):
         self.requested = self.clock.elapsed()
-        self.log.event(f"failover requested ({self.plan['action']})", elapsed=self.requested)
+        self.log.event(f"failover requested ({self.plan['action']})", elapsed=self.requested, phase="failover request")
         try:
-            request_failover(self.rds, self.plan)
-        except AWS_ERRORS as exc:
+            self.request_outcome = call_once(once_client(self.module), self.plan["action"], self.plan["api_params"],
+                                             self.took_effect,
+                                             deadline_seconds=min(self.remaining(), ONCE_DEFAULT_DEADLINE))
+        except CallNotConfirmed as exc:
+            self.request_outcome = exc.outcome
+            self.requested = None
+            raise DrillAborted("failover request", f"Requesting the failover of {self.plan['target']} was not "
+                               f"confirmed ({exc}): RDS shows no failover; check the API limits and run the drill "
+                               "again", exc.cause)
+        except aws_errors() as exc:
             self.requested = None
             raise DrillAborted("failover request", f"Requesting the failover of {self.plan['target']} failed: check "
                                "the error and the target's state; RDS did not start a failover", exc)
+        outcome = self.request_outcome
+        if outcome["attempts"] > 1 or outcome["confirmed_by"] != "answer":
+            self.log.event(f"failover request confirmed by {outcome['confirmed_by']} after {outcome['attempts']} "
+                           f"attempt(s), {outcome['throttled']} throttled, {outcome['lost_answers']} lost answer(s)",
+                           phase="failover request")
+
+    def wait_for_failover(self):
         seen = set()
+        kind = self.plan["kind"]
 
         def fetch():
-            described, members = describe_target(self.rds, self.plan["kind"], self.plan["target"])
-            seen.add(drill.resource_status(self.plan["kind"], described))
+            described, members = describe_target(self.rds, kind, self.plan["target"])
+            seen.add(drill.resource_status(kind, described))
             return described, members
 
         def done(value):
             described, members = value
-            if drill.resource_status(self.plan["kind"], described) != "available":
+            if drill.resource_status(kind, described) != "available":
                 return False
-            writer, az = drill.writer_location(self.plan["kind"], described, members)
+            writer, az = drill.writer_location(kind, described, members)
             return drill.failover_moved(self.plan, writer, az) or bool(seen - {"available"})
 
         started = self.clock.elapsed()
         try:
             outcome = self._wait("failover to complete", fetch, done, self.params["poll_interval"],
-                                 state_of=lambda v: drill.status_label(self.plan["kind"], *v),
-                                 failed=lambda v: drill.resource_status(self.plan["kind"], v[0]) in drill.BROKEN_STATES)
+                                 state_of=lambda v: drill.status_label(kind, *v),
+                                 failed=lambda v: rds_resources.stops_waiting(v[0]))
         except (WaitTimeout, WaitFailed) as exc:
             self._keep_transitions(exc.transitions, started)
             self.final = exc.last_value or (None, {})
@@ -608,147 +714,97 @@ class FailoverDrill:
         self._keep_transitions(outcome.transitions, started)
         self.final = outcome.value
         self.available = self.transitions[-1]["elapsed_seconds"]
-        self.log.event("RDS reports the failover done", elapsed=self.available)
+        self.log.event("RDS reports the failover done", elapsed=self.available, phase="failover to complete")
 
     def _keep_transitions(self, transitions, started):
         for item in transitions:
-            elapsed = round(started + item["elapsed_seconds"], 3)
-            self.transitions.append(dict(item, elapsed_seconds=elapsed))
+            self.transitions.append(dict(item, elapsed_seconds=round(started + item["elapsed_seconds"], 3)))
 
     def settle(self):
         settle = self.params["probe_settle_seconds"]
-
-        def settled(seconds):
-            return seconds >= settle
-
-        self._wait("writes to settle" if self.params["probe_mode"] == "write" else "reads to settle",
-                   lambda: drill.settled_for(self.prober.samples(), self.requested, self.clock.elapsed()), settled,
-                   self.params["probe_interval"],
-                   state_of=lambda s: "settled" if s >= settle else ("succeeding" if s > 0 else "failing"))
-        self.log.event(f"probes succeeded for {settle:g} s")
+        phase = "writes to settle" if self.params["probe_mode"] == "write" else "reads to settle"
+        self._wait(phase, lambda: drill.settled_for(self.prober.samples(), self.requested, self.clock.elapsed()),
+                   lambda seconds: seconds >= settle, self.params["probe_interval"],
+                   state_of=lambda s: "settled" if s >= settle else ("succeeding" if s > 0 else "failing"),
+                   permanent=self._permanent_probe_error)
+        self.log.event(f"probes succeeded for {settle:g} s", phase="settling")
 
     def read_events(self):
         since = self.clock.at(self.requested - EVENT_CLOCK_SKEW_SECONDS)
         try:
             self.events = describe_failover_events(self.rds, self.plan, since)
-        except AWS_ERRORS as exc:
+        except aws_errors() as exc:
             self.module.warn(f"Reading the RDS events of {self.plan['target']} failed: {short_message(exc)}")
 
+    # -- cleanup, whatever happened
+    def cleanup(self, failure):
+        self.stop_probing()
+        if failure is not None and self.requested is not None and not self.events["events"]:
+            self.read_events()
+
     def stop_probing(self):
-        """Stop the loop, count the rows and drop the probe table, waiting a little if the database is still away."""
+        """Stop the loop, count the rows and drop the probe table (only if still marked as this drill's), waiting a
+        little if the database is still away."""
         if self.prober is not None:
             self.prober.stop()
-            self.log.event(f"probing stopped after {len(self.prober.samples())} probes")
+            self.log.event(f"probing stopped after {len(self.prober.samples())} probes", phase="cleanup")
         if not self.table_created:
             return
         table = self.params["probe_table"]
 
-        def finish():
+        def finish(conn):
+            state = probe_table_state(conn, table)
+            if state is None:
+                return None, True  # never created (interrupted before the CREATE): nothing to remove
+            marker = drill.parse_probe_marker(state["comment"])
+            if marker is None or marker.get("drill_id") != self.drill_id:
+                return None, False
+            return rows_present(conn, table), drop_probe_table(conn, table, self.drill_id)
+
+        def attempt():
             try:
-                conn = self.connector.connect()
-                try:
-                    present = rows_present(conn, table)
-                    drop_probe_table(conn, table)
-                    return present
-                finally:
-                    conn.close()
+                return with_connection(self.connector, finish)
             except Exception as exc:  # pylint: disable=broad-except
                 return exc
 
         grace = max(self.remaining(), min(CLEANUP_GRACE_SECONDS, self.params["wait_timeout"]))
         try:
-            outcome = wait_until(finish, lambda v: not isinstance(v, Exception), timeout=grace,
+            outcome = wait_until(attempt, lambda v: not isinstance(v, Exception), timeout=grace,
                                  interval=max(1.0, self.params["probe_interval"]), phase="probe table removal",
                                  state_of=lambda v: "error" if isinstance(v, Exception) else "removed",
+                                 permanent=lambda v: permanent_error(v) if isinstance(v, Exception) else None,
                                  clock=self.clock)
-        except WaitTimeout as exc:
+        except (WaitTimeout, WaitFailed) as exc:
             self.table_removed = False
             self.module.warn(f"Could not remove the probe table {table} on {self.connector.target} "
-                             f"({short_message(exc.last_value)}); drop it by hand")
+                             f"({short_message(exc.last_value)}); the next drill drops it, or drop it by hand")
             return
-        self.present_rows = outcome.value
-        self.table_removed = True
-        self.log.event(f"probe table {table} removed")
+        self.present_rows, dropped = outcome.value
+        self.table_removed = dropped
+        if dropped:
+            self.log.event(f"probe table {table} removed", phase="cleanup")
+        else:
+            self.module.warn(f"The probe table {table} on {self.connector.target} no longer carries the marker of "
+                             f"drill {self.drill_id}: it was left alone")
 
+    # -- what it saw
     def measurements(self):
-        described, members = self.final
-        writer_after, az_after = drill.writer_location(self.plan["kind"], described, members)
-        samples = self.prober.samples() if self.prober else []
-        at_of = self.at_of
-        measured = {
-            "requested_at": at_of(self.requested),
-            "api_available_at": at_of(self.available),
-            "api_failover_seconds": None if self.available is None else round(self.available - self.requested, 3),
-            "failover_started_event_at": None,
-            "failover_completed_event_at": None,
-            "event_failover_seconds": None,
-            "writer_before": self.plan["writer_before"],
-            "writer_after": writer_after,
-            "az_before": self.plan["az_before"],
-            "az_after": az_after,
-            "failover_happened": self.requested is not None and drill.failover_moved(self.plan, writer_after, az_after),
-            "probe_mode": self.params["probe_mode"] if self.prober else None,
-            "probe_interval": self.params["probe_interval"] if self.prober else None,
-            "probes_sent": None, "probes_failed": None, "read_only_errors": None,
-            "first_failed_probe_at": None, "last_failed_probe_at": None, "first_success_after_at": None,
-            "observed_downtime_seconds": None,
-            "acknowledged_writes": None, "lost_writes": None, "lost_write_numbers": [],
-            "unacknowledged_rows_found": None,
-            "probe_table_removed": self.table_removed,
-            "duration_seconds": round(self.clock.elapsed(), 3),
-        }
-        for key, event in (("failover_started_event_at", self.events["started"]),
-                           ("failover_completed_event_at", self.events["completed"])):
-            measured[key] = utc_iso(drill_date(event))
-        if self.events["started"] and self.events["completed"]:
-            measured["event_failover_seconds"] = round(
-                (drill_date(self.events["completed"]) - drill_date(self.events["started"])).total_seconds(), 3)
-        if self.prober:
-            counts = drill.probe_counts(samples)
-            measured.update(probes_sent=counts["probes_sent"], probes_failed=counts["probes_failed"],
-                            read_only_errors=counts["read_only_errors"])
-            if self.requested is not None:
-                downtime = drill.measure_downtime(samples, self.requested)
-                measured.update(
-                    first_failed_probe_at=at_of(_time(downtime["first_failed_probe"], "sent")),
-                    last_failed_probe_at=at_of(_time(downtime["last_failed_probe"], "sent")),
-                    first_success_after_at=at_of(_time(downtime["first_success_after"], "done")),
-                    observed_downtime_seconds=downtime["observed_downtime_seconds"],
-                )
-            if self.params["probe_mode"] == "write":
-                measured.update(drill.account_writes(drill.acknowledged_writes(samples), self.present_rows))
-        return measured
-
-    def at_of(self, elapsed):
-        return None if elapsed is None else utc_iso(self.clock.at(elapsed))
+        probing = None if self.prober is None else {"mode": self.params["probe_mode"],
+                                                    "interval": self.params["probe_interval"]}
+        return drill.measure(self.plan, started_at=self.clock.started_at, duration=self.clock.elapsed(),
+                             requested=self.requested, available=self.available, final=self.final,
+                             events=self.events, samples=self.prober.samples() if self.prober else [],
+                             probing=probing, present_rows=self.present_rows, table_removed=self.table_removed,
+                             failover_request=self.request_outcome, leftovers_removed=self.leftovers_removed)
 
     def timeline(self):
-        entries = list(self.log.timeline)
-        entries += [{"at": t["at"], "elapsed_seconds": t["elapsed_seconds"], "event": f"status: {t['state']}"}
-                    for t in self.transitions]
-        for event in self.events["events"]:
-            moment = drill_date(event)
-            entries.append({"at": utc_iso(moment), "elapsed_seconds": round(self.clock.seconds_since_start(moment), 3),
-                            "event": f"RDS event: {event.get('Message')}"})
-        if self.prober and self.requested is not None:
-            entries += drill.probe_timeline(drill.measure_downtime(self.prober.samples(), self.requested), self.at_of)
-        return entries
-
-
-def drill_date(event):
-    return None if not event else event.get("Date")
-
-
-def _time(sample, key):
-    return None if sample is None else sample[key]
+        return drill.timeline(started_at=self.clock.started_at, log=self.log.timeline, transitions=self.transitions,
+                              events=self.events, samples=self.prober.samples() if self.prober else [],
+                              requested=self.requested)
 
 
 def snake_events(events):
-    result = []
-    for event in events:
-        item = camel_dict_to_snake_dict(dict(event, Date=utc_iso(event.get("Date"))))
-        result.append(item)
-    return result
+    return [camel_dict_to_snake_dict(dict(event, Date=utc_iso(event.get("Date")))) for event in events]
 
 
 # --------------------------------------------------------------------------------------------------------- main
@@ -777,62 +833,38 @@ def argument_spec():
     return spec
 
 
-def prechecks(module, rds, kind, identifier):
-    params = module.params
+def read_target(module, rds, kind, identifier):
+    """The target, its members and the guardrail alarms, as RDS and CloudWatch describe them."""
     try:
         described, members = describe_target(rds, kind, identifier)
-        alarms = describe_alarms(module, params["abort_if_alarms"])
-    except AWS_ERRORS as exc:
+        return described, members, describe_alarms(module, module.params["abort_if_alarms"])
+    except aws_errors() as exc:
         module.fail_json_aws(exc, msg=f"Describing {identifier} and its guardrail alarms failed: check the "
                                       "credentials, the region and the IAM permissions in the notes")
+
+
+def target_problems(params, kind, identifier, described, members, alarms):
     if kind == drill.INSTANCE:
-        problems = drill.instance_problems(identifier, described, params["allow_pending_modifications"])
+        found = drill.instance_problems(identifier, described, params["allow_pending_modifications"])
     else:
-        problems = drill.cluster_problems(identifier, described, members, params["target_db_instance_identifier"],
-                                          params["allow_pending_modifications"])
-    problems += drill.alarm_problems(params["abort_if_alarms"], alarms)
-    if problems:
-        module.fail_json(msg="The failover drill was refused before any change: " + "; ".join(problems),
-                         problems=problems, changed=False)
-    return described, members
+        found = drill.cluster_problems(identifier, described, members, params["target_db_instance_identifier"],
+                                       params["allow_pending_modifications"])
+    return found + drill.alarm_problems(params["abort_if_alarms"], alarms)
 
 
-def check_connection(module, connector):
+def read_probe_state(module, connector):
+    """Connect once (the probes' credentials work) and read the probe table name's owner and the leftovers."""
+    table = module.params["probe_table"] if module.params["probe_mode"] == "write" else None
     try:
-        conn = connector.connect()
-        conn.close()
+        existing, marked = read_probe_tables(connector, table)
     except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg=f"Connecting to {connector.target} for the probes failed ({short_message(exc)}): check "
-                             "the login options and the network")
-
-
-def finish(module, run, failure=None, phase=None, aws_error=None):
-    """Measure, judge, write the report and exit (failing when the drill broke or an objective did not hold)."""
-    params = module.params
-    measured = run.measurements()
-    objectives, passed = drill.judge(measured, params["max_downtime_seconds"], params["max_lost_writes"],
-                                     probing=run.prober is not None, probe_mode=params["probe_mode"])
-    run.log.event("drill finished: " + ("PASSED" if passed and failure is None else "FAILED"))
-    report = drill.build_report(
-        identifier=run.plan["target"], plan=run.plan, started_at=utc_iso(run.clock.started_at),
-        finished_at=utc_iso(run.clock.now()), measurements=measured, objectives=objectives, passed=passed,
-        timeline=run.timeline(), failure=failure,
-        details={"plan": run.plan, "status_transitions": run.transitions, "phase": phase,
-                 "events": snake_events(run.events["events"])},
-    )
-    result = dict(changed=run.requested is not None, passed=report["passed"], plan=run.plan, measurements=measured,
-                  objectives=objectives, timeline=report["timeline"], events=snake_events(run.events["events"]),
-                  report=report)
-    if params["report_dir"]:
-        basename = params["report_name"] or report_basename("failover_test", run.plan["target"], report["started_at"])
-        result["report_files"] = write_report(report, params["report_dir"], basename)
-    if aws_error is not None:
-        module.fail_json_aws(aws_error, msg=failure, phase=phase, **result)
-    if failure:
-        module.fail_json(msg=failure, phase=phase, **result)
-    if not passed and params["fail_on_breach"]:
-        module.fail_json(msg=drill.breach_message(run.plan["target"], objectives), **result)
-    module.exit_json(**result)
+        module.fail_json(msg=f"Connecting to {connector.target} for the probes failed "
+                             f"({permanent_error(exc) or short_message(exc)}): check the login options and the "
+                             "network; nothing was changed", changed=False)
+    alive = {(item["schema"], item["table"]): owner_alive(drill.parse_probe_marker(item["comment"]))
+             for item in marked}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return drill.probe_table_decision(table, existing, marked, alive, now)
 
 
 def main():
@@ -843,55 +875,49 @@ def main():
         required_one_of=[("db_instance_identifier", "db_cluster_identifier")],
     )
     params = module.params
-    probing, problem = drill.probing_wanted(params, has_credentials(params))
-    problems = drill.option_problems(params) + ([problem] if problem else [])
-    if probing and params["probe_mode"] == "write" and not valid_table_name(params["probe_table"]):
-        problems.append("probe_table must be a plain lower-case identifier (letters, digits, underscores)")
+    probing, problems = drill.problems(params, has_credentials(params))
     if problems:
-        module.fail_json(msg="Invalid options: " + "; ".join(problems))
+        module.fail_json(msg="Invalid options: " + "; ".join(problems), problems=problems, changed=False)
     kind = drill.INSTANCE if params["db_instance_identifier"] else drill.CLUSTER
     identifier = params["db_instance_identifier"] or params["db_cluster_identifier"]
+    runtime = DrillRuntime(module, "failover_test", identifier, "Failover drill", params["progress_log"])
 
-    clock = DrillClock()
     rds = rds_client(module)
-    described, members = prechecks(module, rds, kind, identifier)
+    described, members, alarms = read_target(module, rds, kind, identifier)
+    problems = target_problems(params, kind, identifier, described, members, alarms)
+    if problems:
+        runtime.refuse(problems)
     connector = connector_for(module, params, endpoint_of(described), rds) if probing else None
-    probe_info = None if connector is None else {
-        "endpoint": connector.target, "mode": params["probe_mode"], "interval": params["probe_interval"]}
-    plan = drill.plan_failover(kind, identifier, described, members, params["target_db_instance_identifier"], probe_info)
+    probe_info, leftovers = None, []
     if connector is not None:
-        check_connection(module, connector)
+        problems, leftovers = read_probe_state(module, connector)
+        if problems:
+            runtime.refuse(problems)
+        probe_info = {"endpoint": connector.target, "mode": params["probe_mode"], "interval": params["probe_interval"],
+                      "leftover_probe_tables": [f"{item['schema']}.{item['table']}" for item in leftovers]}
+    plan = drill.plan_failover(kind, identifier, described, members, params["target_db_instance_identifier"],
+                               probe_info)
     if module.check_mode:
         module.exit_json(changed=True, passed=None, plan=plan)
 
-    log = DrillLog(clock, "rds_failover_test", identifier, params["progress_log"])
-    log.event("pre-checks passed: " + plan["expected"])
-    run = FailoverDrill(module, rds, plan, clock, log, connector)
-    failure = phase = aws_error = None
-    try:
-        if connector is not None:
-            run.start_probing()
-        run.fail_over()
-        if connector is not None:
-            run.settle()
-        run.read_events()
-    except (WaitTimeout, WaitFailed) as exc:
-        failure, phase = f"Failover drill of {identifier}: {exc}; the report so far is attached", exc.phase
-        log.event(f"stopped: {exc}")
-    except DrillAborted as exc:
-        failure, phase = str(exc), exc.phase
-        if isinstance(exc.cause, AWS_ERRORS):
-            aws_error = exc.cause
-        log.event(f"stopped: {failure}")
-    except AWS_ERRORS as exc:
-        failure, phase, aws_error = (f"Describing {identifier} during the failover drill failed: check the error; the "
-                                     "report so far is attached"), "failover to complete", exc
-        log.event(f"stopped: {short_message(exc)}")
-    finally:
-        run.stop_probing()
-    if failure and run.requested is not None and not run.events["events"]:
-        run.read_events()
-    finish(module, run, failure, phase, aws_error)
+    runtime.log.event("pre-checks passed: " + plan["expected"], phase="pre-checks")
+    run = FailoverRun(module, runtime, rds, plan, connector, leftovers)
+    failure = runtime.act(run.steps, run.cleanup)
+    measured = run.measurements()
+    objectives, passed = drill.judge(measured, params["max_downtime_seconds"], params["max_lost_writes"],
+                                     probing=run.prober is not None, probe_mode=params["probe_mode"])
+    events = snake_events(run.events["events"])
+    report = drill.build_report(
+        identifier=identifier, plan=plan, started_at=utc_iso(runtime.clock.started_at),
+        finished_at=utc_iso(runtime.clock.now()), measurements=measured, objectives=objectives, passed=passed,
+        timeline=run.timeline(), failure=failure,
+        details={"plan": plan, "status_transitions": run.transitions, "events": events, "drill_id": run.drill_id,
+                 "phase": None if failure is None else failure.phase,
+                 "interrupted_by": runtime.interrupted_by},
+    )
+    result = dict(changed=run.requested is not None, passed=report["passed"], plan=plan, measurements=measured,
+                  objectives=objectives, timeline=report["timeline"], events=events)
+    runtime.exit(result, report, failure, breach=None if passed else drill.breach_message(identifier, objectives))
 
 
 if __name__ == "__main__":

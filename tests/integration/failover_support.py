@@ -51,6 +51,22 @@ def probe_table_exists(endpoint):
             return cursor.fetchone()[0]
 
 
+def sql(endpoint, statement, params=None, fetch=True):
+    """Run one statement on the lab's PostgreSQL as the master user; returns the rows (or None)."""
+    with psycopg2.connect(host=endpoint["Address"], port=endpoint["Port"], user="master", password=PASSWORD,
+                          dbname="postgres", connect_timeout=5) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall() if fetch else None
+
+
+def probe_table_marker(endpoint, table=PROBE_TABLE):
+    """The comment of the probe table (its drill's marker) or None when the table is absent."""
+    rows = sql(endpoint, "SELECT obj_description(to_regclass(%s), 'pg_class'), to_regclass(%s) IS NOT NULL",
+               (table, table))
+    return rows[0][0] if rows[0][1] else None
+
+
 def failover_calls(lab):
     return [call for call in lab.control.calls() if call["action"] in FAILOVER_CALLS]
 
@@ -75,8 +91,8 @@ def create_cluster(rds, identifier, members):
                                Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
 
 
-def run_tasks(lab, tmp_path, tasks, background=False):
-    """Run ``tasks`` in one localhost play (each registered, errors ignored); return their results in order."""
+def _playbook(lab, tmp_path, tasks):
+    """Write ``tasks`` as one localhost play (each registered, errors ignored); return (command, env, results file)."""
     results_file = tmp_path / "results.json"
     play_tasks = []
     names = []
@@ -98,6 +114,18 @@ def run_tasks(lab, tmp_path, tasks, background=False):
                ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
     command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i", "localhost,",
                "-c", "local", "-e", f"lab_url={lab.control.url}"]
+    return command, env, results_file
+
+
+def start_playbook(lab, tmp_path, tasks):
+    """Start the play in the background, as a user would in a terminal: the ansible-playbook process."""
+    command, env, _ = _playbook(lab, tmp_path, tasks)
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_tasks(lab, tmp_path, tasks, background=False):
+    """Run ``tasks`` in one localhost play (each registered, errors ignored); return their results in order."""
+    command, env, results_file = _playbook(lab, tmp_path, tasks)
 
     def collect(process_output):
         stdout, stderr, returncode = process_output

@@ -383,3 +383,185 @@ def test_failover_events_skip_an_earlier_failover():
     assert picked["started"]["Date"] == t0 + 20 * second
     assert picked["completed"]["Date"] == t0 + 24 * second
     assert len(picked["events"]) == 2
+
+
+# ------------------------------------------------------------------------------------------- options, one place
+
+BASE = {"db_instance_identifier": "orders-prod", "db_cluster_identifier": None, "target_db_instance_identifier": None,
+        "abort_if_alarms": [], "probe": None, "probe_mode": "write", "probe_interval": 0.25, "probe_timeout": 2,
+        "probe_settle_seconds": 5.0, "probe_table": "dbre_rds_failover_probe", "max_downtime_seconds": None,
+        "max_lost_writes": 0, "wait_timeout": 1800, "poll_interval": 5.0, "report_name": None,
+        "login_user": "drill", "login_password": "x", "iam_auth": False, "ssl_mode": "prefer", "ca_cert": None,
+        "connect_timeout": 5}
+
+
+@pytest.mark.parametrize("overrides, credentials, fragments", [
+    ({}, True, []),
+    ({"db_instance_identifier": "  "}, True, ["db_instance_identifier must not be empty or blank"]),
+    ({"db_instance_identifier": "1abc"}, True, ["'1abc' is not a valid RDS identifier"]),
+    ({"db_instance_identifier": "a" * 64}, True, ["64 characters long"]),
+    ({"db_instance_identifier": None, "db_cluster_identifier": "bad--name"}, True, ["not a valid RDS identifier"]),
+    ({"db_instance_identifier": None, "db_cluster_identifier": "c1", "target_db_instance_identifier": "x-"}, True,
+     ["target_db_instance_identifier 'x-' is not a valid RDS identifier"]),
+    ({"abort_if_alarms": ["ok", " "]}, True, ["blank alarm name"]),
+    ({"report_name": "../etc/passwd"}, True, ["plain file name stem"]),
+    ({"report_name": " "}, True, ["report_name must not be blank"]),
+    ({"probe_interval": -1}, True, ["probe_interval must be greater than 0"]),
+    ({"probe_interval": 120}, True, ["probe_interval must be at most 60"]),
+    ({"probe_timeout": 0}, True, ["probe_timeout must be between 1 and 60"]),
+    ({"poll_interval": 0}, True, ["poll_interval must be greater than 0"]),
+    ({"poll_interval": 1000}, True, ["poll_interval must be at most 300"]),
+    ({"wait_timeout": -5}, True, ["wait_timeout must be at least 1"]),
+    ({"wait_timeout": 100000}, True, ["wait_timeout must be at most 86400"]),
+    ({"wait_timeout": 4, "poll_interval": 1}, True, ["probe_settle_seconds (5) must be below wait_timeout (4)"]),
+    ({"wait_timeout": 10, "probe_settle_seconds": 1, "poll_interval": 10}, True,
+     ["poll_interval (10) must be below wait_timeout (10)"]),
+    ({"probe_table": "Orders"}, True, ["probe_table must be a plain lower-case identifier"]),
+    ({"probe_table": "Orders", "probe_mode": "read"}, True, []),
+    ({"probe": True}, False, ["probe=true needs DB credentials"]),
+    ({"connect_timeout": 0}, True, ["connect_timeout must be at least 1"]),
+    ({"ssl_mode": "verify-full"}, True, ["needs ca_cert"]),
+    ({"connect_timeout": 0}, False, []),
+], ids=lambda v: None if isinstance(v, (dict, list, bool)) else str(v))
+def test_problems_checks_every_option_before_any_call(overrides, credentials, fragments):
+    probing, found = drill.problems(dict(BASE, **overrides), credentials)
+    assert len(found) == len(fragments), found
+    for fragment, problem in zip(fragments, found):
+        assert fragment in problem
+    assert probing is (credentials and overrides.get("probe") is not False)
+
+
+def test_an_aurora_member_is_refused_with_the_cluster_to_name():
+    (problem,) = drill.instance_problems("w", instance(DBInstanceIdentifier="w", DBClusterIdentifier="c1"))
+    assert "member of the Aurora cluster 'c1'" in problem and "db_cluster_identifier=c1" in problem
+
+
+# ------------------------------------------------------------------------------------ a failover that went through
+
+T0 = datetime.datetime(2026, 11, 27, 8, 0, 0, tzinfo=datetime.timezone.utc)
+STARTED = {"Message": "Multi-AZ instance failover started.", "Date": T0}
+
+
+@pytest.mark.parametrize("kind, described, events, evidence", [
+    (drill.INSTANCE, instance(), {"started": STARTED}, "RDS event: Multi-AZ instance failover started."),
+    (drill.INSTANCE, instance(DBInstanceStatus="rebooting"), None, "status rebooting"),
+    (drill.INSTANCE, instance(AvailabilityZone="us-east-1b"), None, "writer moved to us-east-1b"),
+    (drill.INSTANCE, instance(), {"started": None}, None),
+    (drill.INSTANCE, None, None, None),
+    (drill.CLUSTER, cluster(Status="failing-over"), None, "status failing-over"),
+    (drill.CLUSTER, cluster(members=(("w", False, 1), ("r1", True, 1), ("r2", False, 0))), None,
+     "writer moved to r1"),
+    (drill.CLUSTER, cluster(), None, None),
+], ids=["event", "rebooting", "az-moved", "nothing", "missing", "failing-over", "writer-moved", "cluster-nothing"])
+def test_failover_evidence(kind, described, events, evidence):
+    plan = (drill.plan_failover(drill.INSTANCE, "db1", instance()) if kind == drill.INSTANCE
+            else drill.plan_failover(drill.CLUSTER, "c1", cluster(), members()))
+    found = drill.failover_evidence(plan, described, members() if kind == drill.CLUSTER else {}, events)
+    if evidence is None:
+        assert found is None
+    else:
+        assert found.startswith(evidence)
+
+
+# ------------------------------------------------------------------------------------------------ the probe table
+
+MARK = 'dbre.rds probe table {"drill_id": "%s", "host": "h", "pid": 9, "expires_at": "2026-11-27T09:00:00.000Z"}'
+APP = {"schema": "public", "table": "orders", "comment": "the shop's orders"}
+DEAD = {"schema": "public", "table": "dbre_rds_failover_probe", "comment": MARK % "dead"}
+LIVE = {"schema": "public", "table": "dbre_rds_failover_probe", "comment": MARK % "live"}
+OTHER_DEAD = {"schema": "drills", "table": "old_probe", "comment": MARK % "old"}
+
+
+@pytest.mark.parametrize("table, existing, marked, alive, fragments, leftovers", [
+    ("dbre_rds_failover_probe", None, [], {}, [], []),
+    ("orders", APP, [], {}, ["names an existing table (public.orders) that this module did not create"], []),
+    ("dbre_rds_failover_probe", dict(APP, table="dbre_rds_failover_probe", comment=None), [], {},
+     ["carries no dbre.rds probe marker"], []),
+    ("dbre_rds_failover_probe", DEAD, [DEAD], {("public", "dbre_rds_failover_probe"): False}, [],
+     ["public.dbre_rds_failover_probe"]),
+    ("dbre_rds_failover_probe", LIVE, [LIVE], {("public", "dbre_rds_failover_probe"): True},
+     ["belongs to drill live (pid 9 on h"], []),
+    ("dbre_rds_failover_probe", None, [OTHER_DEAD, LIVE],
+     {("drills", "old_probe"): False, ("public", "dbre_rds_failover_probe"): True}, [], ["drills.old_probe"]),
+    ("orders", APP, [OTHER_DEAD], {("drills", "old_probe"): None}, ["did not create"], []),
+], ids=["free", "application-table", "unmarked-same-name", "dead-leftover", "live-drill", "sweep-only-dead",
+        "unknown-owner-not-expired"])
+def test_probe_table_decision(table, existing, marked, alive, fragments, leftovers):
+    now = T0 + datetime.timedelta(minutes=10)
+    found, dropped = drill.probe_table_decision(table, existing, marked, alive, now)
+    assert len(found) == len(fragments), found
+    for fragment, problem in zip(fragments, found):
+        assert fragment in problem
+    assert [f"{item['schema']}.{item['table']}" for item in dropped] == leftovers
+    assert all(item["reason"] for item in dropped)
+
+
+def test_an_expired_marker_is_a_leftover_even_when_the_owner_is_unknown():
+    later = T0 + datetime.timedelta(hours=2)
+    found, dropped = drill.probe_table_decision("dbre_rds_failover_probe", LIVE, [LIVE], {}, later)
+    assert found == [] and [item["table"] for item in dropped] == ["dbre_rds_failover_probe"]
+
+
+# ----------------------------------------------------------------------------------------------- measuring, pure
+
+def _sample(seq, sent, ok, error=None):
+    return {"seq": seq, "sent": sent, "done": round(sent + 0.01, 4), "ok": ok, "error": error, "message": None}
+
+
+OUTAGE = [_sample(1, 0.5, True), _sample(2, 1.5, True), _sample(3, 2.5, False, "connection"),
+          _sample(4, 3.5, False, "read_only"), _sample(5, 4.5, True), _sample(6, 5.5, True)]
+EVENTS = {"started": {"Message": "failover started", "Date": T0 + datetime.timedelta(seconds=2)},
+          "completed": {"Message": "failover completed", "Date": T0 + datetime.timedelta(seconds=5)},
+          "events": []}
+MOVED = (instance(AvailabilityZone="us-east-1b", SecondaryAvailabilityZone="us-east-1a"), {})
+REQUEST = {"response": {}, "attempts": 2, "throttled": 0, "lost_answers": 1, "confirmed_by": "status rebooting"}
+
+
+@pytest.mark.parametrize("inputs, expected", [
+    (dict(requested=2.0, available=6.0, final=MOVED, events=EVENTS, samples=OUTAGE,
+          probing={"mode": "write", "interval": 1.0}, present_rows=[1, 2, 5, 6], table_removed=True,
+          failover_request=REQUEST),
+     {"requested_at": "2026-11-27T08:00:02.000Z", "api_available_at": "2026-11-27T08:00:06.000Z",
+      "api_failover_seconds": 4.0, "event_failover_seconds": 3.0, "failover_happened": True,
+      "az_after": "us-east-1b", "first_failed_probe_at": "2026-11-27T08:00:02.500Z",
+      "last_failed_probe_at": "2026-11-27T08:00:03.500Z", "first_success_after_at": "2026-11-27T08:00:04.510Z",
+      "observed_downtime_seconds": 2.01, "probes_sent": 6, "probes_failed": 2, "read_only_errors": 1,
+      "acknowledged_writes": 4, "lost_writes": 0, "rows_found": 4, "probe_table_removed": True,
+      "failover_request": {"attempts": 2, "throttled": 0, "lost_answers": 1, "confirmed_by": "status rebooting"}}),
+    (dict(requested=2.0, available=6.0, final=MOVED, samples=OUTAGE, probing={"mode": "write", "interval": 1.0},
+          present_rows=[1, 5]),
+     {"lost_writes": 2, "lost_write_numbers": [2, 6], "failover_started_event_at": None,
+      "event_failover_seconds": None}),
+    (dict(requested=2.0, available=6.0, final=MOVED, samples=OUTAGE, probing={"mode": "write", "interval": 1.0},
+          present_rows=None, table_removed=False),
+     {"lost_writes": None, "rows_found": None, "probe_table_removed": False}),
+    (dict(requested=2.0, final=(instance(), {}), samples=OUTAGE, probing={"mode": "read", "interval": 1.0}),
+     {"failover_happened": False, "api_failover_seconds": None, "acknowledged_writes": None,
+      "observed_downtime_seconds": 2.01, "probe_mode": "read"}),
+    (dict(requested=None, final=(instance(), {}), samples=OUTAGE, probing={"mode": "write", "interval": 1.0}),
+     {"requested_at": None, "failover_happened": False, "observed_downtime_seconds": None, "probes_sent": 6,
+      "failover_request": None}),
+    (dict(requested=2.0, available=6.0, final=MOVED),
+     {"probe_mode": None, "probes_sent": None, "observed_downtime_seconds": None, "failover_happened": True,
+      "probe_table_removed": None, "leftover_probe_tables_removed": []}),
+    (dict(leftovers_removed=["public.dbre_rds_failover_probe"]),
+     {"leftover_probe_tables_removed": ["public.dbre_rds_failover_probe"], "duration_seconds": 9.5}),
+], ids=["full-write-drill", "lost-writes", "table-unreadable", "read-probes-no-move", "never-requested",
+        "no-probing", "leftovers"])
+def test_measure(inputs, expected):
+    plan = drill.plan_failover(drill.INSTANCE, "db1", instance())
+    measured = drill.measure(plan, started_at=T0, duration=9.5, **inputs)
+    for key, value in expected.items():
+        assert measured[key] == value, key
+    assert "response" not in (measured["failover_request"] or {})
+
+
+def test_timeline_puts_everything_on_one_axis():
+    events = dict(EVENTS, events=[EVENTS["started"], EVENTS["completed"]])
+    entries = drill.timeline(started_at=T0, log=[{"at": "x", "elapsed_seconds": 2.0, "event": "failover requested"}],
+                             transitions=[{"at": "y", "elapsed_seconds": 4.0, "state": "rebooting (us-east-1a)"}],
+                             events=events, samples=OUTAGE, requested=2.0)
+    assert [e["event"].split(" #")[0] for e in entries] == [
+        "failover requested", "RDS event: failover started", "first failed probe", "last failed probe",
+        "status: rebooting (us-east-1a)", "first successful probe after the outage", "RDS event: failover completed"]
+    assert [e["elapsed_seconds"] for e in entries] == sorted(e["elapsed_seconds"] for e in entries)

@@ -6,6 +6,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import conn
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import iam_token_signer
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
 
 
 def params(**overrides):
@@ -112,3 +113,35 @@ def test_valid_options_have_no_problems():
 )
 def test_endpoint_of_instances_and_clusters(described, expected):
     assert endpoint_of(described) == expected
+
+
+class ServerError(Exception):
+    def __init__(self, text, pgcode=None):
+        super().__init__(text)
+        self.pgcode = pgcode
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (ServerError('connection to server at "10.0.0.5", port 5432 failed: FATAL:  password authentication failed for '
+                 'user "drill"'), 'FATAL:  password authentication failed for user "drill"'),
+    (ServerError('connection to server at "h", port 5432 failed: FATAL:  database "nope" does not exist'),
+     'FATAL:  database "nope" does not exist'),
+    (ServerError('FATAL:  role "ghost" does not exist'), 'FATAL:  role "ghost" does not exist'),
+    (ServerError('connection to server at "h", port 5432 failed: FATAL:  no pg_hba.conf entry for host "10.0.0.9", '
+                 'user "drill", database "postgres", no encryption'), "no pg_hba.conf entry"),
+    (ServerError("connection to server at \"h\", port 5432 failed: server does not support SSL, but SSL was "
+                 "required"), "server does not support SSL, but SSL was required"),
+    (ServerError("auth", pgcode="28P01"), "auth"),
+    (ServerError('connection to server at "h", port 5432 failed: Connection refused'), None),
+    (ServerError("timeout expired"), None),
+    (ServerError("FATAL:  the database system is starting up", pgcode="57P03"), None),
+    (ServerError('relation "dbre_rds_failover_probe" does not exist', pgcode="42P01"), None),
+    (None, None),
+], ids=["password", "database", "role", "pg_hba", "ssl-required", "sqlstate", "refused", "timeout", "starting-up",
+        "missing-table", "none"])
+def test_permanent_error_keeps_the_servers_words(exc, expected):
+    found = permanent_error(exc)
+    if expected is None:
+        assert found is None
+    else:
+        assert expected in found and "connection to server at" not in found

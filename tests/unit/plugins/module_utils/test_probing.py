@@ -1,6 +1,7 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The probe loop against a scripted database: outages, read-only writers, reconnects, error kinds."""
 
+import datetime
 import threading
 import time
 
@@ -22,6 +23,7 @@ class FakeServer:
         self.rows = []
         self.connects = 0
         self.statements = []
+        self.fail_on = None
         self.lock = threading.Lock()
 
 
@@ -38,6 +40,8 @@ class FakeCursor:
 
     def execute(self, sql, params=None):
         server = self.conn.server
+        if server.fail_on and sql.startswith(server.fail_on):
+            raise psycopg2.errors.DuplicateTable('relation "probe" already exists')
         if not server.up or self.conn.closed or self.conn.generation != server.generation:
             raise psycopg2.OperationalError("server closed the connection unexpectedly")
         server.statements.append(sql)
@@ -49,6 +53,9 @@ class FakeCursor:
             self.result = [(seq,) for seq in server.rows]
         elif sql.startswith("SELECT 1"):
             self.result = [(1,)]
+
+    def close(self):
+        pass
 
     def fetchone(self):
         return self.result[0]
@@ -189,13 +196,57 @@ def test_write_probes_need_a_safe_table_name(server):
 
 def test_probe_table_helpers(server):
     conn = FakeConnection(server)
-    probing.create_probe_table(conn, "dbre_rds_failover_probe")
-    assert server.statements[:2] == ['DROP TABLE IF EXISTS "dbre_rds_failover_probe"',
-                                     'CREATE TABLE "dbre_rds_failover_probe" (seq bigint PRIMARY KEY, written_at '
-                                     'timestamptz NOT NULL DEFAULT clock_timestamp())']
+    marker = probing.probe_marker("d1", {"host": "h", "pid": 1, "started": "9"}, "db1", "t0", "t1")
+    probing.create_probe_table(conn, "dbre_rds_failover_probe", marker)
+    # Created in one transaction with its marker, never after a DROP: a table of that name that exists makes the
+    # CREATE fail instead of being replaced.
+    assert server.statements == ["BEGIN",
+                                 'CREATE TABLE "dbre_rds_failover_probe" (seq bigint PRIMARY KEY, written_at '
+                                 'timestamptz NOT NULL DEFAULT clock_timestamp())',
+                                 'COMMENT ON TABLE "dbre_rds_failover_probe" IS %s', "COMMIT"]
     server.rows = [1, 2]
     assert probing.rows_present(conn, "dbre_rds_failover_probe") == [1, 2]
-    probing.drop_probe_table(conn, "dbre_rds_failover_probe")
-    assert server.statements[-1] == 'DROP TABLE IF EXISTS "dbre_rds_failover_probe"'
     with pytest.raises(ValueError):
-        probing.create_probe_table(conn, "x; drop")
+        probing.create_probe_table(conn, "x; drop", marker)
+    assert not any(statement.startswith("DROP") for statement in server.statements)
+
+
+def test_a_failed_create_rolls_back(server):
+    conn = FakeConnection(server)
+    server.fail_on = "CREATE TABLE"
+    with pytest.raises(psycopg2.errors.DuplicateTable):
+        probing.create_probe_table(conn, "probe", "marker")
+    assert server.statements == ["BEGIN", "ROLLBACK"]
+
+
+def test_marker_round_trip_and_foreign_comments():
+    owner = {"host": "h", "pid": 42, "started": "77"}
+    marker = probing.probe_marker("d1", owner, "db1", "2026-11-27T08:00:00.000Z", "2026-11-27T09:00:00.000Z")
+    assert marker.startswith("dbre.rds probe table {")
+    assert probing.parse_probe_marker(marker) == dict(owner, drill_id="d1", target="db1",
+                                                      created_at="2026-11-27T08:00:00.000Z",
+                                                      expires_at="2026-11-27T09:00:00.000Z")
+    for comment in (None, "", "orders of the shop", "dbre.rds probe table not json", 'dbre.rds probe table {"a": 1}',
+                    'dbre.rds probe table ["d1"]'):
+        assert probing.parse_probe_marker(comment) is None, comment
+
+
+NOW = datetime.datetime(2026, 11, 27, 8, 30, tzinfo=datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("marker, alive, words", [
+    (None, False, None),
+    ({"drill_id": "d1", "pid": 5, "host": "h", "expires_at": "2026-11-27T09:00:00.000Z"}, True, None),
+    ({"drill_id": "d1", "pid": 5, "host": "h", "expires_at": "2026-11-27T09:00:00.000Z"}, None, None),
+    ({"drill_id": "d1", "pid": 5, "host": "h", "expires_at": "2026-11-27T09:00:00.000Z"}, False,
+     "drill d1 (pid 5 on h) is no longer running"),
+    ({"drill_id": "d1", "pid": 5, "host": "other", "expires_at": "2026-11-27T08:00:00.000Z"}, None,
+     "should have ended by 2026-11-27T08:00:00.000Z"),
+    ({"drill_id": "d1", "pid": 5, "host": "h", "expires_at": "garbage"}, None, None),
+], ids=["no-marker", "alive", "unknown-not-expired", "owner-gone", "expired", "bad-expiry"])
+def test_leftover_reason(marker, alive, words):
+    reason = probing.leftover_reason(marker, alive, NOW)
+    if words is None:
+        assert reason is None
+    else:
+        assert words in reason

@@ -4,8 +4,10 @@ import datetime
 import pytest
 
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
+from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitStopped
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
 START = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
@@ -99,3 +101,33 @@ def test_state_of_extracts_the_state_from_a_described_resource():
                          phase="modify", state_of=lambda d: d["DBInstanceStatus"], clock=clock, sleep=fake.sleep)
     assert outcome.value == {"DBInstanceStatus": "available"}
     assert [t["state"] for t in outcome.transitions] == ["modifying", "available"]
+
+
+def test_a_permanent_error_ends_the_wait_at_once_with_its_message():
+    refused = ServerError('connection to server at "h", port 5432 failed: Connection refused')
+    denied = ServerError('connection to server at "h", port 5432 failed: FATAL:  password authentication failed for '
+                         'user "drill"')
+    fake, clock, fetch = make([refused, refused, denied, "connected"])
+    with pytest.raises(WaitStopped) as caught:
+        wait_until(fetch, lambda v: v == "connected", timeout=600, interval=5, phase="the database to accept logins",
+                   state_of=lambda v: "refused" if v is refused else ("denied" if v is denied else v),
+                   permanent=permanent_error, clock=clock, sleep=fake.sleep)
+    assert isinstance(caught.value, WaitFailed)
+    assert fake.sleeps == [5, 5], "two transient refusals waited, the permanent error did not"
+    assert str(caught.value) == ('the database to accept logins stopped after 10.0s: FATAL:  password authentication '
+                                 'failed for user "drill" (waiting longer would not help)')
+    assert caught.value.reason.startswith("FATAL:  password authentication failed")
+    assert caught.value.last_value is denied
+
+
+def test_transient_errors_keep_waiting_with_permanent_given():
+    refused = ServerError("Connection refused")
+    fake, clock, fetch = make([refused, refused, "connected"])
+    outcome = wait_until(fetch, lambda v: v == "connected", timeout=60, interval=1, phase="db",
+                         state_of=lambda v: "refused" if v is refused else v,
+                         permanent=permanent_error, clock=clock, sleep=fake.sleep)
+    assert outcome.value == "connected" and fake.sleeps == [1, 1]
+
+
+class ServerError(Exception):
+    pass
