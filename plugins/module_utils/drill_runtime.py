@@ -195,8 +195,9 @@ class DrillRuntime:
 
     # ------------------------------------------------------------------------------------------------- report
 
-    def report(self, *, passed, objectives, measurements, timeline=None, details=None, failure=None):
-        return build_report(kind=self.kind, title=self.title, target=self.target,
+    def report(self, *, passed, objectives, measurements, timeline=None, details=None, failure=None, title=None):
+        """The shared report of this run (``title`` overrides the runtime's, e.g. to name the resource's kind)."""
+        return build_report(kind=self.kind, title=title or self.title, target=self.target,
                             started_at=utc_iso(self.clock.started_at), finished_at=utc_iso(self.clock.now()),
                             passed=passed, objectives=objectives, measurements=measurements,
                             timeline=self.log.timeline if timeline is None else timeline, details=details,

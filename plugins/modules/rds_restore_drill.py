@@ -609,6 +609,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import owne
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connector_for
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import BROKEN_STATES
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import CLUSTER
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import INSTANCE
@@ -627,7 +628,6 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeou
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
-AUTH_ERRORS = ("authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied")
 
 
 # ---------------------------------------------------------------------------------------------------------- AWS I/O
@@ -750,15 +750,15 @@ def connect(module, connector, log, deadline):
 
     def attempt():
         try:
-            return {"conn": connector.connect(), "error": None}
+            return {"conn": connector.connect(), "error": None, "exc": None}
         except psycopg2.Error as exc:
-            return {"conn": None, "error": str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)}
+            return {"conn": None, "error": str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc),
+                    "exc": exc}
 
     outcome = wait_until(attempt, lambda r: r["conn"] is not None, timeout=max(0.0, deadline - log.clock.elapsed()),
                          interval=min(module.params["poll_interval"], 1.0), phase="connection to the restored database",
                          state_of=lambda r: "connected" if r["conn"] else "refused",
-                         failed=lambda r: r["error"] is not None and any(a in r["error"] for a in AUTH_ERRORS),
-                         clock=log.clock)
+                         permanent=lambda r: permanent_error(r["exc"]), clock=log.clock)
     return outcome.value["conn"]
 
 
@@ -786,7 +786,7 @@ def validate(module, rds, source, plan, described, log, result):
         conn = connect(module, connector, log, result["deadline"])
     except WaitFailed as exc:
         raise DrillAborted("validation", f"Connecting to the restored database {connector.target} as "
-                                         f"{params['login_user']}: {exc.last_value['error']}: check login_user, "
+                                         f"{params['login_user']}: {getattr(exc, 'reason', None) or exc.last_value['error']}: check login_user, "
                                          "login_password or iam_auth, and login_db")
     log.event(phase="validation", message=f"connected to {connector.target}")
     try:
