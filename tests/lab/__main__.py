@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pathlib
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,9 +24,13 @@ def state_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("LAB_STATE_DIR") or REPO / ".lab").resolve()
 
 
-def lab_env(url: str) -> dict[str, str]:
-    """Environment for boto3, amazon.aws and the collection's modules to talk to the lab."""
-    return {
+def lab_env(url: str, ca_cert: str | None = None) -> dict[str, str]:
+    """Environment for boto3, amazon.aws and the collection's modules to talk to the lab.
+
+    ``LAB_CA_CERT`` is the CA of the lab's PostgreSQL server certificates (asked from the running lab unless given);
+    plain moto (LAB_FIDELITY=off) has none.
+    """
+    env = {
         "AWS_ENDPOINT_URL": url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -33,12 +38,16 @@ def lab_env(url: str) -> dict[str, str]:
         "AWS_REGION": REGION,
         "LAB_URL": url,
     }
+    ca_cert = ca_cert or (health(url) or {}).get("ca_cert")
+    if ca_cert:
+        env["LAB_CA_CERT"] = ca_cert
+    return env
 
 
 def write_env_file(directory: pathlib.Path, url: str) -> pathlib.Path:
     lines = ["# Written by `python -m tests.lab up`: source it to point AWS clients at the lab.",
              "unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN"]
-    lines += [f"export {key}={value}" for key, value in lab_env(url).items()]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in lab_env(url).items()]
     path = directory / "env.sh"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,5 +1,6 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The lab's call log: every AWS API action it served, with time and parameters (secrets masked)."""
+"""The lab's call log: every AWS API request it received, with time, parameters (secrets masked), HTTP status and
+AWS error code; a request that crashed moto is logged too (status 500, ``error`` InternalFailure, ``crash``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs
 SECRET_KEY = re.compile(r"password|secretstring|token", re.IGNORECASE)
 MASK = "********"
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_XML_ERROR_CODE = re.compile(rb"<Code>\s*([^<\s]+)\s*</Code>")
 
 
 def mask_secrets(value):
@@ -59,6 +61,18 @@ def describe_request(environ: dict, body: bytes) -> dict:
             "user_agent": headers.get("user-agent", "")}
 
 
+def error_code(body: bytes, protocol: str) -> str | None:
+    """The AWS error code of an error answer (``<Code>`` of the XML document, ``__type`` of a JSON one)."""
+    if protocol == "json":
+        try:
+            code = json.loads(body or b"{}").get("__type")
+        except (ValueError, AttributeError):
+            code = None
+        return code.rsplit("#", 1)[-1] if isinstance(code, str) else None
+    match = _XML_ERROR_CODE.search(body or b"")
+    return match.group(1).decode("utf-8", "replace") if match else None
+
+
 def _decode_cbor(body: bytes) -> dict:
     try:
         import cbor2  # optional: only newer botocore speaks CBOR, and moto may not
@@ -74,7 +88,8 @@ class CallLog:
         self._lock = threading.Lock()
         self._limit = limit
 
-    def record(self, request: dict, status: int, fault: str | None, seconds: float) -> dict:
+    def record(self, request: dict, status: int, fault: str | None, seconds: float, error: str | None = None,
+               crash: str | None = None) -> dict:
         now = time.time()
         entry = {
             "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -85,8 +100,11 @@ class CallLog:
             "user_agent": request.get("user_agent", ""),
             "status": status,
             "fault": fault,
+            "error": error,
             "seconds": round(seconds, 4),
         }
+        if crash:
+            entry["crash"] = crash
         with self._lock:
             self._entries.append(entry)
             if len(self._entries) > self._limit:

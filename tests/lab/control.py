@@ -35,7 +35,9 @@ class LabControl:
 
     # --- call log -------------------------------------------------------------------------------------------
     def calls(self, action: str | None = None, since: float | None = None, service: str | None = None) -> list[dict]:
-        """Every API call the lab served: {"at", "epoch", "service", "action", "params", "status", "fault"}."""
+        """Every API request the lab received, crashed ones included: {"at", "epoch", "service", "action", "params",
+        "status" (HTTP), "error" (AWS error code or None), "fault" (injected fault kind or None), "crash" (only when
+        moto or a patch raised: the exception)}."""
         return self._call("GET", "calls", query={"action": action, "since": since, "service": service})["calls"]
 
     def clear_calls(self) -> None:
@@ -44,8 +46,10 @@ class LabControl:
     # --- faults ---------------------------------------------------------------------------------------------
     def set_fault(self, kind: str = "throttle", share: float = 1.0, actions=None, **spec) -> dict:
         """Add a fault rule: kind "throttle" (HTTP 400 Throttling), "error" (status 500/503, or ``code=`` such as
-        "AccessDenied" with ``status=`` 403 and ``message=``) or "latency" (``seconds``); ``share`` of matching calls;
-        ``actions`` limits it to some actions; ``count`` caps it."""
+        "AccessDenied" with ``status=`` 403 and ``message=``), "latency" (``seconds`` waited before the call) or
+        "lost_answer" (the call is carried out, then its answer is held back ``seconds``: a client with a shorter
+        read timeout gives up although the call happened); ``share`` of matching calls; ``actions`` limits it to
+        some actions; ``count`` caps it."""
         return self._call("POST", "faults", dict(spec, kind=kind, share=share, actions=actions))["fault"]
 
     def faults(self) -> list[dict]:
@@ -74,6 +78,11 @@ class LabControl:
         ``freeze_seconds`` before the primary died: the writes of that window are lost."""
         return self._call("POST", "lossy_failover", {"identifier": identifier, "freeze_seconds": freeze_seconds})
 
+    def server_log(self, identifier: str) -> str:
+        """The text of the PostgreSQL server log behind a DB instance or Aurora cluster (what RDS serves as
+        ``error/postgresql.log.*``), e.g. to check that no password reached it."""
+        return self._call("GET", "server_log", query={"identifier": identifier})["log"]
+
     def failover_log(self) -> list[dict]:
         """Failovers the lab performed, with timestamps (``pg_stopped_at`` / ``pg_ready_at``: when PostgreSQL really
         went down and accepted connections again) and, for lossy ones, dropped_rows / dropped_total."""
@@ -97,6 +106,14 @@ class LabControl:
 
     def state(self) -> dict:
         return self._call("GET", "state")
+
+    def ca_cert(self) -> str:
+        """Path of the lab CA's certificate, which signed every PostgreSQL server certificate: pass it as
+        ``sslrootcert`` with ``sslmode=verify-full`` (also ``LAB_CA_CERT`` in the lab's environment)."""
+        health = self.health()
+        if not health.get("ca_cert"):
+            raise LabControlError("this lab serves no TLS (plain moto, LAB_FIDELITY=off)")
+        return health["ca_cert"]
 
     def health(self) -> dict:
         return self._call("GET", "health")

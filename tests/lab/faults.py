@@ -1,8 +1,14 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""API faults on demand: a share of calls answered with Throttling or a 5xx, or slowed down.
+"""API faults on demand: a share of calls answered with Throttling or a 5xx, slowed down, or answered too late.
 
-A rule: {"kind": "throttle" | "error" | "latency", "share": 0..1, "actions": [...] | None, "service": str | None,
-"status": 500 | 503 (for "error"), "seconds": float (for "latency"), "count": int | None (at most this many)}.
+A rule: {"kind": "throttle" | "error" | "latency" | "lost_answer", "share": 0..1, "actions": [...] | None,
+"service": str | None, "status": 500 | 503 (for "error"), "seconds": float (for "latency" and "lost_answer"),
+"count": int | None (at most this many)}.
+"latency" waits ``seconds`` BEFORE the call is carried out. "lost_answer" carries the call out (and logs it, with
+``fault`` "lost_answer") and then holds the answer back for ``seconds``: a client whose read timeout is shorter gives
+up although the call happened, as when an answer is lost on the way back. A held answer is released at once by
+clear() (and so by the lab's reset). An "error" or "throttle" rule that fires first wins: the call is not carried
+out and no "lost_answer" rule fires.
 An "error" rule may name the error instead: "code" (e.g. AccessDenied, UnauthorizedOperation), "message", and
 "status" any 4xx/5xx (default 403 for access errors, else 400), so a test sees what a user without permission sees.
 """
@@ -14,7 +20,7 @@ from http import HTTPStatus
 import threading
 import uuid
 
-KINDS = ("throttle", "error", "latency")
+KINDS = ("throttle", "error", "latency", "lost_answer")
 ACCESS_ERRORS = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 
 _QUERY_NAMESPACES = {"rds": "http://rds.amazonaws.com/doc/2014-10-31/",
@@ -27,6 +33,7 @@ class FaultInjector:
         self._rules: list[dict] = []
         self._lock = threading.Lock()
         self._random = random.Random()
+        self._released = threading.Event()
 
     def add(self, spec: dict) -> dict:
         kind = spec.get("kind", "throttle")
@@ -54,6 +61,8 @@ class FaultInjector:
                 raise ValueError("an error fault with a code answers a 4xx or 5xx status")
         elif kind == "error" and rule["status"] not in (500, 503):
             raise ValueError("an error fault answers 500 or 503 (or give its code)")
+        if kind in ("latency", "lost_answer") and rule["seconds"] <= 0:
+            raise ValueError(f"a {kind} fault needs seconds > 0")
         if "seed" in spec:
             self._random.seed(spec["seed"])
         with self._lock:
@@ -67,10 +76,19 @@ class FaultInjector:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+            released, self._released = self._released, threading.Event()
+        released.set()
 
-    def decide(self, service: str, action: str) -> tuple[float, dict | None]:
-        """(added latency in seconds, the error rule to answer with or None) for one call."""
-        latency, error = 0.0, None
+    def hold(self, seconds: float) -> None:
+        """Hold a lost answer back for seconds, or until the rules are cleared."""
+        with self._lock:
+            released = self._released
+        released.wait(seconds)
+
+    def decide(self, service: str, action: str) -> tuple[float, dict | None, float]:
+        """(latency before the call, the error rule to answer with or None, seconds to hold the answer back after
+        the call) for one call."""
+        latency, error, hold, lost = 0.0, None, 0.0, []
         with self._lock:
             for rule in self._rules:
                 if rule["actions"] and action not in rule["actions"]:
@@ -84,10 +102,16 @@ class FaultInjector:
                 if rule["kind"] == "latency":
                     latency += rule["seconds"]
                     rule["fired"] += 1
+                elif rule["kind"] == "lost_answer":
+                    lost.append(rule)
                 elif error is None:
                     error = rule
                     rule["fired"] += 1
-        return latency, error
+            if error is None:
+                for rule in lost:
+                    hold += rule["seconds"]
+                    rule["fired"] += 1
+        return latency, error, hold
 
 
 def error_response(rule: dict, service: str, protocol: str) -> tuple[str, list[tuple[str, str]], bytes]:

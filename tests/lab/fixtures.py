@@ -57,7 +57,8 @@ def lab():
     try:
         process, info = start_daemon(state_dir, fidelity=fidelity, parent_pid=os.getpid())
         url = info["url"]
-        yield Lab(url, dict(os.environ, **lab_env(url)), LabControl(url), fidelity=fidelity, state_dir=state_dir)
+        yield Lab(url, dict(os.environ, **lab_env(url, info.get("ca_cert"))), LabControl(url), fidelity=fidelity,
+                  state_dir=state_dir)
     finally:
         stop_daemon(state_dir, process.pid if process else None)
         shutil.rmtree(state_dir, ignore_errors=True)

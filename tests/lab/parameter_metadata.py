@@ -96,7 +96,8 @@ _RDS_EXTRA = [
     {"ParameterName": "rds.accepted_password_auth_method",
      "Description": "Force authentication for connections with password stored locally.", "ApplyType": "dynamic",
      "DataType": "string", "AllowedValues": "md5+scram,scram", "IsModifiable": True},
-    {"ParameterName": "rds.allowed_extensions", "Description": "Specifies which extensions are allowed to be installed.",
+    {"ParameterName": "rds.allowed_extensions",
+     "Description": "Specifies which extensions are allowed to be installed.",
      "ApplyType": "dynamic", "DataType": "list", "IsModifiable": True},
     {"ParameterName": "rds.adaptive_autovacuum", "Description": "Adaptively tunes autovacuum parameters.",
      "ApplyType": "dynamic", "DataType": "boolean", "AllowedValues": "0,1", "IsModifiable": True},
@@ -472,6 +473,9 @@ def local_settings(family: str, user_values: dict[str, dict], instance_class: st
         if name == "rds.logical_replication":
             if value == "1":
                 settings["wal_level"] = "logical"
+            continue
+        if name == "rds.force_ssl":  # applied by the lab's PgCluster (pg_hba.conf), not a postgresql.conf setting
+            settings[name] = "1" if value == "1" else "0"
             continue
         if name in NOT_FOR_LOCAL_POSTGRES:
             continue

@@ -8,8 +8,9 @@ Each cluster lives in ``<root>/pg/<name>/``::
     base/            base backup taken when the cluster was created: the start of point-in-time restore
     run/             unix socket directory (a short one under /tmp if this path is too long for a socket)
     standby/         the asynchronous standby that lossy_failover promotes (only after prepare_standby)
-    postgresql.log   server log (standby.log for the standby)
-    lab.json         port, master user, database name, base backup time
+    postgresql.log   server log: the postmaster's stderr (standby.log for the standby); LabControl.server_log()
+    server.crt/.key  TLS certificate signed by the lab CA (tests/lab/tls.py), for 127.0.0.1 and localhost
+    lab.json         port, master user, database name, base backup time, rds.force_ssl
 
 New clusters copy one initdb'd, never started data directory (faster than initdb; the clusters share a system
 identifier), shared by every lab on the machine as ``$TMPDIR/dbre-rds-lab/template-<version>``; ``<root>/pg/_engine`` is
@@ -25,9 +26,13 @@ How it differs from RDS, on purpose or by necessity:
   reproduces that by running each cluster from a private copy of the ``postgres`` binary under ``<root>/pg/_engine``
   whose share directory marks those extensions ``trusted``. Unlike RDS, any user with CREATE on a database may then
   create them, not only rds_superuser members.
-- Memory settings are clamped to a per-cluster budget (LAB_PG_MEMORY_BUDGET_MB, default 256) and settings the lab
-  owns (port, sockets, archiving, logging, fsync, ssl) are ignored; apply_settings reports both.
+- Memory settings are clamped to a per-cluster budget (LAB_PG_MEMORY_BUDGET_MB, default 256), max_connections to
+  half of it at 48 kB a slot (at least 1000: 2730 at 256 MB), and settings the lab owns (port, sockets, archiving,
+  logging, fsync, ssl) are ignored; apply_settings reports both (the fidelity patches turn clamps into RDS events).
 - refuse_connections rejects new logins in pg_hba.conf and ends open client sessions; outage stops the server.
+- ssl is on everywhere (clients choosing sslmode=prefer get TLS; verify-full works with the lab CA). rds.force_ssl=1,
+  the one RDS-only parameter the lab applies, adds ``hostnossl ... reject`` to pg_hba.conf (reloaded, as the dynamic
+  parameter applies on RDS).
 - Snapshots (base_backup/from_backup) and restores drop the source's ALTER SYSTEM settings: pass the new settings.
 - lossy_failover's standby starts with the primary's postgresql.auto.conf: a static setting lowered on the primary and
   not yet restarted (max_connections and the like) would pause its hot standby; restart the primary first.
@@ -76,19 +81,22 @@ RDS_SUPERUSER_EXECUTE = {
     "pg_stat_statements--1.9--1.10.sql": ("pg_stat_statements_reset(Oid, Oid, bigint)",),
 }
 
+# The RDS-only parameter the lab applies itself (in pg_hba.conf), not through postgresql.conf.
+FORCE_SSL = "rds.force_ssl"
+
 # Settings whose value the lab decides: changing them would break the lab (ports, archive, logging) or the machine.
 LAB_OWNED = frozenset({
     "port", "listen_addresses", "unix_socket_directories", "unix_socket_group", "unix_socket_permissions",
-    "data_directory", "config_file", "hba_file", "ident_file", "external_pid_file",
-    "archive_mode", "archive_command", "archive_library", "archive_timeout", "archive_cleanup_command",
-    "restore_command", "recovery_end_command", "recovery_target", "recovery_target_action", "recovery_target_inclusive",
-    "recovery_target_lsn", "recovery_target_name", "recovery_target_time", "recovery_target_timeline",
-    "recovery_target_xid", "primary_conninfo", "primary_slot_name", "promote_trigger_file", "hot_standby",
-    "log_destination", "logging_collector", "log_directory", "log_filename", "log_file_mode", "log_rotation_age",
-    "log_rotation_size", "log_truncate_on_rotation", "fsync", "full_page_writes", "wal_sync_method", "data_sync_retry",
+    "data_directory", "config_file", "hba_file", "ident_file", "external_pid_file", "archive_mode", "archive_command",
+    "archive_library", "archive_timeout", "archive_cleanup_command", "restore_command", "recovery_end_command",
+    "recovery_target", "recovery_target_action", "recovery_target_inclusive", "recovery_target_lsn",
+    "recovery_target_name", "recovery_target_time", "recovery_target_timeline", "recovery_target_xid",
+    "primary_conninfo", "primary_slot_name", "promote_trigger_file", "hot_standby", "log_destination",
+    "logging_collector", "log_directory", "log_filename", "log_file_mode", "log_rotation_age", "log_rotation_size",
+    "log_truncate_on_rotation", "log_timezone", "fsync", "full_page_writes", "wal_sync_method", "data_sync_retry",
     "ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file", "ssl_crl_dir", "ssl_passphrase_command",
-    "ssl_passphrase_command_supports_reload", "ssl_dh_params_file", "ssl_min_protocol_version", "ssl_max_protocol_version",
-    "ssl_ciphers", "ssl_ecdh_curve", "ssl_prefer_server_ciphers", "ssl_library",
+    "ssl_passphrase_command_supports_reload", "ssl_dh_params_file", "ssl_min_protocol_version",
+    "ssl_max_protocol_version", "ssl_ciphers", "ssl_ecdh_curve", "ssl_prefer_server_ciphers", "ssl_library",
     "dynamic_shared_memory_type", "shared_memory_type", "wal_segment_size", "block_size", "cluster_name",
 })
 
@@ -105,7 +113,9 @@ MEMORY_CAPS = {
 
 # Upper bounds for settings that cost shared memory or processes (a callable gets the budget in MB).
 COUNT_CAPS = {
-    "max_connections": lambda budget: max(25, budget // 2),
+    # An idle connection slot costs about 45 kB of shared memory (PGPROC, lock table share; PostgreSQL 15's
+    # shared_memory_size grows from 24 MB at 100 to 65 MB at 1000 and 259 MB at 5000): half the budget, at least 1000.
+    "max_connections": lambda budget: max(1000, budget * 1024 // 2 // 48),
     "max_worker_processes": lambda budget: 8,
     "autovacuum_max_workers": lambda budget: 5,
     "max_locks_per_transaction": lambda budget: 256,
@@ -420,12 +430,15 @@ class PgCluster:
         self.log_file = self.dir / "postgresql.log"
         self.standby_log_file = self.dir / "standby.log"
         self.meta_file = self.dir / "lab.json"
+        self.server_cert = self.dir / "server.crt"
+        self.server_key = self.dir / "server.key"
         meta = self._read_meta()
         self.port = port or meta.get("port") or _free_port()
         self.standby_port: int | None = meta.get("standby_port")
         self.master_user: str | None = meta.get("master_user")
         self.db_name: str | None = meta.get("db_name")
         self.base_backup_at: str | None = meta.get("base_backup_at")
+        self.force_ssl: bool = bool(meta.get("force_ssl"))
         self.socket_dir = self._socket_dir("run")
         self.start_result: dict | None = None     # what became of the settings the cluster started with
         self.standby_socket_dir = self._socket_dir("run-standby")
@@ -451,7 +464,8 @@ class PgCluster:
 
     def _write_meta(self) -> None:
         meta = {"name": self.name, "port": self.port, "standby_port": self.standby_port,
-                "master_user": self.master_user, "db_name": self.db_name, "base_backup_at": self.base_backup_at}
+                "master_user": self.master_user, "db_name": self.db_name, "base_backup_at": self.base_backup_at,
+                "force_ssl": self.force_ssl}
         tmp = self.meta_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, self.meta_file)
@@ -491,6 +505,10 @@ class PgCluster:
             "log_destination": "stderr",
             "logging_collector": "off",
             "log_line_prefix": "%m [%p] %q%u@%d ",
+            "log_timezone": "UTC",  # as on RDS; the lab's DescribeDBLogFiles names files by UTC hour
+            "ssl": "on",
+            "ssl_cert_file": str(self.server_cert),
+            "ssl_key_file": str(self.server_key),
             "dynamic_shared_memory_type": "posix",
             "cluster_name": self.name,
             **(recovery or {}),
@@ -498,8 +516,16 @@ class PgCluster:
         body = "".join(f"{key} = {_conf_quote(value)}\n" for key, value in settings.items())
         return "# Written by the dbre.rds lab (tests/lab/postgres.py); settings the lab owns.\n" + body
 
+    def _ensure_certificate(self) -> None:
+        if self.server_cert.exists() and self.server_key.exists():
+            return
+        from tests.lab.tls import issue_server_certificate
+        issue_server_certificate(self.root, self.server_cert, self.server_key, common_name=self.name,
+                                 owner=_pg_ids() if AS_ROOT else None)
+
     def _write_config(self, data_dir: Path, *, port: int, socket_dir: Path, recovery=None,
                       reset_auto_conf: bool = False, refuse: bool = False) -> None:
+        self._ensure_certificate()
         (data_dir / "lab.conf").write_text(self._lab_conf(port=port, socket_dir=socket_dir, recovery=recovery))
         conf = data_dir / "postgresql.conf"
         text = conf.read_text()
@@ -514,8 +540,7 @@ class PgCluster:
                 if (data_dir / name).exists():
                     os.chown(data_dir / name, uid, gid)
 
-    @staticmethod
-    def _write_hba(data_dir: Path, refuse: bool = False) -> None:
+    def _write_hba(self, data_dir: Path, refuse: bool = False) -> None:
         lines = [
             "# Written by the dbre.rds lab: the lab admin over the unix socket, everyone else with a password.",
             f"local   all             {ADMIN_USER}                               trust",
@@ -524,6 +549,9 @@ class PgCluster:
         if refuse:
             lines += ["local   all             all                                     reject",
                       "host    all             all             0.0.0.0/0               reject"]
+        if self.force_ssl:  # rds.force_ssl=1
+            lines += ["hostnossl all           all             0.0.0.0/0               reject",
+                      "hostnossl replication   all             0.0.0.0/0               reject"]
         lines += [
             "local   all             all                                     scram-sha-256",
             "host    all             all             127.0.0.1/32            scram-sha-256",
@@ -654,7 +682,9 @@ class PgCluster:
         lines = []
         for requested_name, value in settings.items():
             key = requested_name.lower()
-            if key in LAB_OWNED:
+            if key == FORCE_SSL:
+                result["applied"][FORCE_SSL] = self._set_force_ssl(value)
+            elif key in LAB_OWNED:
                 result["ignored"][requested_name] = "the lab owns this setting"
             elif key.startswith("rds."):
                 result["ignored"][requested_name] = "RDS-only parameter"
@@ -697,7 +727,8 @@ class PgCluster:
             sql.SQL("ALTER DATABASE postgres OWNER TO {}").format(master),
         ]
         if db_name and db_name != "postgres":
-            statements.append(sql.SQL("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY").format(sql.Identifier(db_name), master))
+            statements.append(sql.SQL("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY").format(
+                sql.Identifier(db_name), master))
         with self._admin_connection() as conn, conn.cursor() as cur:
             for statement in statements:
                 cur.execute(statement)
@@ -760,6 +791,10 @@ class PgCluster:
         touched = []
         for requested_name, value in settings.items():
             key = requested_name.lower()
+            if key == FORCE_SSL:
+                result["applied"][FORCE_SSL] = self._set_force_ssl(value)
+                touched.append(FORCE_SSL)
+                continue
             if key in LAB_OWNED:
                 result["ignored"][requested_name] = "the lab owns this setting"
                 continue
@@ -801,6 +836,13 @@ class PgCluster:
             pending = set(self.pending_restart())
             result["needs_restart"] = [name for name in touched if name in pending]
         return result
+
+    def _set_force_ssl(self, value) -> str:
+        """rds.force_ssl: non-TLS TCP logins rejected in pg_hba.conf (takes effect at the next reload or start)."""
+        self.force_ssl = str(value).strip().lower() in ("1", "on", "true")
+        self._write_hba(self.data_dir)
+        self._write_meta()
+        return "1" if self.force_ssl else "0"
 
     @staticmethod
     def _alter_system(name: str, key: str, value: str):

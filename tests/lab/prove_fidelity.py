@@ -31,6 +31,13 @@ BEHAVIOURS = (
     (8, "Deletion", "test_deletion.py"),
     (9, "Faults on demand", "test_faults.py"),
     (10, "Call log", "test_call_log.py"),
+    (11, "Server log", "test_server_log.py"),
+    (12, "Lost answers", "test_lost_answer.py"),
+    (13, "TLS on every endpoint", "test_tls.py"),
+    (14, "rds.force_ssl", "test_force_ssl.py"),
+    (15, "max_connections and clamp events", "test_max_connections.py"),
+    (16, "Engine versions and orderable classes", "test_engine_versions.py"),
+    (17, "Automated backups and restore window", "test_automated_backups.py"),
 )
 
 
@@ -112,7 +119,8 @@ def main(argv=None) -> int:
         for name in files:
             lab_outcomes = {case[0]: case[1] for case in lab.get(name, [])}
             for test, outcome, message in plain.get(name, []):
-                print(f"{name}::{test}: plain {outcome}, lab {lab_outcomes.get(test, 'missing')}  {_short(message, 120)}")
+                print(f"{name}::{test}: plain {outcome}, lab {lab_outcomes.get(test, 'missing')}  "
+                      f"{_short(message, 120)}")
     print("every behaviour proven" if proven else "NOT PROVEN: see the rows marked NO")
     return 0 if proven else 1
 

@@ -19,7 +19,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from tests.lab.calllog import describe_request
+from tests.lab.calllog import describe_request, error_code
 from tests.lab.faults import error_response
 from tests.lab.state import LabState
 
@@ -42,29 +42,45 @@ class LabMiddleware:
         body = self._read_body(environ)
         request = describe_request(environ, body)
         started = time.monotonic()
-        latency, rule = self.lab.faults.decide(request["service"], request["action"])
+        latency, rule, hold = self.lab.faults.decide(request["service"], request["action"])
         if latency:
             time.sleep(latency)
         if rule is not None:
             status, headers, payload = error_response(rule, request["service"], request["protocol"])
-            self.lab.calls.record(request, int(status.split()[0]), rule["kind"], time.monotonic() - started)
+            self.lab.calls.record(request, int(status.split()[0]), rule["kind"], time.monotonic() - started,
+                                  error=error_code(payload, request["protocol"]))
             start_response(status, headers)
             return [payload]
         captured = {}
 
         def capture(status, headers, exc_info=None):
-            captured["status"] = status
-            return start_response(status, headers, exc_info)
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None  # moto's Flask app returns its body; nothing writes through this
 
-        if request["service"] == "rds":
-            # One RDS request at a time: the patches touch moto models and PostgreSQL clusters together.
-            with self.lab.lock:
-                result = list(self.app(environ, capture))
-        else:
-            result = list(self.app(environ, capture))
+        try:
+            if request["service"] == "rds":
+                # One RDS request at a time: the patches touch moto models and PostgreSQL clusters together.
+                with self.lab.lock:
+                    result = b"".join(self.app(environ, capture))
+            else:
+                result = b"".join(self.app(environ, capture))
+        except Exception as exc:  # moto (or a patch) crashed: answer as AWS does, and log the call all the same
+            LOG.exception("%s %s crashed", request["service"], request["action"])
+            crash = {"kind": "error", "status": 500, "code": "InternalFailure",
+                     "message": f"The lab crashed serving this request: {type(exc).__name__}: {exc}"}
+            status, headers, payload = error_response(crash, request["service"], request["protocol"])
+            self.lab.calls.record(request, 500, None, time.monotonic() - started, error="InternalFailure",
+                                  crash=f"{type(exc).__name__}: {exc}")
+            start_response(status, headers)
+            return [payload]
         status_code = int(str(captured.get("status", "200")).split()[0])
-        self.lab.calls.record(request, status_code, None, time.monotonic() - started)
-        return result
+        self.lab.calls.record(request, status_code, "lost_answer" if hold else None, time.monotonic() - started,
+                              error=error_code(result, request["protocol"]) if status_code >= 400 else None)
+        if hold:
+            # A lost answer: the call is carried out and logged; its answer comes late (after a client timeout).
+            self.lab.faults.hold(hold)
+        start_response(captured["status"], captured["headers"])
+        return [result]
 
     @staticmethod
     def _read_body(environ) -> bytes:
@@ -104,13 +120,16 @@ class LabMiddleware:
 
 PLAIN_ROUTES = ("health", "reset", "shutdown", "state")
 CONTROL_ROUTES = ("health", "calls", "faults", "timing", "reset", "state", "stuck", "refuse_connections",
-                  "outage", "lossy_failover", "failovers", "shutdown", "wait_jobs", "status_history")
+                  "outage", "lossy_failover", "failovers", "shutdown", "wait_jobs", "status_history", "server_log")
 
 
 def control_action(lab: LabState, method: str, route: str, query: dict, payload: dict):
     """One control API call; JSON in, JSON out."""
     if route == "health":
-        return {"ok": True, "fidelity": lab.fidelity, "pid": os.getpid(), "root": str(lab.root)}
+        health = {"ok": True, "fidelity": lab.fidelity, "pid": os.getpid(), "root": str(lab.root)}
+        if lab.ca_cert:
+            health["ca_cert"] = str(lab.ca_cert)
+        return health
     if route == "calls":
         if method == "DELETE":
             lab.calls.clear()
@@ -147,6 +166,9 @@ def control_action(lab: LabState, method: str, route: str, query: dict, payload:
     if route == "status_history":
         from tests.lab.fidelity import status_history
         return status_history.history(lab, method, dict(query, **payload))
+    if route == "server_log":
+        from tests.lab.fidelity import control as fidelity_control
+        return fidelity_control.server_log(lab, method, dict(query, **payload))
     if route in ("stuck", "refuse_connections", "outage", "lossy_failover"):
         from tests.lab.fidelity import control as fidelity_control
         return getattr(fidelity_control, route)(lab, method, payload)
@@ -193,6 +215,8 @@ def serve(state_dir: pathlib.Path, port: int = 0, fidelity: bool = True, parent_
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     info = {"url": server.url, "pid": os.getpid(), "fidelity": fidelity, "root": str(state_dir)}
+    if lab.ca_cert:
+        info["ca_cert"] = str(lab.ca_cert)
     tmp = state_dir / "server.json.tmp"
     tmp.write_text(json.dumps(info))
     tmp.rename(state_dir / "server.json")

@@ -124,6 +124,10 @@ class LabState:
         for sub in ("clusters", "snapshots", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)
+        self.ca_cert: pathlib.Path | None = None  # the CA of every PostgreSQL's server certificate
+        if fidelity:
+            from tests.lab.tls import lab_ca
+            self.ca_cert = lab_ca(self.root)
         _CURRENT = self
 
     # --- places -------------------------------------------------------------------------------------------------

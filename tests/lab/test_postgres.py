@@ -139,14 +139,16 @@ def test_static_setting_is_clamped_and_needs_restart(primary, monkeypatch):
     # 8 GiB of 8 kB pages, as RDS computes for a 32 GiB class; the budget allows a quarter of 128 MB.
     result = primary.apply_settings({"shared_buffers": "1048576", "max_connections": "5000",
                                      "rds.force_ssl": "1", "port": "5432", "no_such_setting": "1"})
+    # max_connections: half of 128 MB at 48 kB a slot, but never below 1000.
     assert result["clamped"] == {"shared_buffers": {"requested": "1048576", "used": "4096"},
-                                 "max_connections": {"requested": "5000", "used": "64"}}
+                                 "max_connections": {"requested": "5000", "used": "1365"}}
     assert sorted(result["needs_restart"]) == ["max_connections", "shared_buffers"]
-    assert set(result["ignored"]) == {"rds.force_ssl", "port", "no_such_setting"}
+    assert set(result["ignored"]) == {"port", "no_such_setting"}
+    assert result["applied"]["rds.force_ssl"] == "1" and primary.force_ssl
     assert primary.show("shared_buffers") == "16MB"
     primary.restart()
     assert primary.show("shared_buffers") == "32MB"
-    assert primary.show("max_connections") == "64"
+    assert primary.show("max_connections") == "1365"
     assert primary.pending_restart() == []
 
 
@@ -351,7 +353,8 @@ def test_initialize_starts_with_its_settings_and_falls_back_on_a_refused_value(s
         used = str(postgres._memory_budget_mb() * 1024 ** 2 // 4 // 8192)
         assert preset.start_result["clamped"] == {"shared_buffers": {"requested": "1048576", "used": used}}
         assert preset.show("shared_buffers") == f"{int(used) * 8 // 1024}MB"
-        assert "rds.force_ssl" in preset.start_result["ignored"]
+        assert preset.start_result["applied"]["rds.force_ssl"] == "1" and preset.force_ssl
+        assert "hostnossl all" in (preset.data_dir / "pg_hba.conf").read_text()
     finally:
         preset.destroy()
     refused = PgCluster(state_root, "refused")

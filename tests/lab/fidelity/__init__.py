@@ -14,13 +14,18 @@ The patch functions live in:
 - ``instance_class_memory``: unknown DB instance classes rejected (class memory from the collection's table)
 - ``status_history``: status transitions with times (control API ``status_history``)
 - ``restore_by_resource_id``: point-in-time restores by SourceDbiResourceId / SourceDbClusterResourceId
+- ``engine_versions``: engine_versions (DescribeDBEngineVersions, unknown versions refused),
+  orderable_instance_options (DescribeOrderableDBInstanceOptions, classes an engine lacks refused)
+- ``automated_backups``: automated_backup_restore_window (DescribeDBInstanceAutomatedBackups with RestoreWindow,
+  restores outside the window or without retention refused)
+- ``server_logs``: server_log_files (DescribeDBLogFiles, DownloadDBLogFilePortion read the real PostgreSQL log)
 """
 
 from __future__ import annotations
 
 from tests.lab.fidelity import (
-    aws_managed_policies, event_subscriptions, instance_class_memory, instance_fields, lifecycle, parameters,
-    restore_by_resource_id, status_history, storage,
+    automated_backups, aws_managed_policies, engine_versions, event_subscriptions, instance_class_memory,
+    instance_fields, lifecycle, parameters, restore_by_resource_id, server_logs, status_history, storage,
 )
 
 PATCHES = (
@@ -41,8 +46,13 @@ PATCHES = (
     instance_fields.performance_insights,
     instance_fields.instance_defaults_as_aws,
     restore_by_resource_id.restore_by_resource_id,
+    # Before instance_class_memory, which wraps them: an unknown class is InvalidParameterValue first.
+    engine_versions.engine_versions,
+    engine_versions.orderable_instance_options,
     instance_class_memory.instance_class_memory,
     status_history.status_history,
+    automated_backups.automated_backup_restore_window,
+    server_logs.server_log_files,
 )
 
 _applied = False

@@ -132,3 +132,30 @@ def instance_event(database, message: str, categories: list[str]) -> LabEvent:
 
 def cluster_event(cluster, message: str, categories: list[str]) -> LabEvent:
     return add_event(cluster.backend, "db-cluster", cluster.db_cluster_identifier, cluster.arn, message, categories)
+
+
+# --- clamps ----------------------------------------------------------------------------------------------------
+
+def report_clamps(key: str, clamped: dict | None, resource) -> None:
+    """Record settings the lab's PostgreSQL could not use as the group asks (``LabControl.state()``) and say so in an
+    RDS event of the instance (or cluster): a clamp is never silent. A clamp already reported is not repeated.
+
+    The event message reads "Lab: max_connections requested 9000, used 2730; ..." (names, requested and used values).
+    """
+    if not clamped:
+        return
+    state_ = lab()
+    reported: dict = {}
+    for record in state_.clamps.get(key, []):
+        reported.update(record["clamped"])
+    state_.record_clamp(key, clamped)
+    new = {name: clamp for name, clamp in sorted(clamped.items()) if reported.get(name) != clamp}
+    if not new or resource is None:
+        return
+    message = "Lab: " + "; ".join(f"{name} requested {clamp['requested']}, used {clamp['used']}"
+                                  for name, clamp in new.items())
+    message += " (the lab's limits for a local PostgreSQL; the parameter group keeps the requested value)"
+    if hasattr(resource, "db_instance_identifier"):
+        instance_event(resource, message, ["notification"])
+    else:
+        cluster_event(resource, message, ["notification"])

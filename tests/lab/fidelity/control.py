@@ -1,5 +1,6 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Control API actions that act on resources: stuck states, refused connections, outages, lossy failovers."""
+"""Control API actions that act on resources: stuck states, refused connections, outages, lossy failovers, server
+logs."""
 
 from __future__ import annotations
 
@@ -72,3 +73,13 @@ def lossy_failover(lab, method: str, payload: dict) -> dict:
     pg.prepare_standby()
     lab.lossy[key] = {"freeze_seconds": float(payload.get("freeze_seconds", 1.0))}
     return {"armed": key, **lab.lossy[key]}
+
+
+def server_log(lab, method: str, payload: dict) -> dict:
+    """The PostgreSQL server log (stderr of the postmaster) of an instance or cluster, as text."""
+    pg = _pg(lab, payload.get("identifier"))
+    try:
+        text = pg.log_file.read_text(errors="replace")
+    except FileNotFoundError:
+        text = ""
+    return {"identifier": payload["identifier"], "path": str(pg.log_file), "log": text}

@@ -37,6 +37,7 @@ from tests.lab.fidelity._support import (
     pg_name,
     pg_of_instance,
     replace,
+    report_clamps,
 )
 
 POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
@@ -102,19 +103,17 @@ def _default_version(kwargs: dict) -> None:
         kwargs["engine_version"] = DEFAULT_VERSIONS[engine]
 
 
-def _record_start_clamps(key: str, pg, settings: dict) -> None:
-    """PgCluster clamps memory settings to the lab's budget: record what it did to the settings it started with."""
+def _record_start_clamps(key: str, pg, settings: dict, resource) -> None:
+    """PgCluster clamps settings to the lab's limits: record and report what it did to the settings it started with."""
+    started = getattr(pg, "start_result", None)
+    if started is not None:
+        report_clamps(key, started.get("clamped"), resource)
+        return
     memory = {name: value for name, value in settings.items() if name in (
         "shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "wal_buffers",
         "autovacuum_work_mem", "temp_buffers", "max_connections", "autovacuum_max_workers")}
-    if not memory:
-        return
-    started = getattr(pg, "start_result", None)
-    if started is not None:
-        lab().record_clamp(key, {name: clamp for name, clamp in started.get("clamped", {}).items()
-                                 if name in memory})
-    else:
-        lab().record_clamp(key, pg.apply_settings(memory).get("clamped"))
+    if memory:
+        report_clamps(key, pg.apply_settings(memory).get("clamped"), resource)
 
 
 def create_db_instance(self: RDSBackend, db_kwargs: dict, pg_factory=None, creating_seconds=None) -> DBInstance:
@@ -135,6 +134,7 @@ def create_db_instance(self: RDSBackend, db_kwargs: dict, pg_factory=None, creat
             raise InvalidParameterValue("Instances cannot be added to Aurora Serverless clusters.")
         if database.engine != cluster.engine:
             raise InvalidDBInstanceEngine(str(database.engine), str(cluster.engine))
+    started = None  # (key, PgCluster, settings) of a new instance's own PostgreSQL
     if database.multi_az and cluster is None:
         database.secondary_availability_zone = _other_az(database.availability_zone)
     if cluster is not None:
@@ -159,11 +159,13 @@ def create_db_instance(self: RDSBackend, db_kwargs: dict, pg_factory=None, creat
                 pg.destroy()
                 raise
         lab().set_pg(key, pg)
-        _record_start_clamps(key, pg, settings)
+        started = (key, pg, settings)
         database.port = pg.port
     database.__dict__["_lab_started_at"] = time.time()
     self.databases[database_id] = database
     instance_event(database, "DB instance created", ["creation"])
+    if started is not None:
+        _record_start_clamps(*started, database)
     timing = lab().timing
     begin_phase(database, "creating", timing.seconds("create") if creating_seconds is None else creating_seconds)
     begin_phase(database, "backing-up", timing.seconds("backing_up"))
@@ -196,11 +198,12 @@ def create_db_cluster(self: RDSBackend, kwargs: dict, pg_factory=None, creating_
                 pg.destroy()
                 raise
         lab().set_pg(cluster_key(cluster_id), pg)
-        _record_start_clamps(cluster_key(cluster_id), pg, settings)
         cluster.port = pg.port
     self.clusters[cluster_id] = cluster
     cluster.__dict__["_lab_started_at"] = time.time()
     cluster_event(cluster, "DB cluster created", ["creation"])
+    if cluster.engine in POSTGRES_ENGINES:
+        _record_start_clamps(cluster_key(cluster_id), lab().pg_for(cluster_key(cluster_id)), settings, cluster)
     timing = lab().timing
     begin_phase(cluster, "creating", timing.seconds("create") if creating_seconds is None else creating_seconds)
     begin_phase(cluster, "backing-up", timing.seconds("backing_up"))
@@ -376,7 +379,7 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
         instance_event(database, "DB instance shutdown", ["availability"])
         began = time.monotonic()
         if restarts_pg:
-            state.record_clamp(instance_key(identifier), pg.apply_settings(settings).get("clamped"))
+            report_clamps(instance_key(identifier), pg.apply_settings(settings).get("clamped"), database)
             pg.restart()
         time.sleep(max(0.0, timing.seconds("reboot") - (time.monotonic() - began)))
         with state.lock:

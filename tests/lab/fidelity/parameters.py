@@ -11,7 +11,7 @@ from moto.rds.exceptions import DBClusterParameterGroupNotFoundError, DBParamete
 from moto.rds.models import DBCluster, DBClusterParameterGroup, DBInstance, DBParameterGroup, RDSBackend
 
 from tests.lab import parameter_metadata as meta
-from tests.lab.fidelity._support import cluster_key, instance_key, lab, pg_of_instance, replace
+from tests.lab.fidelity._support import cluster_key, instance_key, lab, pg_of_instance, replace, report_clamps
 
 DEFAULT_CLUSTER_CLASS = "db.r6g.large"
 
@@ -135,7 +135,7 @@ def _apply_to_postgres(key: str, pg, before: dict, after: dict, immediate: set[s
     if not now_names or pg is None or not pg.is_running():
         return
     result = pg.apply_settings({name: after.get(name) for name in sorted(now_names)})
-    lab().record_clamp(key, result.get("clamped"))
+    report_clamps(key, result.get("clamped"), resource)
     if result.get("needs_restart"):
         mark_pending_reboot(resource)
     resource.__dict__["_lab_applying_until"] = time.time() + lab().timing.seconds("param_apply")

@@ -1,0 +1,254 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Engine versions and orderable instance options as RDS has them for PostgreSQL 15 and Aurora PostgreSQL 15.
+
+- ``engine_versions``: DescribeDBEngineVersions (moto 5.2.5 has none) lists the 15.x versions of ``postgres``
+  (family ``postgres15``) and ``aurora-postgresql`` (family ``aurora-postgresql15``) with their minor upgrade
+  targets; CreateDBInstance / CreateDBCluster with a version RDS does not offer is
+  ``InvalidParameterCombination: Cannot find version 15.99 for postgres``; a major version alone ("15") means the
+  engine's default version, as on RDS.
+- ``orderable_instance_options``: DescribeOrderableDBInstanceOptions (moto 5.2.5 answers Aurora only, from a stale
+  file) lists the classes of the collection's class table (``plugins/module_utils/instance_classes.py``) each engine
+  offers, per version and storage type, with ``MaxRecords``/``Marker``; CreateDBInstance with a known class the engine
+  does not offer is ``InvalidParameterCombination: RDS does not support creating a DB instance with the following
+  combination: DBInstanceClass=..., Engine=..., EngineVersion=..., LicenseModel=...``.
+
+Only PostgreSQL engines are described: other engines (mysql) answer empty lists and are not checked.
+"""
+
+from __future__ import annotations
+
+from moto.rds import responses as rds_responses
+from moto.rds.exceptions import InvalidParameterCombination, RDSClientError
+from moto.rds.models import RDSBackend
+
+from tests.lab.collection import instance_classes
+from tests.lab.fidelity._support import replace
+from tests.lab.fidelity.lifecycle import AZS, DEFAULT_VERSIONS
+
+# The 15.x minor versions RDS has offered (15.9 and 15.11 never reached RDS PostgreSQL).
+VERSIONS = {
+    "postgres": ("15.2", "15.3", "15.4", "15.5", "15.6", "15.7", "15.8", "15.10", "15.12", "15.13"),
+    "aurora-postgresql": ("15.2", "15.3", "15.4", "15.5", "15.6", "15.7", "15.8", "15.10"),
+}
+FAMILIES = {"postgres": "postgres15", "aurora-postgresql": "aurora-postgresql15"}
+LICENSE_MODEL = "postgresql-license"
+# Class families each engine offers; Aurora has no m classes and no burstable class below medium.
+_CLASS_FAMILIES = {
+    "postgres": ("t3", "t4g", "m5", "m6g", "m6i", "m7g", "r5", "r6g", "r6i", "r7g", "x2g"),
+    "aurora-postgresql": ("r5", "r6g", "r6i", "r7g", "x2g"),
+}
+_AURORA_BURSTABLE = ("db.t3.medium", "db.t4g.medium", "db.t4g.large")
+_STORAGE = {"postgres": ("gp2", "gp3", "io1"), "aurora-postgresql": ("aurora",)}
+
+
+def _version_key(version: str) -> tuple:
+    return tuple(int(part) for part in version.split("."))
+
+
+def instance_classes_of(engine: str) -> list[str]:
+    """The DB instance classes RDS offers for engine (from the collection's class table), sorted."""
+    families = _CLASS_FAMILIES.get(engine, ())
+    classes = [name for name in instance_classes.INSTANCE_CLASSES if name.split(".")[1] in families]
+    if engine == "aurora-postgresql":
+        classes += list(_AURORA_BURSTABLE) + [instance_classes.SERVERLESS_CLASS]
+    return sorted(set(classes))
+
+
+def resolve_version(engine: str, version: str | None) -> str | None:
+    """The full version RDS would use for engine and version ("15" is the default 15.x); None when not offered."""
+    offered = VERSIONS.get(engine)
+    if offered is None:
+        return version
+    if not version:
+        return DEFAULT_VERSIONS[engine]
+    if version in offered:
+        return version
+    if "." not in version and DEFAULT_VERSIONS[engine].split(".")[0] == version:
+        return DEFAULT_VERSIONS[engine]
+    return None
+
+
+def engine_version_rows(engine: str | None = None, version: str | None = None, family: str | None = None,
+                        default_only: bool = False) -> list[dict]:
+    rows = []
+    for name, versions in VERSIONS.items():
+        if engine and engine != name:
+            continue
+        if family and family != FAMILIES[name]:
+            continue
+        for current in versions:
+            if version and not (current == version or current.startswith(version + ".")):
+                continue
+            if default_only and current != DEFAULT_VERSIONS[name]:
+                continue
+            rows.append(_engine_version(name, current))
+    return rows
+
+
+def _engine_version(engine: str, version: str) -> dict:
+    aurora = engine == "aurora-postgresql"
+    later = [v for v in VERSIONS[engine] if _version_key(v) > _version_key(version)]
+    return {
+        "Engine": engine,
+        "EngineVersion": version,
+        "MajorEngineVersion": version.split(".")[0],
+        "DBParameterGroupFamily": FAMILIES[engine],
+        "DBEngineDescription": "Aurora (PostgreSQL)" if aurora else "PostgreSQL",
+        "DBEngineVersionDescription": (f"Aurora PostgreSQL (Compatible with PostgreSQL {version})" if aurora
+                                       else f"PostgreSQL {version}-R1"),
+        "ValidUpgradeTarget": [{
+            "Engine": engine, "EngineVersion": target, "AutoUpgrade": False, "IsMajorVersionUpgrade": False,
+            "Description": (f"Aurora PostgreSQL (Compatible with PostgreSQL {target})" if aurora
+                            else f"PostgreSQL {target}-R1"),
+        } for target in later],
+        "ExportableLogTypes": ["postgresql"] if aurora else ["postgresql", "upgrade"],
+        "SupportsLogExportsToCloudwatchLogs": True,
+        "SupportsReadReplica": True,
+        "SupportedEngineModes": ["provisioned"],
+        "SupportedFeatureNames": ["Lambda", "s3Export", "s3Import"],
+        "Status": "available",
+        "SupportsParallelQuery": False,
+        "SupportsGlobalDatabases": aurora,
+        "SupportsBabelfish": False,
+        "SupportsCertificateRotationWithoutRestart": True,
+    }
+
+
+def orderable_rows(engine: str, version: str | None = None, instance_class: str | None = None,
+                   license_model: str | None = None, vpc: bool | None = None) -> list[dict]:
+    if engine not in VERSIONS or (license_model and license_model != LICENSE_MODEL) or vpc is False:
+        return []
+    rows = []
+    versions = [v for v in VERSIONS[engine] if not version or v == version or v.startswith(version + ".")]
+    for current in versions:
+        for name in instance_classes_of(engine):
+            if instance_class and name != instance_class:
+                continue
+            for storage in _STORAGE[engine]:
+                rows.append(_orderable(engine, current, name, storage))
+    return rows
+
+
+def _orderable(engine: str, version: str, instance_class: str, storage: str) -> dict:
+    aurora = engine == "aurora-postgresql"
+    row = {
+        "Engine": engine, "EngineVersion": version, "DBInstanceClass": instance_class,
+        "LicenseModel": LICENSE_MODEL, "AvailabilityZoneGroup": "us-east-1",
+        "AvailabilityZones": [{"Name": az} for az in AZS],
+        "MultiAZCapable": not aurora, "ReadReplicaCapable": True, "Vpc": True,
+        "SupportsStorageEncryption": True, "StorageType": storage,
+        "SupportsIops": storage in ("io1", "gp3"), "SupportsStorageThroughput": storage == "gp3",
+        "SupportsEnhancedMonitoring": True, "SupportsIAMDatabaseAuthentication": True,
+        "SupportsPerformanceInsights": True, "SupportedEngineModes": ["provisioned"],
+        "SupportsStorageAutoscaling": not aurora, "SupportsKerberosAuthentication": True,
+        "OutpostCapable": False, "SupportsGlobalDatabases": aurora, "SupportedNetworkTypes": ["IPV4", "DUAL"],
+        "SupportsClusters": False,
+    }
+    if not aurora:
+        row.update(MinStorageSize=20, MaxStorageSize=65536)
+        if storage == "io1":
+            row.update(MinIopsPerDbInstance=1000, MaxIopsPerDbInstance=256000, MinIopsPerGib=1.0, MaxIopsPerGib=50.0)
+    return row
+
+
+def _page(params: dict, items: list, upper: int) -> tuple[list, str | None]:
+    max_records = params.get("MaxRecords")
+    max_records = 100 if max_records is None else int(max_records)
+    if not 20 <= max_records <= upper:
+        raise RDSClientError("InvalidParameterValue",
+                             f"Invalid value {max_records} for MaxRecords. Must be between 20 and {upper}")
+    marker = params.get("Marker")
+    try:
+        offset = int(marker) if marker else 0
+    except ValueError:
+        raise RDSClientError("InvalidParameterValue", f"Invalid marker: {marker}") from None
+    page = items[offset: offset + max_records]
+    return page, str(offset + max_records) if offset + max_records < len(items) else None
+
+
+def _is_true(value) -> bool:
+    return str(value).lower() in ("true", "1")
+
+
+def check_engine_version(engine: str | None, version: str | None) -> str | None:
+    """The version to use; InvalidParameterCombination when RDS does not offer it for a PostgreSQL engine."""
+    if engine not in VERSIONS:
+        return version
+    resolved = resolve_version(engine, version)
+    if resolved is None:
+        raise InvalidParameterCombination(f"Cannot find version {version} for {engine}")
+    return resolved
+
+
+def check_orderable(engine: str | None, version: str | None, instance_class: str | None) -> None:
+    """InvalidParameterCombination when RDS does not offer a known class for a PostgreSQL engine."""
+    if engine not in VERSIONS or not instance_class:
+        return
+    if instance_class not in instance_classes.INSTANCE_CLASSES and instance_class != instance_classes.SERVERLESS_CLASS:
+        return  # an unknown class is instance_class_memory's InvalidParameterValue
+    if instance_class not in instance_classes_of(engine):
+        raise InvalidParameterCombination(
+            "RDS does not support creating a DB instance with the following combination: "
+            f"DBInstanceClass={instance_class}, Engine={engine}, EngineVersion={version}, "
+            f"LicenseModel={LICENSE_MODEL}. For supported combinations of instance class and "
+            "database engine version, see the documentation.")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# patches
+
+def engine_versions() -> None:
+    """DescribeDBEngineVersions for PostgreSQL 15 engines; unknown engine versions refused at create."""
+
+    def describe_db_engine_versions(self):
+        params = self.params
+        rows = engine_version_rows(params.get("Engine"), params.get("EngineVersion"),
+                                   params.get("DBParameterGroupFamily"), _is_true(params.get("DefaultOnly", False)))
+        page, marker = _page(params, rows, 100)
+        return rds_responses.ActionResult({"DBEngineVersions": page, "Marker": marker})
+
+    original_create_instance = RDSBackend.create_db_instance
+    original_create_cluster = RDSBackend.create_db_cluster
+
+    def create_db_instance(self, db_kwargs, *args, **kwargs):
+        engine, version = db_kwargs.get("engine"), db_kwargs.get("engine_version")
+        cluster_id = db_kwargs.get("db_cluster_identifier")
+        if version or not cluster_id:
+            db_kwargs["engine_version"] = check_engine_version(engine, version)
+        return original_create_instance(self, db_kwargs, *args, **kwargs)
+
+    def create_db_cluster(self, kwargs, *args, **more):
+        kwargs["engine_version"] = check_engine_version(kwargs.get("engine"), kwargs.get("engine_version"))
+        return original_create_cluster(self, kwargs, *args, **more)
+
+    replace(rds_responses.RDSResponse, "describe_db_engine_versions", describe_db_engine_versions)
+    replace(RDSBackend, "create_db_instance", create_db_instance)
+    replace(RDSBackend, "create_db_cluster", create_db_cluster)
+
+
+def orderable_instance_options() -> None:
+    """DescribeOrderableDBInstanceOptions from the collection's class table; classes an engine lacks refused."""
+
+    def describe_orderable_db_instance_options(self):
+        params = self.params
+        engine = params.get("Engine")
+        if not engine:
+            raise RDSClientError("InvalidParameterValue", "The parameter Engine must be provided.")
+        vpc = params.get("Vpc")
+        rows = orderable_rows(engine, params.get("EngineVersion"), params.get("DBInstanceClass"),
+                              params.get("LicenseModel"), None if vpc is None else _is_true(vpc))
+        page, marker = _page(params, rows, 1000)
+        return rds_responses.ActionResult({"OrderableDBInstanceOptions": page, "Marker": marker})
+
+    original_create_instance = RDSBackend.create_db_instance
+
+    def create_db_instance(self, db_kwargs, *args, **kwargs):
+        engine, version = db_kwargs.get("engine"), db_kwargs.get("engine_version")
+        cluster_id = db_kwargs.get("db_cluster_identifier")
+        if not version and cluster_id and cluster_id in self.clusters:
+            version = self.clusters[cluster_id].engine_version
+        check_orderable(engine, resolve_version(engine, version) or version, db_kwargs.get("db_instance_class"))
+        return original_create_instance(self, db_kwargs, *args, **kwargs)
+
+    replace(rds_responses.RDSResponse, "describe_orderable_db_instance_options", describe_orderable_db_instance_options)
+    replace(RDSBackend, "create_db_instance", create_db_instance)
