@@ -1,6 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Memory and vCPUs of RDS DB instance classes: AWS's instance type data when readable, else the shipped table."""
+"""Memory and vCPUs of RDS DB instance classes: AWS's instance type data when readable, else the shipped table.
+
+Standard library only: the lab (tests/lab) imports this file outside Ansible to give its instances the same memory,
+so it must import nothing from Ansible, amazon.aws, boto3 or the rest of this collection.
+"""
 
 from __future__ import annotations
 

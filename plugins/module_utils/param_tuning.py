@@ -4,6 +4,9 @@
 
 Plain data in (sizing records from ``instance_classes``, boto3-shaped ``Parameters`` items), plain data out.
 Nothing here calls AWS or reads module parameters.
+
+The lab (tests/lab/collection.py) loads this file too, possibly outside Ansible: at module level it imports only the
+standard library; the one collection import (RDS's identifier rule, in ``option_problems``) is made where it is used.
 """
 
 from __future__ import annotations
@@ -500,7 +503,14 @@ def normalise_value(name, value, meta):
     """
     data_type = meta.get("DataType")
     if isinstance(value, bool):
+        # YAML reads true/yes/on as a boolean: for a number that is a slip (max_connections: yes), never 1.
+        if data_type != "boolean":
+            raise ValueProblem(f"{name}: {value!r} is a boolean (YAML reads true/yes/on/false/no/off as one), but "
+                               f"{name} is {_type_words(data_type)}; give {_type_words(data_type)} instead.")
         value = "1" if value else "0"
+    if isinstance(value, dict) or (isinstance(value, (list, tuple)) and data_type in ("integer", "float", "boolean")):
+        raise ValueProblem(f"{name}: {value!r} is a {'dict' if isinstance(value, dict) else 'list'}, but {name} "
+                           f"is {_type_words(data_type)}; give one value.")
     if isinstance(value, (list, tuple)):
         value = ",".join(str(item).strip() for item in value)
     if isinstance(value, float) and value.is_integer() and data_type == "integer":
@@ -523,6 +533,11 @@ def normalise_value(name, value, meta):
             if item.lower() == text.lower():
                 return item
     return text
+
+
+def _type_words(data_type):
+    return {"integer": "an integer", "float": "a number", "boolean": "a boolean", "list": "a list",
+            "string": "a string"}.get(data_type, f"of type {data_type or 'unknown'}")
 
 
 def value_problem(name, value, meta):
@@ -713,3 +728,219 @@ def in_group_units(recommendations, metadata):
             item = dict(item, value=str(int(quantity)), unit=actual)
         converted.append(item)
     return converted
+
+
+# ----------------------------------------------------------------------------------- the options of one run
+
+GROUP_NAME_OPTIONS = ("db_parameter_group_name", "db_cluster_parameter_group_name")
+SIZING_OPTIONS = ("db_instance_class", "db_instance_identifier")
+# What each item of parameter_groups may set; an item's missing keys take the top-level option's value.
+GROUP_OPTIONS = GROUP_NAME_OPTIONS + ("family", "description", "tags") + SIZING_OPTIONS + (
+    "max_capacity", "storage_type", "workload", "max_connections", "value_style", "overrides",
+    "apply_recommendations")
+PARAMETER_GROUP_NAME_MAX = 255
+SERVERLESS_MIN_ACU, SERVERLESS_MAX_ACU = 0.5, 256
+POSTGRES_MAX_CONNECTIONS = 262143  # PostgreSQL's MAX_BACKENDS
+TAG_KEY_MAX, TAG_VALUE_MAX = 128, 256
+
+
+def merge_overrides(common, own):
+    """The top-level overrides with an item's own on top (names compared case-insensitively, the item's win)."""
+    merged = dict(common or {})
+    for name, value in (own or {}).items():
+        for same in [key for key in merged if str(key).lower() == str(name).lower()]:
+            del merged[same]
+        merged[name] = value
+    return merged
+
+
+def group_requests(params):
+    """One request (option name -> value) per group to tune.
+
+    Without ``parameter_groups`` the top-level options are the one request. With it, each item is a request: the
+    item's own options over the top-level ones, except that the group's name is always the item's, an item giving
+    db_instance_class or db_instance_identifier replaces both top-level ones, and overrides merge (item's win).
+    """
+    common = {key: params.get(key) for key in GROUP_OPTIONS}
+    items = params.get("parameter_groups")
+    if not items:
+        return [common]
+    requests = []
+    for item in items:
+        own = {key: value for key, value in (item or {}).items() if value is not None and key in GROUP_OPTIONS}
+        request = dict(common, **{key: None for key in GROUP_NAME_OPTIONS})
+        if any(key in own for key in SIZING_OPTIONS):
+            request.update({key: None for key in SIZING_OPTIONS})
+        request.update(own)
+        request["overrides"] = merge_overrides(common["overrides"], own.get("overrides"))
+        requests.append(request)
+    return requests
+
+
+def group_name_of(request):
+    """(option, name) of the group a request tunes; the name is None when none or both are given."""
+    given = [key for key in GROUP_NAME_OPTIONS if request.get(key) is not None]
+    return (given[0], request[given[0]]) if len(given) == 1 else (None, None)
+
+
+def _blank(value):
+    return value is None or not str(value).strip()
+
+
+def option_problems(request, where=""):
+    """Every problem of one request's options that needs no AWS call; ``where`` names the item (" of ...").
+
+    Each problem reads "<option><where>: <what is wrong>; <what to give>".
+    """
+    # Here rather than at the top: the lab loads this file without the collection's other module_utils.
+    from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
+
+    problems = []
+    key, name = group_name_of(request)
+    if key is None:
+        problems.append(f"db_parameter_group_name{where}: give exactly one of db_parameter_group_name (a DB parameter "
+                        "group) and db_cluster_parameter_group_name (a DB cluster parameter group).")
+    elif not _blank(name) and str(name).strip().lower().startswith("default."):
+        problems.append(f"{key}{where}: {name} is an RDS default group; RDS default groups cannot be modified; give "
+                        "the name of your own group (with family to create it) and attach it to the instances.")
+    else:
+        problems.extend(identifier_problems(name, f"{key}{where}", maximum=PARAMETER_GROUP_NAME_MAX))
+
+    sizing = [option for option in SIZING_OPTIONS if request.get(option) is not None]
+    instance_class = request.get("db_instance_class")
+    if len(sizing) != 1:
+        problems.append(f"db_instance_class{where}: give exactly one of db_instance_class (the class to size for) "
+                        "and db_instance_identifier (an instance whose class is read).")
+    elif sizing == ["db_instance_identifier"]:
+        problems.extend(identifier_problems(request["db_instance_identifier"], f"db_instance_identifier{where}"))
+    elif _blank(instance_class) or not str(instance_class).strip().startswith("db."):
+        problems.append(f"db_instance_class{where}: {instance_class!r} is not a DB instance class; give it as RDS "
+                        "names it, for example db.r6g.large or db.serverless.")
+    elif instance_class == "db.serverless" and request.get("max_capacity") is None:
+        problems.append(f"max_capacity{where}: db.serverless is sized from the maximum capacity; give max_capacity "
+                        "in ACUs, or db_instance_identifier of a member of a Serverless v2 cluster.")
+
+    capacity = request.get("max_capacity")
+    if capacity is not None and (isinstance(capacity, bool) or not SERVERLESS_MIN_ACU <= capacity <= SERVERLESS_MAX_ACU
+                                 or float(capacity) * 2 != int(float(capacity) * 2)):
+        problems.append(f"max_capacity{where}: {capacity!r} is not an Aurora Serverless v2 capacity; give ACUs from "
+                        f"{SERVERLESS_MIN_ACU:g} to {SERVERLESS_MAX_ACU} in steps of 0.5.")
+
+    connections = request.get("max_connections")
+    if isinstance(connections, bool):
+        problems.append(f"max_connections{where}: {connections!r} is a boolean (YAML reads true/yes/on as one); "
+                        "give the number of connections to plan for.")
+    elif connections is not None and connections < 1:
+        problems.append(f"max_connections{where}: it must be at least 1.")
+    elif connections is not None and connections > POSTGRES_MAX_CONNECTIONS:
+        problems.append(f"max_connections{where}: {connections} is more than PostgreSQL allows "
+                        f"({POSTGRES_MAX_CONNECTIONS}); give a number from 1 to {POSTGRES_MAX_CONNECTIONS}.")
+
+    family = request.get("family")
+    if family is not None:
+        problem = family_problem(family) if not _blank(family) else (
+            "family is blank; give a family such as postgres15 or aurora-postgresql15, or leave it out for an "
+            "existing group.")
+        if problem:
+            problems.append(f"family{where}: {problem}")
+    if request.get("description") is not None and _blank(request["description"]):
+        problems.append(f"description{where}: it is blank, and RDS needs a description for a group it creates; "
+                        "give one or leave the option out.")
+
+    for tag_key, tag_value in (request.get("tags") or {}).items():
+        if _blank(tag_key) or len(str(tag_key)) > TAG_KEY_MAX or str(tag_key).lower().startswith("aws:"):
+            problems.append(f"tags{where}: {tag_key!r} is not a tag key RDS accepts; give 1-{TAG_KEY_MAX} characters "
+                            "not starting with aws:.")
+        elif tag_value is not None and len(str(tag_value)) > TAG_VALUE_MAX:
+            problems.append(f"tags{where}: the value of {tag_key} is longer than {TAG_VALUE_MAX} characters; "
+                            "shorten it.")
+
+    seen = {}
+    for override in (request.get("overrides") or {}):
+        if _blank(override):
+            problems.append(f"overrides{where}: a parameter name is blank; give the parameter's name.")
+            continue
+        lowered = str(override).strip().lower()
+        if lowered in seen:
+            problems.append(f"overrides{where}: {seen[lowered]} and {override} name the same parameter; keep one.")
+        seen[lowered] = override
+    return problems
+
+
+def duplicate_group_problems(requests):
+    """Problems for a group named twice in one run (RDS names are case-insensitive)."""
+    problems, seen = [], {}
+    for index, request in enumerate(requests):
+        key, name = group_name_of(request)
+        if key is None or _blank(name):
+            continue
+        identity = (key, str(name).strip().lower())
+        if identity in seen:
+            problems.append(f"parameter_groups[{index}]: {name} is already parameter_groups[{seen[identity]}]; "
+                            "give each group once, with all its settings in one item.")
+        else:
+            seen[identity] = index
+    return problems
+
+
+def instance_problem(identifier, instance, family, where=""):
+    """Why the instance named by db_instance_identifier makes no sense for a group of ``family`` (None if it does)."""
+    engine = str((instance or {}).get("Engine") or "")
+    cluster_id = (instance or {}).get("DBClusterIdentifier")
+    label = f"db_instance_identifier{where}: {identifier}"
+    if engine not in ("postgres", "aurora-postgresql"):
+        return (f"{label} runs {engine or 'an unknown engine'}, not PostgreSQL; give a PostgreSQL instance, or "
+                "db_instance_class to size the group without one.")
+    if engine == "aurora-postgresql" and not is_aurora_family(family):
+        return (f"{label} is a member of the Aurora cluster {cluster_id!r}, but {family} is an RDS PostgreSQL family "
+                "that no Aurora instance can use; tune an aurora-postgresqlNN group (its instance-level group, or "
+                "the cluster's with db_cluster_parameter_group_name), or give db_instance_class to size this group.")
+    if engine == "postgres" and is_aurora_family(family):
+        return (f"{label} is an RDS PostgreSQL instance, not an Aurora member, but {family} is an Aurora family; "
+                "give a member of the Aurora cluster, or db_instance_class to size this group.")
+    return None
+
+
+def shared_default_families(groups):
+    """The (cluster, family) pairs whose engine defaults are read once per run and shared by its groups.
+
+    ``groups`` are (cluster, family, exists) triples. A new group needs its family's defaults anyway; two or more
+    existing groups of one family cost fewer calls as one defaults read plus each group's own (Source user) values
+    than as each group's full parameter list. A lone existing group keeps its one full read.
+    """
+    counts, shared = {}, set()
+    for cluster, family, exists in groups:
+        if not exists:
+            shared.add((cluster, family))
+        else:
+            counts[(cluster, family)] = counts.get((cluster, family), 0) + 1
+    return shared | {pair for pair, count in counts.items() if count >= 2}
+
+
+def group_parameters(engine_defaults, own_items):
+    """A group's parameters as a full describe lists them: the family's engine defaults, the group's own on top."""
+    merged = {item["ParameterName"]: item for item in engine_defaults}
+    for item in own_items:
+        merged[item["ParameterName"]] = dict(merged.get(item["ParameterName"], {}), **item)
+    return list(merged.values())
+
+
+def group_users(name, cluster, instances=(), clusters=()):
+    """[{"id", "waits" (for a reboot), "multi_az"}] for the described instances or clusters that use group ``name``."""
+    found = []
+    if cluster:
+        for described in clusters:
+            if str(described.get("DBClusterParameterGroup", "")).lower() != name.lower():
+                continue
+            for member in described.get("DBClusterMembers") or []:
+                found.append({"id": member["DBInstanceIdentifier"],
+                              "waits": member.get("DBClusterParameterGroupStatus") == "pending-reboot",
+                              "multi_az": False})
+        return found
+    for instance in instances:
+        for group in instance.get("DBParameterGroups") or []:
+            if str(group.get("DBParameterGroupName", "")).lower() == name.lower():
+                found.append({"id": instance["DBInstanceIdentifier"],
+                              "waits": group.get("ParameterApplyStatus") == "pending-reboot",
+                              "multi_az": bool(instance.get("MultiAZ"))})
+    return found

@@ -23,13 +23,20 @@ description:
     C(pending-reboot) for static parameters. With O(reboot=if_pending) the instances that use the group and wait for a
     reboot are rebooted one at a time, each awaited until available and in sync.
   - The group is created when it does not exist and O(family) is given.
+  - O(parameter_groups) tunes a fleet in one run. The engine's parameter metadata is read once per family, the
+    class sizing once per class, and the instances that use the groups once, so each further group costs only its
+    own reads and changes. Every group is read, planned and checked before the first change to any of them.
+  - Every option is checked before the first AWS call (names follow RDS's rules, numbers their ranges, a YAML
+    boolean given for a number is refused), and every value before the first change.
 author:
   - dbre.rds maintainers (@dbre-rds)
 options:
   db_parameter_group_name:
     description:
       - Name of the DB parameter group to tune (RDS PostgreSQL, or the instance-level group of Aurora PostgreSQL).
-      - Exactly one of O(db_parameter_group_name) and O(db_cluster_parameter_group_name) is required.
+      - 1 to 255 letters, digits and hyphens, starting with a letter, with no trailing or double hyphen.
+      - Exactly one of O(db_parameter_group_name), O(db_cluster_parameter_group_name) and O(parameter_groups) is
+        required.
     type: str
   db_cluster_parameter_group_name:
     description:
@@ -55,16 +62,20 @@ options:
       - Memory and vCPUs come from EC2's C(DescribeInstanceTypes) when the caller may read it (see
         O(sizing_source)), else from a table shipped with the collection covering t3, t4g, m5, m6g, m6i, m7g, r5,
         r6g, r6i, r7g and x2g. An unknown class fails and names the closest known ones.
-      - Exactly one of O(db_instance_class) and O(db_instance_identifier) is required.
+      - Exactly one of O(db_instance_class) and O(db_instance_identifier) is required (at the top level or in each
+        item of O(parameter_groups)).
     type: str
   db_instance_identifier:
     description:
       - An instance whose class, storage type and IOPS are read to size the recommendation. For a
         V(db.serverless) member, the cluster's maximum capacity is read unless O(max_capacity) is given.
+      - The instance's engine must fit the family, an Aurora PostgreSQL member for an C(aurora-postgresql) family
+        and an RDS PostgreSQL instance for a C(postgres) one; anything else fails before any change.
     type: str
   max_capacity:
     description:
-      - Aurora Serverless v2 maximum capacity in ACUs; memory is sized at 2 GiB per ACU.
+      - Aurora Serverless v2 maximum capacity in ACUs (0.5 to 256 in steps of 0.5); memory is sized at 2 GiB per
+        ACU. Required with O(db_instance_class=db.serverless).
     type: float
   storage_type:
     description:
@@ -83,6 +94,7 @@ options:
     description:
       - The connections to plan for. Defaults to PGTune's number for the workload (web 200, oltp 300, mixed 100,
         analytics 40), capped by RDS's own rule C(LEAST({DBInstanceClassMemory/9531392},5000)).
+      - From 1 to 262143 (PostgreSQL's limit); a boolean is refused.
     type: int
   value_style:
     description:
@@ -99,6 +111,8 @@ options:
       - Memory and time values may carry a unit (V(256MB), V(1GB), V(5min), V(500ms)); they are converted to the
         parameter's own unit from the engine metadata. Booleans may be V(true)/V(false) or V(on)/V(off). RDS
         formulas are accepted for integer parameters.
+      - A YAML boolean (V(true), V(yes), V(on) unquoted) given for an integer or float parameter is refused, never
+        taken as 1.
     type: dict
     default: {}
   apply_recommendations:
@@ -122,10 +136,70 @@ options:
         Ignored for single-AZ instances.
     type: bool
     default: false
+  parameter_groups:
+    description:
+      - Several groups to tune in one run, each an item with the options below. An item's missing options take the
+        value of the top-level option of the same name, so options shared by the fleet are given once.
+      - An item always names its own group. An item giving O(parameter_groups[].db_instance_class) or
+        O(parameter_groups[].db_instance_identifier) replaces both top-level ones. O(parameter_groups[].overrides)
+        are merged over the top-level O(overrides), the item's winning.
+      - Mutually exclusive with O(db_parameter_group_name) and O(db_cluster_parameter_group_name). The result lists
+        each group's outcome in RV(parameter_groups).
+    type: list
+    elements: dict
+    version_added: "0.2.0"
+    suboptions:
+      db_parameter_group_name:
+        description: Name of a DB parameter group to tune; see O(db_parameter_group_name).
+        type: str
+      db_cluster_parameter_group_name:
+        description: Name of a DB cluster parameter group to tune; see O(db_cluster_parameter_group_name).
+        type: str
+      family:
+        description: See O(family).
+        type: str
+      description:
+        description: See O(description).
+        type: str
+      tags:
+        description: See O(tags).
+        type: dict
+      db_instance_class:
+        description: See O(db_instance_class).
+        type: str
+      db_instance_identifier:
+        description: See O(db_instance_identifier).
+        type: str
+      max_capacity:
+        description: See O(max_capacity).
+        type: float
+      storage_type:
+        description: See O(storage_type).
+        type: str
+        choices: [gp2, gp3, io1, io2, standard, aurora, aurora-iopt1]
+      workload:
+        description: See O(workload).
+        type: str
+        choices: [oltp, web, mixed, analytics]
+      max_connections:
+        description: See O(max_connections).
+        type: int
+      value_style:
+        description: See O(value_style).
+        type: str
+        choices: [absolute, formula]
+      overrides:
+        description: See O(overrides); merged over the top-level O(overrides).
+        type: dict
+      apply_recommendations:
+        description: See O(apply_recommendations).
+        type: bool
   sizing_source:
     description:
       - V(auto) asks EC2's C(DescribeInstanceTypes) for the class's memory and vCPUs and falls back to the shipped
         table when that call is denied or does not know the class. V(table) uses only the shipped table.
+      - The EC2 call is made once per class in a run, with a 2 s connect and 3 s read timeout and no retry; an EC2
+        endpoint that is slow or unreachable costs at most that, then the table decides.
     type: str
     choices: [auto, table]
     default: auto
@@ -207,6 +281,27 @@ EXAMPLES = r"""
     msg: "Pending reboot: {{ orders_tuning.pending_reboot | join(', ') }}"
   when: orders_tuning.pending_reboot | length > 0
 
+- name: Tune a fleet in one run; metadata and sizing are read once and shared
+  dbre.rds.rds_param_tune:
+    family: postgres15
+    db_instance_class: db.r6g.large
+    workload: oltp
+    overrides:
+      log_min_duration_statement: 500ms
+    parameter_groups:
+      - db_parameter_group_name: orders-pg15
+      - db_parameter_group_name: billing-pg15
+        db_instance_class: db.r6g.2xlarge
+      - db_parameter_group_name: reports-pg15
+        workload: analytics
+        overrides:
+          work_mem: 64MB
+  register: fleet_tuning
+
+- name: Say which groups changed
+  ansible.builtin.debug:
+    msg: "{{ fleet_tuning.parameter_groups | selectattr('changes') | map(attribute='db_parameter_group_name') }}"
+
 - name: Tune an Aurora Serverless v2 cluster-level group for analytics at 64 ACUs
   dbre.rds.rds_param_tune:
     db_cluster_parameter_group_name: reports-apg15
@@ -229,17 +324,17 @@ db_cluster_parameter_group_name:
   sample: reports-apg15
 family:
   description: The group's parameter group family.
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: str
   sample: postgres15
 created:
   description: Whether the group was created (in check mode, whether it would be).
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: bool
   sample: false
 sizing:
   description: What the recommendation was sized for and where the figures came from.
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: dict
   contains:
     instance_class:
@@ -276,7 +371,7 @@ sizing:
       sample: absolute
 recommendations:
   description: The recommended settings, before overrides, with the rule that produced each.
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: list
   elements: dict
   contains:
@@ -304,13 +399,13 @@ recommendations:
 skipped_parameters:
   description: Recommended settings left to the engine, with the reason (Aurora-managed, or absent or not modifiable in
     this family).
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: list
   elements: dict
   sample: [{"name": "wal_buffers", "reason": "Aurora's storage layer handles WAL; the parameter is not Aurora's to tune"}]
 changes:
   description: The parameters changed (in check mode, that would be), sorted by name.
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: list
   elements: dict
   contains:
@@ -333,37 +428,53 @@ changes:
 pending_reboot:
   description: Identifiers of the DB instances using the group that still need a reboot for static values to take
     effect when the module returns (in check mode, that would need one).
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: list
   elements: str
   sample: [orders-db]
 rebooted:
   description: Identifiers of the DB instances rebooted (in check mode, that would be), in order.
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: list
   elements: str
   sample: []
 reboot_details:
   description: For each reboot, how long the instance took to be available and in sync, and the states it passed.
-  returned: always
+  returned: when O(parameter_groups) is not given
   type: list
   elements: dict
   sample: [{"db_instance_identifier": "orders-db", "seconds": 1.2, "transitions": []}]
+parameter_groups:
+  description:
+    - With O(parameter_groups), the outcome of each group in the order given, with the keys a single-group run
+      returns at the top level (RV(db_parameter_group_name) or RV(db_cluster_parameter_group_name), RV(family),
+      RV(created), RV(sizing), RV(recommendations), RV(skipped_parameters), RV(changes), RV(pending_reboot),
+      RV(rebooted), RV(reboot_details)).
+    - An instance that uses several of the groups is rebooted at most once and listed under the first.
+  returned: when O(parameter_groups) is given
+  type: list
+  elements: dict
+  sample: [{"db_parameter_group_name": "orders-pg15", "family": "postgres15", "created": false, "changes": [],
+            "pending_reboot": [], "rebooted": [], "reboot_details": [], "sizing": {}, "recommendations": [],
+            "skipped_parameters": []}]
 """
 
 try:
-    import botocore
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+    AWS_ERRORS = (ClientError, BotoCoreError)
 except ImportError:
-    pass  # handled by AnsibleAWSModule
+    AWS_ERRORS = ()  # AnsibleAWSModule reports the missing botocore
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
 from ansible_collections.dbre.rds.plugins.module_utils import instance_classes
 from ansible_collections.dbre.rds.plugins.module_utils import param_tuning
-from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import aws_client
+from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import user_agent_extra
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
@@ -373,14 +484,18 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 # Instance states from which waiting cannot end in a reboot.
 CANNOT_REBOOT = ("stopped", "stopping", "failed", "missing", "incompatible-parameters", "incompatible-restore",
                  "storage-full", "inaccessible-encryption-credentials")
+# The EC2 sizing is an optional refinement of the shipped table: one short attempt, never a retry storm.
+EC2_SIZING_CONFIG = dict(connect_timeout=2, read_timeout=3, retries={"total_max_attempts": 1, "mode": "standard"})
+GROUP_NOT_FOUND = ["DBParameterGroupNotFound", "DBClusterParameterGroupNotFound", "DBParameterGroupNotFoundFault",
+                   "DBClusterParameterGroupNotFoundFault"]
 
 
 class Target:
     """The group being tuned: the API names differ between instance-level and cluster-level groups."""
 
-    def __init__(self, params):
-        self.cluster = bool(params["db_cluster_parameter_group_name"])
-        self.name = params["db_cluster_parameter_group_name"] or params["db_parameter_group_name"]
+    def __init__(self, request):
+        self.cluster = bool(request["db_cluster_parameter_group_name"])
+        self.name = request["db_cluster_parameter_group_name"] or request["db_parameter_group_name"]
         self.kind = "DB cluster parameter group" if self.cluster else "DB parameter group"
         self.name_key = "DBClusterParameterGroupName" if self.cluster else "DBParameterGroupName"
         self.return_key = "db_cluster_parameter_group_name" if self.cluster else "db_parameter_group_name"
@@ -389,132 +504,176 @@ class Target:
         return f"{self.kind} {self.name}"
 
 
-def _pages(call, result_path, **kwargs):
-    """Every item of a paginated describe call (the RDS Marker protocol), each page retried."""
-    items, marker = [], None
-    while True:
-        response = call(aws_retry=True, **(dict(kwargs, Marker=marker) if marker else kwargs))
-        container = response
-        for key in result_path[:-1]:
-            container = container.get(key) or {}
-        items.extend(container.get(result_path[-1]) or [])
-        marker = container.get("Marker") or response.get("Marker")
-        if not marker:
-            return items
-
-
 def describe_group(client, target):
     """The group as DescribeDB(Cluster)ParameterGroups shows it, or None when it does not exist."""
+    operation, key = (("describe_db_cluster_parameter_groups", "DBClusterParameterGroups") if target.cluster
+                      else ("describe_db_parameter_groups", "DBParameterGroups"))
     try:
-        if target.cluster:
-            groups = client.describe_db_cluster_parameter_groups(aws_retry=True, **{target.name_key: target.name})
-            groups = groups.get("DBClusterParameterGroups") or []
-        else:
-            groups = client.describe_db_parameter_groups(aws_retry=True, **{target.name_key: target.name})
-            groups = groups.get("DBParameterGroups") or []
-    except is_boto3_error_code(["DBParameterGroupNotFound", "DBClusterParameterGroupNotFound",
-                                "DBParameterGroupNotFoundFault", "DBClusterParameterGroupNotFoundFault"]):
+        groups = rds_resources.paginate(client, operation, key, **{target.name_key: target.name})
+    except is_boto3_error_code(GROUP_NOT_FOUND):
         return None
     return groups[0] if groups else None
 
 
-def read_parameters(client, target, exists, family):
-    """The group's parameters (metadata and values); the engine defaults of ``family`` for a group not yet made."""
-    if exists and target.cluster:
-        return _pages(client.describe_db_cluster_parameters, ["Parameters"], DBClusterParameterGroupName=target.name)
-    if exists:
-        return _pages(client.describe_db_parameters, ["Parameters"], DBParameterGroupName=target.name)
-    call = client.describe_engine_default_cluster_parameters if target.cluster \
-        else client.describe_engine_default_parameters
-    return _pages(call, ["EngineDefaults", "Parameters"], DBParameterGroupFamily=family)
+class RunReads:
+    """What one run reads once and shares between its groups: engine defaults per family, sizing per class, the
+    instances named for sizing and the instances that use the groups."""
 
+    def __init__(self, module, client):
+        self.module, self.client = module, client
+        self.shared_families = set()
+        self._defaults, self._sizing, self._instances, self._users, self._ec2 = {}, {}, {}, {}, None
+        self._ec2_answers = True
 
-def describe_instance(client, identifier):
-    try:
-        found = client.describe_db_instances(aws_retry=True, DBInstanceIdentifier=identifier)["DBInstances"]
-    except is_boto3_error_code("DBInstanceNotFound"):
-        return None
-    return found[0] if found else None
+    def engine_defaults(self, cluster, family):
+        if (cluster, family) not in self._defaults:
+            operation = "describe_engine_default_cluster_parameters" if cluster \
+                else "describe_engine_default_parameters"
+            self._defaults[(cluster, family)] = rds_resources.paginate(
+                self.client, operation, "EngineDefaults.Parameters", DBParameterGroupFamily=family)
+        return self._defaults[(cluster, family)]
+
+    def parameters(self, target, exists, family):
+        """The group's parameters (metadata and values); the engine defaults of ``family`` for a group not yet made."""
+        if not exists:
+            return self.engine_defaults(target.cluster, family)
+        operation = "describe_db_cluster_parameters" if target.cluster else "describe_db_parameters"
+        if (target.cluster, family) not in self.shared_families:
+            return rds_resources.paginate(self.client, operation, "Parameters", **{target.name_key: target.name})
+        own = rds_resources.paginate(self.client, operation, "Parameters", Source="user",
+                                     **{target.name_key: target.name})
+        return param_tuning.group_parameters(self.engine_defaults(target.cluster, family), own)
+
+    def instance(self, identifier):
+        if identifier not in self._instances:
+            self._instances[identifier] = rds_resources.describe_instance(self.client, identifier)
+        return self._instances[identifier]
+
+    def sizing(self, instance_class):
+        """Sizing of a class, looked up once per run; raises ValueError for a class nobody knows."""
+        if instance_class not in self._sizing:
+            self._sizing[instance_class] = self.ec2_sizing(instance_class) \
+                or instance_classes.sizing_from_table(instance_class)
+        return self._sizing[instance_class]
+
+    def ec2_sizing(self, instance_class):
+        """Sizing from EC2's instance type data, or None when the caller may not read it, EC2 does not answer in
+        time or does not know the class."""
+        instance_type = instance_classes.ec2_instance_type(instance_class)
+        if self.module.params["sizing_source"] != "auto" or instance_type is None or not self._ec2_answers:
+            return None
+        try:
+            if self._ec2 is None:
+                self._ec2 = self.module.client("ec2", config=Config(user_agent_extra=user_agent_extra(self.module),
+                                                                    **EC2_SIZING_CONFIG))
+            found = self._ec2.describe_instance_types(InstanceTypes=[instance_type])
+        except is_boto3_error_code("InvalidInstanceType"):
+            return None  # EC2 does not know this class: the table decides, and EC2 is still asked about others
+        except AWS_ERRORS:  # pylint: disable=duplicate-except
+            # AccessDenied / UnauthorizedOperation / no EC2 endpoint / timeout: the table decides for the whole run.
+            self._ec2_answers = False
+            return None
+        types = found.get("InstanceTypes") or []
+        return instance_classes.sizing_from_instance_type(instance_class, types[0]) if types else None
+
+    def users(self, target, family):
+        """Instances using the group, from one filtered listing per engine for the whole run."""
+        engine = "aurora-postgresql" if param_tuning.is_aurora_family(family) else "postgres"
+        key = ("cluster" if target.cluster else "instance", engine)
+        if key not in self._users:
+            operation, result_key = (("describe_db_clusters", "DBClusters") if target.cluster
+                                     else ("describe_db_instances", "DBInstances"))
+            self._users[key] = rds_resources.paginate(self.client, operation, result_key,
+                                                      Filters=[{"Name": "engine", "Values": [engine]}])
+        listing = self._users[key]
+        return param_tuning.group_users(target.name, target.cluster, instances=listing, clusters=listing)
 
 
 def serverless_capacity(client, instance):
-    cluster_id = instance.get("DBClusterIdentifier")
-    if not cluster_id:
-        return None
-    clusters = client.describe_db_clusters(aws_retry=True, DBClusterIdentifier=cluster_id).get("DBClusters") or []
-    scaling = (clusters[0].get("ServerlessV2ScalingConfiguration") or {}) if clusters else {}
-    return scaling.get("MaxCapacity")
+    cluster = rds_resources.describe_cluster(client, instance.get("DBClusterIdentifier")) \
+        if instance.get("DBClusterIdentifier") else None
+    return ((cluster or {}).get("ServerlessV2ScalingConfiguration") or {}).get("MaxCapacity")
 
 
-def ec2_sizing(module, instance_class):
-    """Sizing from EC2's instance type data, or None when the caller may not read it or EC2 does not know the class."""
-    instance_type = instance_classes.ec2_instance_type(instance_class)
-    if module.params["sizing_source"] != "auto" or instance_type is None:
-        return None
-    try:
-        found = aws_client(module, "ec2").describe_instance_types(aws_retry=True, InstanceTypes=[instance_type])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-        # AccessDenied / UnauthorizedOperation / InvalidInstanceType / no EC2 endpoint: the table decides.
-        return None
-    types = found.get("InstanceTypes") or []
-    return instance_classes.sizing_from_instance_type(instance_class, types[0]) if types else None
-
-
-def size_for(module, client, aurora):
-    """Sizing, storage type and IOPS from the options or the instance named by db_instance_identifier."""
-    params = module.params
-    instance_class, max_capacity, storage, iops = params["db_instance_class"], params["max_capacity"], None, None
-    if params["db_instance_identifier"]:
-        instance = describe_instance(client, params["db_instance_identifier"])
+def size_for(module, reads, request, family, where):
+    """Sizing, storage type and IOPS from the request or the instance named by db_instance_identifier."""
+    aurora = param_tuning.is_aurora_family(family)
+    instance_class, max_capacity, storage, iops = request["db_instance_class"], request["max_capacity"], None, None
+    identifier = request["db_instance_identifier"]
+    if identifier:
+        instance = reads.instance(identifier)
         if instance is None:
-            module.fail_json(msg=f"Reading the size of DB instance {params['db_instance_identifier']}: no such "
-                                 "instance; give an existing db_instance_identifier or db_instance_class.")
+            module.fail_json(msg=f"Reading the size of DB instance {identifier}: no such instance; give an existing "
+                                 "db_instance_identifier or db_instance_class.")
+        problem = param_tuning.instance_problem(identifier, instance, family, where)
+        if problem:
+            module.fail_json(msg=f"Checking {problem}")
         instance_class = instance["DBInstanceClass"]
         storage, iops = instance.get("StorageType"), instance.get("Iops")
         if instance_class == instance_classes.SERVERLESS_CLASS and max_capacity is None:
-            max_capacity = serverless_capacity(client, instance)
-    storage = params["storage_type"] or (storage if storage in param_tuning.STORAGE_TYPES else None) \
+            max_capacity = serverless_capacity(reads.client, instance)
+    storage = request["storage_type"] or (storage if storage in param_tuning.STORAGE_TYPES else None) \
         or ("aurora" if aurora else "gp3")
     try:
         if instance_class == instance_classes.SERVERLESS_CLASS:
             sizing = instance_classes.sizing_for_serverless(max_capacity)
         else:
-            sizing = ec2_sizing(module, instance_class) or instance_classes.sizing_from_table(instance_class)
+            sizing = reads.sizing(instance_class)
     except ValueError as exc:
-        module.fail_json(msg=f"Sizing the recommendation for {instance_class}: {exc}")
+        module.fail_json(msg=f"Sizing the recommendation for {instance_class}{where}: {exc}")
+    if request["max_capacity"] is not None and instance_class != instance_classes.SERVERLESS_CLASS:
+        module.warn(f"max_capacity{where} is ignored: {instance_class} is not {instance_classes.SERVERLESS_CLASS}.")
     return sizing, storage, iops
 
 
-def instances_using(client, target):
-    """[{"id", "waits" (for a reboot), "multi_az"}] for the instances that use the group."""
-    found = []
-    if target.cluster:
-        for cluster in _pages(client.describe_db_clusters, ["DBClusters"]):
-            if str(cluster.get("DBClusterParameterGroup", "")).lower() != target.name.lower():
-                continue
-            for member in cluster.get("DBClusterMembers") or []:
-                found.append({"id": member["DBInstanceIdentifier"],
-                              "waits": member.get("DBClusterParameterGroupStatus") == "pending-reboot",
-                              "multi_az": False})
-        return found
-    for instance in _pages(client.describe_db_instances, ["DBInstances"]):
-        for group in instance.get("DBParameterGroups") or []:
-            if str(group.get("DBParameterGroupName", "")).lower() == target.name.lower():
-                found.append({"id": instance["DBInstanceIdentifier"],
-                              "waits": group.get("ParameterApplyStatus") == "pending-reboot",
-                              "multi_az": bool(instance.get("MultiAZ"))})
-    return found
+def resolve_family(module, target, group, request):
+    given = request["family"]
+    if group is None and not given:
+        module.fail_json(msg=f"Reading {target}: it does not exist; give family (for example postgres15 or "
+                             "aurora-postgresql15) to create it, or the name of an existing group.")
+    family = group.get("DBParameterGroupFamily") if group else given
+    if group and given and given != family:
+        module.fail_json(msg=f"Checking {target}: its family is {family}, not {given}; drop family or give {family}.")
+    problem = param_tuning.family_problem(family)
+    if problem:
+        module.fail_json(msg=f"Checking {target}: {problem}")
+    return family
+
+
+def plan_group(module, reads, target, group, family, request, where):
+    """Everything one group needs decided before the first change: sizing, recommendation, values, the plan."""
+    aurora = param_tuning.is_aurora_family(family)
+    sizing, storage, iops = size_for(module, reads, request, family, where)
+    parameters = reads.parameters(target, group is not None, family)
+    metadata = {p["ParameterName"]: p for p in parameters}
+    current = {p["ParameterName"]: p.get("ParameterValue") for p in parameters}
+    recommendations, skipped = param_tuning.recommend(
+        sizing, request["workload"], request["value_style"], max_connections=request["max_connections"],
+        storage_type=storage, aurora=aurora, current_preload_libraries=current.get("shared_preload_libraries"),
+        iops=iops)
+    recommendations = param_tuning.in_group_units(recommendations, metadata)
+    managed = recommendations if request["apply_recommendations"] else []
+    desired, _sources, not_offered, problems = param_tuning.desired_values(managed, request["overrides"], metadata)
+    sizing = dict(sizing, storage_type=storage, iops=iops, workload=request["workload"],
+                  value_style=request["value_style"])
+    sizing.pop("memory_bytes", None)
+    return {
+        "target": target, "request": request, "family": family, "created": group is None, "problems": problems,
+        "changes": param_tuning.plan_parameter_changes(desired, current, metadata) if not problems else [],
+        "diff": param_tuning.parameter_diff(desired, current), "sizing": sizing,
+        "recommendations": param_tuning.annotate_recommendations(recommendations, metadata),
+        "skipped_parameters": skipped + not_offered,
+    }
 
 
 def apply_state(client, target, identifier):
     """The instance's status and the group's apply status on it, as one comparable record."""
-    instance = describe_instance(client, identifier) or {}
+    instance = rds_resources.describe_instance(client, identifier) or {}
     apply_status = None
     if target.cluster:
         cluster_id = instance.get("DBClusterIdentifier")
-        clusters = client.describe_db_clusters(aws_retry=True, DBClusterIdentifier=cluster_id)["DBClusters"] \
-            if cluster_id else []
-        for member in (clusters[0].get("DBClusterMembers") or []) if clusters else []:
+        cluster = rds_resources.describe_cluster(client, cluster_id) if cluster_id else None
+        for member in (cluster or {}).get("DBClusterMembers") or []:
             if member["DBInstanceIdentifier"] == identifier:
                 apply_status = member.get("DBClusterParameterGroupStatus")
     else:
@@ -559,7 +718,7 @@ def reboot_in_turn(module, client, target, pending, multi_az, changes):
         except (WaitTimeout, WaitFailed) as e:
             module.fail_json(msg=f"Rebooting {identifier} for {target}: {e}; check the instance's events",
                              rebooted=rebooted, changes=changes, pending_reboot=pending)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        except AWS_ERRORS as e:
             module.fail_json_aws(e, msg=f"Rebooting {identifier} for {target}: check its state and the caller's "
                                         "rds:RebootDBInstance permission", rebooted=rebooted, changes=changes)
         rebooted.append(identifier)
@@ -567,57 +726,62 @@ def reboot_in_turn(module, client, target, pending, multi_az, changes):
     return rebooted, details, pending
 
 
-def create_group(client, target, family, params):
-    request = {target.name_key: target.name, "DBParameterGroupFamily": family, "Description": params["description"]}
-    if params["tags"]:
-        request["Tags"] = ansible_dict_to_boto3_tag_list(params["tags"])
-    if target.cluster:
-        client.create_db_cluster_parameter_group(aws_retry=True, **request)
-    else:
-        client.create_db_parameter_group(aws_retry=True, **request)
+def create_group(client, target, family, request):
+    call = client.create_db_cluster_parameter_group if target.cluster else client.create_db_parameter_group
+    extra = {"Tags": rds_resources.tag_list(request["tags"])} if request["tags"] else {}
+    call(aws_retry=True, DBParameterGroupFamily=family, Description=request["description"],
+         **{target.name_key: target.name}, **extra)
 
 
 def modify_group(client, target, batch):
-    if target.cluster:
-        client.modify_db_cluster_parameter_group(aws_retry=True, DBClusterParameterGroupName=target.name,
-                                                 Parameters=batch)
-    else:
-        client.modify_db_parameter_group(aws_retry=True, DBParameterGroupName=target.name, Parameters=batch)
+    call = client.modify_db_cluster_parameter_group if target.cluster else client.modify_db_parameter_group
+    call(aws_retry=True, Parameters=batch, **{target.name_key: target.name})
 
 
-def resolve_family(module, target, group):
-    given = module.params["family"]
-    if group is None and not given:
-        module.fail_json(msg=f"Reading {target}: it does not exist; give family (for example postgres15 or "
-                             "aurora-postgresql15) to create it, or the name of an existing group.")
-    if target.name.lower().startswith("default."):
-        module.fail_json(msg=f"Checking {target}: RDS default groups cannot be modified; give the name of your own "
-                             "group (with family to create it) and attach it to the instances.")
-    family = group.get("DBParameterGroupFamily") if group else given
-    if group and given and given != family:
-        module.fail_json(msg=f"Checking {target}: its family is {family}, not {given}; drop family or give {family}.")
-    problem = param_tuning.family_problem(family)
-    if problem:
-        module.fail_json(msg=f"Checking {target}: {problem}")
-    return family
+def fail_on_problems(module, what, problems, nothing="nothing was called or changed", name_one=False):
+    """Fail with every problem; ``name_one``: a single problem is the whole message ("Checking <problem>")."""
+    if problems:
+        module.fail_json(msg=f"Checking {problems[0]}" if name_one and len(problems) == 1 else
+                         f"Checking {what} found {len(problems)} problem(s); {nothing}: {' | '.join(problems)}",
+                         problems=problems)
+
+
+def group_result(plan, pending, rebooted, reboot_details):
+    result = {plan["target"].return_key: plan["target"].name}
+    result.update((key, plan[key]) for key in ("family", "created", "sizing", "recommendations",
+                                               "skipped_parameters", "changes"))
+    result.update(pending_reboot=pending, rebooted=rebooted, reboot_details=reboot_details)
+    return result
 
 
 def main():
-    argument_spec = dict(
+    group_options = dict(
         db_parameter_group_name=dict(type="str"),
         db_cluster_parameter_group_name=dict(type="str"),
         family=dict(type="str"),
-        description=dict(type="str", default="Tuned by dbre.rds.rds_param_tune"),
+        description=dict(type="str"),
         tags=dict(type="dict"),
         db_instance_class=dict(type="str"),
         db_instance_identifier=dict(type="str"),
         max_capacity=dict(type="float"),
         storage_type=dict(type="str", choices=list(param_tuning.STORAGE_TYPES)),
-        workload=dict(type="str", choices=list(param_tuning.WORKLOADS), default="oltp"),
+        workload=dict(type="str", choices=list(param_tuning.WORKLOADS)),
         max_connections=dict(type="int"),
+        value_style=dict(type="str", choices=list(param_tuning.VALUE_STYLES)),
+        overrides=dict(type="dict"),
+        apply_recommendations=dict(type="bool"),
+    )
+    argument_spec = dict(
+        group_options,
+        description=dict(type="str", default="Tuned by dbre.rds.rds_param_tune"),
+        workload=dict(type="str", choices=list(param_tuning.WORKLOADS), default="oltp"),
         value_style=dict(type="str", choices=list(param_tuning.VALUE_STYLES), default="absolute"),
         overrides=dict(type="dict", default={}),
         apply_recommendations=dict(type="bool", default=True),
+        parameter_groups=dict(type="list", elements="dict", options=group_options,
+                              mutually_exclusive=[["db_parameter_group_name", "db_cluster_parameter_group_name"],
+                                                  ["db_instance_class", "db_instance_identifier"]],
+                              required_one_of=[["db_parameter_group_name", "db_cluster_parameter_group_name"]]),
         reboot=dict(type="str", choices=["never", "if_pending"], default="never"),
         reboot_force_failover=dict(type="bool", default=False),
         sizing_source=dict(type="str", choices=["auto", "table"], default="auto"),
@@ -626,82 +790,88 @@ def main():
     module = AnsibleAWSModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        required_one_of=[["db_parameter_group_name", "db_cluster_parameter_group_name"],
-                         ["db_instance_class", "db_instance_identifier"]],
-        mutually_exclusive=[["db_parameter_group_name", "db_cluster_parameter_group_name"],
+        required_one_of=[["db_parameter_group_name", "db_cluster_parameter_group_name", "parameter_groups"]],
+        mutually_exclusive=[["db_parameter_group_name", "db_cluster_parameter_group_name", "parameter_groups"],
                             ["db_instance_class", "db_instance_identifier"]],
-        required_if=[["db_instance_class", instance_classes.SERVERLESS_CLASS, ["max_capacity"]]],
     )
     params = module.params
-    if params["max_connections"] is not None and params["max_connections"] < 1:
-        module.fail_json(msg="Checking max_connections: it must be at least 1.")
+    fleet = bool(params["parameter_groups"])
+    requests = param_tuning.group_requests(params)
+    wheres = [f" of parameter_groups[{index}]" if fleet else "" for index in range(len(requests))]
+    problems = [p for request, where in zip(requests, wheres) for p in param_tuning.option_problems(request, where)]
+    problems += param_tuning.duplicate_group_problems(requests)
+    if params["wait_timeout"] < 1 or params["poll_interval"] <= 0:
+        problems.append("wait_timeout and poll_interval: give a wait_timeout of at least 1 second and a positive "
+                        "poll_interval.")
+    fail_on_problems(module, "the options", problems, name_one=True)
+    if params["reboot_force_failover"] and params["reboot"] != "if_pending":
+        module.warn("reboot_force_failover is ignored without reboot=if_pending: this run reboots nothing.")
+
     client = rds_client(module)
-    target = Target(params)
-
+    reads = RunReads(module, client)
+    targets = [Target(request) for request in requests]
     try:
-        group = describe_group(client, target)
-        family = resolve_family(module, target, group)
-        aurora = param_tuning.is_aurora_family(family)
-        sizing, storage, iops = size_for(module, client, aurora)
-        parameters = read_parameters(client, target, group is not None, family)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Reading {target} and the sizing inputs: check the names and the caller's "
+        groups = [describe_group(client, target) for target in targets]
+        families = [resolve_family(module, *read) for read in zip(targets, groups, requests)]
+        reads.shared_families = param_tuning.shared_default_families(
+            (target.cluster, family, group is not None) for target, group, family in zip(targets, groups, families))
+        plans = [plan_group(module, reads, *read) for read in zip(targets, groups, families, requests, wheres)]
+    except AWS_ERRORS as e:
+        what = str(targets[0]) if len(targets) == 1 else f"{len(targets)} parameter groups"
+        module.fail_json_aws(e, msg=f"Reading {what} and the sizing inputs: check the names and the caller's "
                                     "rds:Describe* permissions")
-    metadata = {p["ParameterName"]: p for p in parameters}
-    current = {p["ParameterName"]: p.get("ParameterValue") for p in parameters}
+    if fleet:
+        fail_on_problems(module, f"the values for {len(plans)} groups",
+                         [f"{plan['target']}: {p}" for plan in plans for p in plan["problems"]], "nothing was changed")
+    else:
+        fail_on_problems(module, f"the values for {plans[0]['target']}", plans[0]["problems"], "nothing was changed")
 
-    recommendations, skipped = param_tuning.recommend(
-        sizing, params["workload"], params["value_style"], max_connections=params["max_connections"],
-        storage_type=storage, aurora=aurora, current_preload_libraries=current.get("shared_preload_libraries"),
-        iops=iops)
-    recommendations = param_tuning.in_group_units(recommendations, metadata)
-    managed = recommendations if params["apply_recommendations"] else []
-    desired, _sources, not_offered, problems = param_tuning.desired_values(managed, params["overrides"], metadata)
-    if problems:
-        module.fail_json(msg=f"Checking the values for {target} found {len(problems)} problem(s); nothing was "
-                             f"changed: {' | '.join(problems)}", problems=problems)
-    changes = param_tuning.plan_parameter_changes(desired, current, metadata)
-    created = group is None
+    for plan in plans:
+        target = plan["target"]
+        try:
+            if not module.check_mode:
+                if plan["created"]:
+                    create_group(client, target, plan["family"], plan["request"])
+                for batch in param_tuning.modify_batches(plan["changes"]):
+                    modify_group(client, target, batch)
+        except AWS_ERRORS as e:
+            module.fail_json_aws(e, msg=f"Applying {len(plan['changes'])} change(s) to {target}: check the caller's "
+                                        "rds:Create*/Modify* permissions; RDS applies each call of up to 20 whole or "
+                                        "not at all, so rerun to finish", changes=plan["changes"])
 
-    try:
-        if not module.check_mode:
-            if created:
-                create_group(client, target, family, params)
-            for batch in param_tuning.modify_batches(changes):
-                modify_group(client, target, batch)
-        users = instances_using(client, target) if not created else []
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Applying {len(changes)} change(s) to {target}: check the caller's "
-                                    "rds:Create*/Modify* permissions; RDS applies each call of up to 20 whole or not "
-                                    "at all, so rerun to finish", changes=changes)
-    static_change = param_tuning.needs_reboot(changes)
-    pending = sorted(user["id"] for user in users if user["waits"] or static_change)
-    multi_az = {user["id"]: user["multi_az"] for user in users}
+    results, rebooted_in_run = [], set()
+    for plan in plans:
+        target = plan["target"]
+        try:
+            users = reads.users(target, plan["family"]) if not plan["created"] else []
+        except AWS_ERRORS as e:
+            module.fail_json_aws(e, msg=f"Reading the instances that use {target}: check the caller's "
+                                        "rds:DescribeDBInstances and rds:DescribeDBClusters permissions",
+                                 changes=plan["changes"])
+        static_change = param_tuning.needs_reboot(plan["changes"])
+        pending = sorted(user["id"] for user in users
+                         if (user["waits"] or static_change) and user["id"] not in rebooted_in_run)
+        multi_az = {user["id"]: user["multi_az"] for user in users}
+        rebooted, reboot_details = [], []
+        if params["reboot"] == "if_pending" and pending:
+            if module.check_mode:
+                rebooted, pending = list(pending), []
+            else:
+                rebooted, reboot_details, pending = reboot_in_turn(module, client, target, pending, multi_az,
+                                                                   plan["changes"])
+            rebooted_in_run.update(rebooted)
+        results.append(group_result(plan, pending, rebooted, reboot_details))
 
-    rebooted, reboot_details = [], []
-    if params["reboot"] == "if_pending" and pending:
-        if module.check_mode:
-            rebooted, pending = list(pending), []
-        else:
-            rebooted, reboot_details, pending = reboot_in_turn(module, client, target, pending, multi_az, changes)
-
-    result = dict(
-        changed=bool(created or changes or rebooted),
-        family=family,
-        created=created,
-        sizing=dict(sizing, storage_type=storage, iops=iops, workload=params["workload"],
-                    value_style=params["value_style"]),
-        recommendations=param_tuning.annotate_recommendations(recommendations, metadata),
-        skipped_parameters=skipped + not_offered,
-        changes=changes,
-        pending_reboot=pending,
-        rebooted=rebooted,
-        reboot_details=reboot_details,
-    )
-    result[target.return_key] = target.name
-    result["sizing"].pop("memory_bytes", None)
-    if module._diff:
-        result["diff"] = param_tuning.parameter_diff(desired, current)
+    changed = any(plan["created"] or plan["changes"] for plan in plans) or any(r["rebooted"] for r in results)
+    if fleet:
+        result = dict(changed=changed, parameter_groups=results)
+        if module._diff:
+            result["diff"] = [dict(plan["diff"], before_header=str(plan["target"]), after_header=str(plan["target"]))
+                              for plan in plans]
+    else:
+        result = dict(results[0], changed=changed)
+        if module._diff:
+            result["diff"] = plans[0]["diff"]
     module.exit_json(**result)
 
 
