@@ -55,11 +55,16 @@ def rds_client(module):
     return aws_client(module, "rds", extra_codes=RETRYABLE_RDS_CODES)
 
 
-def once_client(module, service="rds", read_timeout=60):
-    """A client botocore never retries: for the calls :func:`call_once` sends."""
+def single_attempt_client(module, service, connect_timeout=60, read_timeout=60):
+    """A client botocore never retries, with bounded timeouts: each call is one attempt, decided by the caller."""
     config = Config(user_agent_extra=user_agent_extra(module), retries={"total_max_attempts": 1, "mode": "standard"},
-                    read_timeout=read_timeout)
+                    connect_timeout=connect_timeout, read_timeout=read_timeout)
     return module.client(service, config=config)
+
+
+def once_client(module, service="rds", read_timeout=60):
+    """The client for the calls :func:`call_once` sends (botocore's own retries would repeat them blindly)."""
+    return single_attempt_client(module, service, read_timeout=read_timeout)
 
 
 class CallNotConfirmed(Exception):

@@ -460,7 +460,6 @@ parameter_groups:
 """
 
 try:
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError
     AWS_ERRORS = (ClientError, BotoCoreError)
@@ -474,7 +473,7 @@ from ansible_collections.dbre.rds.plugins.module_utils import instance_classes
 from ansible_collections.dbre.rds.plugins.module_utils import param_tuning
 from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
-from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import user_agent_extra
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import single_attempt_client
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
@@ -485,7 +484,8 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 CANNOT_REBOOT = ("stopped", "stopping", "failed", "missing", "incompatible-parameters", "incompatible-restore",
                  "storage-full", "inaccessible-encryption-credentials")
 # The EC2 sizing is an optional refinement of the shipped table: one short attempt, never a retry storm.
-EC2_SIZING_CONFIG = dict(connect_timeout=2, read_timeout=3, retries={"total_max_attempts": 1, "mode": "standard"})
+# The EC2 sizing is a refinement of the class table: one short attempt, never slower than the table it falls back to.
+EC2_SIZING_TIMEOUTS = dict(connect_timeout=2, read_timeout=3)
 GROUP_NOT_FOUND = ["DBParameterGroupNotFound", "DBClusterParameterGroupNotFound", "DBParameterGroupNotFoundFault",
                    "DBClusterParameterGroupNotFoundFault"]
 
@@ -564,8 +564,7 @@ class RunReads:
             return None
         try:
             if self._ec2 is None:
-                self._ec2 = self.module.client("ec2", config=Config(user_agent_extra=user_agent_extra(self.module),
-                                                                    **EC2_SIZING_CONFIG))
+                self._ec2 = single_attempt_client(self.module, "ec2", **EC2_SIZING_TIMEOUTS)
             found = self._ec2.describe_instance_types(InstanceTypes=[instance_type])
         except is_boto3_error_code("InvalidInstanceType"):
             return None  # EC2 does not know this class: the table decides, and EC2 is still asked about others
