@@ -15,6 +15,7 @@ import math
 from ansible_collections.dbre.rds.plugins.module_utils.param_tuning import evaluate_formula
 from ansible_collections.dbre.rds.plugins.module_utils.param_tuning import is_formula
 from ansible_collections.dbre.rds.plugins.module_utils.param_tuning import rds_memory_bytes
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -153,6 +154,54 @@ def max_connections_in_effect(parameter_value, nominal_memory_bytes, vcpus=2):
         raise ValueError(f"max_connections {parameter_value!r} is neither a number nor an RDS formula") from None
 
 
+# Where the max_connections behind the DatabaseConnections alarm came from.
+SOURCE_RUNNING = "running-value"
+SOURCE_UNKNOWN = "unknown"
+IN_SYNC = "in-sync"
+
+
+def decide_max_connections(running_value, group_value, parameter_apply_status, nominal_memory_bytes, vcpus=2):
+    """Which max_connections the DatabaseConnections alarm follows, and why.
+
+    ``running_value`` is what the database runs with (``SHOW max_connections``), None when no connection was
+    possible; ``group_value`` the parameter group's setting (number, formula, or None for RDS's default);
+    ``parameter_apply_status`` the instance's ``ParameterApplyStatus`` for that group. The running value wins; the
+    group's value is used only while the group is ``in-sync``, since a pending value is not what the database has.
+
+    Returns a dict: max_connections (None when unknown), max_connections_source (``running-value``, a source of
+    :func:`max_connections_in_effect`, or ``unknown``), max_connections_parameter_group (the group's value,
+    evaluated; None when it cannot be read), max_connections_pending (the group's value when it waits for a
+    reboot and is not what runs), parameter_apply_status, and reason (why the number is unknown, else None).
+    Raises ValueError when the group's value is unreadable and nothing else gives the number.
+    """
+    try:
+        group_number, group_source = max_connections_in_effect(group_value, nominal_memory_bytes, vcpus)
+    except ValueError:
+        if running_value is None:
+            raise
+        group_number, group_source = None, None
+    in_sync = parameter_apply_status == IN_SYNC
+    decision = dict(max_connections=None, max_connections_source=SOURCE_UNKNOWN,
+                    max_connections_parameter_group=group_number, max_connections_pending=None,
+                    parameter_apply_status=parameter_apply_status, reason=None)
+    if running_value is not None:
+        running = int(running_value)
+        decision.update(max_connections=running, max_connections_source=SOURCE_RUNNING)
+        if not in_sync and group_number is not None and group_number != running:
+            decision["max_connections_pending"] = group_number
+        return decision
+    if in_sync:
+        decision.update(max_connections=group_number, max_connections_source=group_source)
+        return decision
+    decision["max_connections_pending"] = group_number
+    decision["reason"] = (
+        f"the parameter group's max_connections ({group_number}) is not what the database runs with yet "
+        f"(ParameterApplyStatus {parameter_apply_status or 'unknown'}) and the running value could not be read: give "
+        "login_user with login_password or iam_auth so it is read with SHOW max_connections, reboot the instance "
+        "to apply the group, or set an absolute threshold")
+    return decision
+
+
 def merge_alarm_settings(overrides):
     """Defaults with the user's per-alarm overrides laid over them; unknown alarm names or keys are problems."""
     settings = copy.deepcopy(DEFAULT_ALARMS)
@@ -178,10 +227,94 @@ def merge_alarm_settings(overrides):
                     if rule != name and name != "minimum":
                         settings[key].pop(rule, None)
             settings[key][name] = value
-        share = settings[key].get("share")
-        if share is not None and not 0 < float(share) <= 1:
-            problems.append(f"alarm {key!r}: share must be above 0 and at most 1 (a fraction, 0.8 for 80 %), got {share}")
+        problems += _setting_problems(key, settings[key])
     return settings, problems
+
+
+STATISTICS = ("Average", "Maximum", "Minimum", "SampleCount", "Sum")
+TREAT_MISSING_DATA = ("breaching", "notBreaching", "ignore", "missing")
+# CloudWatch alarm names are at most 255 characters.
+ALARM_NAME_MAX = 255
+
+
+def _number(value):
+    """``value`` as a float, or None when it is not a number (booleans are not numbers here)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _setting_problems(key, spec):
+    """What is wrong with the merged settings of one alarm, each message naming the fix."""
+    problems = []
+    share = spec.get("share")
+    if share is not None and not (_number(share) is not None and 0 < _number(share) <= 1):
+        problems.append(f"alarm {key!r}: share must be above 0 and at most 1 (a fraction, 0.8 for 80 %), got {share}")
+    for name in ("threshold", "minimum", "per_vcpu"):
+        value = spec.get(name)
+        if value is not None and _number(value) is None:
+            problems.append(f"alarm {key!r}: {name} must be a number, got {value!r}")
+    per_vcpu = _number(spec.get("per_vcpu"))
+    if per_vcpu is not None and per_vcpu <= 0:
+        problems.append(f"alarm {key!r}: per_vcpu must be above 0, got {spec['per_vcpu']}")
+    period = _number(spec.get("period"))
+    if period is None or not period.is_integer() or not (period in (10, 30) or (period >= 60 and period % 60 == 0)):
+        problems.append(f"alarm {key!r}: period must be 10, 30 or a multiple of 60 seconds, got {spec.get('period')!r}")
+    evaluations = _number(spec.get("evaluation_periods"))
+    if evaluations is None or not evaluations.is_integer() or evaluations < 1:
+        problems.append(f"alarm {key!r}: evaluation_periods must be a whole number of at least 1, got "
+                        f"{spec.get('evaluation_periods')!r}")
+    datapoints = spec.get("datapoints_to_alarm")
+    if datapoints is not None:
+        number = _number(datapoints)
+        if number is None or not number.is_integer() or number < 1 or (evaluations and number > evaluations):
+            problems.append(f"alarm {key!r}: datapoints_to_alarm must be a whole number from 1 to evaluation_periods "
+                            f"({spec.get('evaluation_periods')}), got {datapoints!r}")
+    if spec.get("statistic") not in STATISTICS:
+        problems.append(f"alarm {key!r}: statistic {spec.get('statistic')!r} is not a CloudWatch statistic: choose "
+                        f"from {', '.join(STATISTICS)}")
+    missing = spec.get("treat_missing_data")
+    if missing is not None and missing not in TREAT_MISSING_DATA:
+        problems.append(f"alarm {key!r}: treat_missing_data {missing!r} is not known to CloudWatch: choose from "
+                        f"{', '.join(TREAT_MISSING_DATA)}")
+    if not isinstance(spec.get("enabled", True), bool):
+        problems.append(f"alarm {key!r}: enabled must be true or false, got {spec.get('enabled')!r}")
+    return problems
+
+
+def option_problems(params):
+    """What is wrong with rds_alarm_thresholds_info's options (a dict of them; the TLS and timeout options are
+    checked by ``pg_connection.connection_problems``); empty when they are valid."""
+    problems = []
+    identifiers = list(params.get("db_instance_identifiers") or [])
+    name_prefix = params.get("alarm_name_prefix")
+    if not identifiers:
+        problems.append("db_instance_identifiers is empty: name at least one DB instance")
+    for identifier in identifiers:
+        problems += identifier_problems(identifier, "db_instance_identifiers item")
+    repeated = sorted({i for i in identifiers if identifiers.count(i) > 1})
+    if repeated:
+        problems.append(f"db_instance_identifiers names {', '.join(repeated)} more than once: name each instance once")
+    if name_prefix is None or not str(name_prefix).isprintable() or not str(name_prefix).isascii():
+        problems.append(f"alarm_name_prefix {name_prefix!r} must be printable ASCII (CloudWatch alarm names)")
+    else:
+        longest = max((len(alarm_name(name_prefix, i or "", k)) for i in identifiers for k in DEFAULT_ALARMS),
+                      default=0)
+        if longest > ALARM_NAME_MAX:
+            problems.append(f"alarm_name_prefix {name_prefix!r} makes alarm names of {longest} characters; CloudWatch "
+                            f"allows at most {ALARM_NAME_MAX}: shorten the prefix")
+    for action in params.get("alarm_actions") or []:
+        if not str(action or "").startswith("arn:"):
+            problems.append(f"alarm_actions item {action!r} is not an ARN: pass the SNS topic's ARN")
+    if (params.get("login_password") or params.get("iam_auth")) and not params.get("login_user"):
+        problems.append("login_password or iam_auth needs login_user: name the login that reads max_connections")
+    if params.get("login_host") and len(identifiers) > 1:
+        problems.append("login_host names one server, but db_instance_identifiers names several instances, each "
+                        "reached at its own endpoint: drop login_host (and login_port), or name one instance")
+    return problems
 
 
 def _derive_threshold(key, spec, facts):
@@ -263,6 +396,10 @@ def plan_alarms(instance, facts, settings, *, name_prefix="rds-", actions=None, 
             alarms.append(dict(key=key, name=name, state="absent", reason=reason))
             continue
         threshold, context = _derive_threshold(key, spec, facts)
+        if threshold is None and key == "database_connections" and facts.get("max_connections_reason"):
+            problems.append(f"{identifier}: cannot derive the {key} threshold: {facts['max_connections_reason']} "
+                            f"({key}.threshold), or turn the alarm off")
+            continue
         if threshold is None:
             problems.append(f"{identifier}: cannot derive the {key} threshold (missing class memory, vCPUs, storage "
                             f"or max_connections): set rds_monitoring_alarms.{key}.threshold or turn the alarm off")

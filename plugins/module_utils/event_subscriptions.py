@@ -7,6 +7,13 @@ Pure functions over boto3-shaped dicts; ``rds_event_subscription`` does the call
 
 from __future__ import annotations
 
+import re
+
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
+
 # The categories per source type as RDS's DescribeEventCategories and the "Amazon RDS event categories and event
 # messages" pages of the RDS and Aurora user guides list them. Used only when the endpoint cannot describe them
 # (no rds:DescribeEventCategories permission, or an endpoint that does not implement the call).
@@ -117,7 +124,7 @@ def plan_subscription(desired, current, purge_tags=True):
         if after["source_ids"]:
             create["SourceIds"] = after["source_ids"]
         if after["tags"]:
-            create["Tags"] = [{"Key": k, "Value": str(v)} for k, v in sorted(after["tags"].items())]
+            create["Tags"] = ansible_dict_to_boto3_tag_list(dict(sorted(after["tags"].items())))
         plan.update(action="create", changed=True, create=create, after=after)
         return plan
 
@@ -146,10 +153,9 @@ def plan_subscription(desired, current, purge_tags=True):
 
     add_tags, remove_tags = {}, []
     if desired.get("tags") is not None:
-        wanted_tags = {k: str(v) for k, v in desired["tags"].items()}
-        add_tags = {k: v for k, v in wanted_tags.items() if current["tags"].get(k) != v}
-        if purge_tags:
-            remove_tags = sorted(k for k in current["tags"] if k not in wanted_tags)
+        add_tags, remove_tags = compare_aws_tags(current["tags"], desired["tags"], purge_tags=purge_tags)
+        add_tags = {k: str(v) for k, v in add_tags.items()}
+        remove_tags = sorted(remove_tags)
         tags_after = dict(current["tags"])
         tags_after.update(add_tags)
         for key in remove_tags:
@@ -160,3 +166,59 @@ def plan_subscription(desired, current, purge_tags=True):
     plan.update(action="update" if changed else "none", changed=changed, modify=modify, add_source_ids=add_ids,
                 remove_source_ids=remove_ids, add_tags=add_tags, remove_tags=remove_tags, after=after)
     return plan
+
+
+# SubscriptionName: letters, digits and hyphens, fewer than 256 characters.
+SUBSCRIPTION_NAME_MAX = 255
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+SOURCE_KINDS = {"db-instance": "instance", "db-cluster": "cluster"}
+
+
+def option_problems(params):
+    """What is wrong with the options of rds_event_subscription that needs no AWS call; empty when they are valid."""
+    problems = []
+    name = params.get("name")
+    if name is None or not str(name).strip():
+        problems.append("name must not be empty or blank: name the subscription")
+    elif len(str(name)) > SUBSCRIPTION_NAME_MAX or not re.match(r"^[A-Za-z0-9-]+$", str(name)):
+        problems.append(f"name {name!r} must be 1 to {SUBSCRIPTION_NAME_MAX} letters, digits and hyphens")
+    topic = params.get("sns_topic_arn")
+    if topic is not None and str(topic).startswith("arn:") and not _SNS_TOPIC_ARN.match(str(topic)):
+        problems.append(f"sns_topic_arn {topic!r} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)")
+    for source_id in params.get("source_ids") or []:
+        problems += identifier_problems(source_id, "source_ids item")
+    for category in params.get("event_categories") or []:
+        if not str(category or "").strip():
+            problems.append("event_categories holds an empty category: name each one (failover, failure, ...)")
+    for key, value in (params.get("tags") or {}).items():
+        if not str(key).strip() or len(str(key)) > 128:
+            problems.append(f"tag key {key!r} must be 1 to 128 characters")
+        elif str(key).lower().startswith("aws:"):
+            problems.append(f"tag key {key!r}: the aws: prefix is reserved for AWS")
+        if value is None or len(str(value)) > 256:
+            problems.append(f"tag {key!r} needs a value of at most 256 characters (an empty string is fine)")
+    return problems
+
+
+def source_problems(source_type, found):
+    """Source identifiers that do not name a source of ``source_type``, with what they are instead.
+
+    ``found`` maps each identifier to (kind, described) where kind is ``instance``, ``cluster`` or None (neither
+    exists) and described the instance or cluster; only db-instance and db-cluster sources are looked up.
+    """
+    wanted = SOURCE_KINDS.get(source_type)
+    problems = []
+    for source_id, (kind, described) in sorted(found.items()):
+        if kind == wanted:
+            continue
+        if kind is None:
+            problems.append(f"source_ids item {source_id!r}: no {source_type} of that name exists in this region: "
+                            "check the identifier")
+        elif kind == "cluster":
+            problems.append(f"source_ids item {source_id!r} is an Aurora DB cluster, not a DB instance: use "
+                            "source_type db-cluster for cluster events, or name its member instances")
+        else:
+            cluster = (described or {}).get("DBClusterIdentifier")
+            advice = (f"give its cluster {cluster!r}" if cluster else "use source_type db-instance")
+            problems.append(f"source_ids item {source_id!r} is a DB instance, not a DB cluster: {advice}")
+    return problems

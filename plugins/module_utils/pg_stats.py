@@ -2,10 +2,13 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What pg_stat_statements and the statistics views say about a PostgreSQL database, as findings with advice.
 
-Pure functions: the SQL text for the server's version, and the findings from the rows ``rds_pg_stats_info`` read.
+Pure functions: the SQL text for the server's version, the findings from the rows ``rds_pg_stats_info`` read, and
+the checks of its options.
 """
 
 from __future__ import annotations
+
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 
 # Orderings of the top-statement lists and the pg_stat_statements column each one sorts by (PostgreSQL 13 and later
 # split planning from execution time and renamed total_time to total_exec_time).
@@ -175,3 +178,40 @@ def objectives(stats, limits=None):
     result.append(dict(name=f"transactions open longer than {limits['long_running_seconds']} s", objective=0,
                        observed=count, unit=None, held=count == 0))
     return result
+
+
+def option_problems(params):
+    """What is wrong with rds_pg_stats_info's own options (connection and report options are checked by
+    pg_connection and drill_report); each message names the fix. Empty when they are valid."""
+    problems = []
+    identifier = params.get("db_instance_identifier")
+    if identifier is not None:
+        problems += identifier_problems(identifier, "db_instance_identifier")
+    elif not params.get("login_host"):
+        problems.append("name the database: db_instance_identifier (its endpoint is described) or login_host")
+    if params.get("login_host") is not None and not str(params["login_host"]).strip():
+        problems.append("login_host must not be blank: leave it out to connect to the instance's endpoint")
+    if not params.get("login_user"):
+        problems.append("login_user is required: the login that reads pg_stat_statements (a member of pg_monitor)")
+    port = params.get("login_port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        problems.append(f"login_port must be from 1 to 65535, got {port}")
+    limit = params.get("limit")
+    if limit is not None and not 1 <= int(limit) <= 1000:
+        problems.append(f"limit must be from 1 to 1000 statements per list, got {limit}")
+    length = params.get("max_query_length")
+    if length is not None and int(length) < 20:
+        problems.append(f"max_query_length must be at least 20 characters, got {length}")
+    ratio = params.get("cache_hit_ratio_min")
+    if ratio is not None and not 0 <= float(ratio) <= 1:
+        problems.append(f"cache_hit_ratio_min is a share from 0 to 1 (0.99 for 99 %), got {ratio}")
+    use = params.get("connection_use_max")
+    if use is not None and not 0 < float(use) <= 1:
+        problems.append(f"connection_use_max is a share above 0 and at most 1 (0.8 for 80 %), got {use}")
+    age = params.get("xid_age_max")
+    if age is not None and not 1 <= int(age) < XID_WRAPAROUND_LIMIT:
+        problems.append(f"xid_age_max must be from 1 to {XID_WRAPAROUND_LIMIT - 1} (wraparound), got {age}")
+    seconds = params.get("long_running_seconds")
+    if seconds is not None and int(seconds) < 1:
+        problems.append(f"long_running_seconds must be at least 1, got {seconds}")
+    return problems

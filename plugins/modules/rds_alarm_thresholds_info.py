@@ -9,13 +9,19 @@ module: rds_alarm_thresholds_info
 short_description: CloudWatch alarm definitions whose thresholds fit each RDS instance
 version_added: "0.1.0"
 description:
-  - Reads each DB instance (class, storage, engine, replica or Aurora role) and the C(max_connections) of its DB
-    parameter group, and returns the CloudWatch alarms that fit it, as options for
-    M(amazon.aws.cloudwatch_metric_alarm).
-  - Thresholds are derived, not copied. C(DatabaseConnections) is a share of the C(max_connections) in effect (the
-    parameter group's number or formula, else RDS's default C(LEAST({DBInstanceClassMemory/9531392},5000)), evaluated
-    with the class's memory); C(FreeStorageSpace) a share of the allocated storage; C(FreeableMemory) a share of the
-    class's memory; C(DBLoad) a number of sessions per vCPU.
+  - Reads each DB instance (class, storage, engine, replica or Aurora role) and the C(max_connections) it runs with,
+    and returns the CloudWatch alarms that fit it, as options for M(amazon.aws.cloudwatch_metric_alarm).
+  - Thresholds are derived, not copied. C(DatabaseConnections) is a share of the C(max_connections) the database
+    runs with; C(FreeStorageSpace) a share of the allocated storage; C(FreeableMemory) a share of the class's memory;
+    C(DBLoad) a number of sessions per vCPU.
+  - The C(max_connections) comes from the database itself (C(SHOW max_connections)) when a login is given
+    (O(login_user) with O(login_password) or O(iam_auth=true)) and the connection succeeds. Otherwise it is the DB
+    parameter group's number or formula (else RDS's default C(LEAST({DBInstanceClassMemory/9531392},5000)),
+    evaluated with the class's memory), but only while the instance's C(ParameterApplyStatus) is C(in-sync).
+  - A value that waits for a reboot is not what the database runs with, so it is reported as pending
+    (RV(instances[].max_connections_pending)) and not used. RV(instances[].max_connections_source) says which source
+    was used.
+  - Every option is checked before the first call; a failed connection is a warning, not an error.
   - Alarms for metrics the instance publishes only in some configurations are added only then, C(CPUCreditBalance)
     for burstable classes, C(BurstBalance) for gp2 volumes under 1,000 GiB, C(ReplicaLag) for read replicas,
     C(AuroraReplicaLag) for Aurora readers and C(DBLoad) for Aurora; the others come back with C(state=absent) so a
@@ -27,7 +33,9 @@ author:
 options:
   db_instance_identifiers:
     description:
-      - The DB instances (RDS or Aurora) to plan alarms for.
+      - The DB instances (RDS or Aurora) to plan alarms for, each named once.
+      - With O(login_user), each is reached at the endpoint that RDS describes for it; O(login_host) is for a
+        single instance only.
     type: list
     elements: str
     required: true
@@ -58,6 +66,7 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - dbre.rds.db_connection
 attributes:
   check_mode:
     support: full
@@ -66,11 +75,17 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - "IAM actions: C(rds:DescribeDBInstances), C(rds:DescribeDBClusters) (Aurora members), C(rds:DescribeDBParameters)."
+  - "IAM actions: C(rds:DescribeDBInstances), C(rds:DescribeDBClusters) (Aurora members), C(rds:DescribeDBParameters);
+    C(rds-db:connect) with O(iam_auth=true)."
+  - Reading the running C(max_connections) needs only a login to O(login_db); any role may read it. Without a login
+    the module needs no psycopg2 and works from the parameter group alone.
+requirements:
+  - psycopg2, only to read the running max_connections (with O(login_user))
 seealso:
   - module: amazon.aws.cloudwatch_metric_alarm
   - module: dbre.rds.rds_param_tune
   - module: dbre.rds.rds_event_subscription
+  - module: dbre.rds.rds_pg_stats_info
 """
 
 EXAMPLES = r"""
@@ -83,6 +98,19 @@ EXAMPLES = r"""
       read_latency: {enabled: false}
       write_latency: {enabled: false}
   register: planned
+
+- name: Follow the max_connections the database runs with, read through a monitoring login
+  dbre.rds.rds_alarm_thresholds_info:
+    db_instance_identifiers: [orders-db]
+    login_user: monitoring
+    login_password: "{{ monitoring_password }}"
+  register: planned_running
+
+- name: Show where max_connections came from and what waits for a reboot
+  ansible.builtin.debug:
+    msg: >-
+      {{ planned_running.instances[0].max_connections }} from {{ planned_running.instances[0].max_connections_source }},
+      pending {{ planned_running.instances[0].max_connections_pending }}
 
 - name: Create or remove each alarm
   amazon.aws.cloudwatch_metric_alarm:
@@ -122,12 +150,43 @@ instances:
   returned: always
   type: list
   elements: dict
+  contains:
+    max_connections:
+      description: The max_connections the C(DatabaseConnections) alarm is a share of; null when unknown.
+      type: int
+      sample: 128
+    max_connections_source:
+      description:
+        - Where RV(instances[].max_connections) came from. V(running-value) is C(SHOW max_connections) on the
+          database; V(parameter-group), V(parameter-group-formula) and V(rds-default-formula) are the parameter
+          group's number, its formula or RDS's default formula, used only while the group is C(in-sync);
+          V(unknown) when neither could be used.
+      type: str
+      sample: running-value
+    max_connections_parameter_group:
+      description: The parameter group's max_connections (formulas evaluated with the class's memory).
+      type: int
+      sample: 300
+    max_connections_pending:
+      description: The parameter group's max_connections when it waits for a reboot and differs from what the
+        database runs with (or the running value is unknown); null otherwise.
+      type: int
+      sample: 300
+    max_connections_reason:
+      description: Why max_connections is unknown; null when it is known.
+      type: str
+    parameter_apply_status:
+      description: The instance's C(ParameterApplyStatus) for its DB parameter group, for example C(in-sync) or
+        C(pending-reboot).
+      type: str
+      sample: in-sync
   sample: [{"db_instance_identifier": "orders-db", "db_instance_class": "db.t4g.micro", "memory_gib": 1, "vcpus": 2,
             "allocated_gib": 20, "storage_type": "gp3", "max_connections": 112,
-            "max_connections_source": "rds-default-formula", "burstable": true,
-            "db_parameter_group_name": "default.postgres15", "shared_preload_libraries": ["pg_stat_statements"],
-            "pg_stat_statements_preloaded": true, "endpoint_address": "orders-db.abc.us-east-1.rds.amazonaws.com",
-            "endpoint_port": 5432}]
+            "max_connections_source": "rds-default-formula", "max_connections_parameter_group": 112,
+            "max_connections_pending": null, "max_connections_reason": null, "parameter_apply_status": "in-sync",
+            "burstable": true, "db_parameter_group_name": "default.postgres15",
+            "shared_preload_libraries": ["pg_stat_statements"], "pg_stat_statements_preloaded": true,
+            "endpoint_address": "orders-db.abc.us-east-1.rds.amazonaws.com", "endpoint_port": 5432}]
 """
 
 try:
@@ -135,46 +194,93 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
+try:
+    import psycopg2
+except ImportError:
+    pass  # only needed with a login; checked by connector_for
+
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import decide_max_connections
 from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import instance_facts
 from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import is_aurora
-from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import max_connections_in_effect
 from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import merge_alarm_settings
+from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import option_problems
 from ansible_collections.dbre.rds.plugins.module_utils.alarm_thresholds import plan_alarms
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
 from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import UnknownInstanceClass
 from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import sizing_for_serverless
 from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import sizing_from_table
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connector_for
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import has_credentials
+from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
+
+SQL_MAX_CONNECTIONS = "SELECT current_setting('max_connections')::int"
+
+
+def warn(module, message):
+    """A warning shown once. amazon.aws 10.1.2's AnsibleAWSModule.warn also copies its warnings into the result of
+    exit_json/fail_json, which ansible-core 2.19 reports as a deprecated use; AnsibleModule's own warn does not."""
+    module._module.warn(message)
 
 
 def describe_instance(module, client, identifier):
     try:
-        return client.describe_db_instances(DBInstanceIdentifier=identifier, aws_retry=True)["DBInstances"][0]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, IndexError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe RDS instance {identifier}: check the identifier and region")
+        instance = rds_resources.describe_instance(client, identifier)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to describe RDS instance {identifier}: check the region and allow "
+                                    "rds:DescribeDBInstances")
+    if instance is None:
+        module.fail_json(msg=f"DB instance {identifier} does not exist: check the identifier and the region")
+    return instance
 
 
 def describe_cluster(module, client, identifier):
     try:
-        return client.describe_db_clusters(DBClusterIdentifier=identifier, aws_retry=True)["DBClusters"][0]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, IndexError) as e:
+        cluster = rds_resources.describe_cluster(client, identifier)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to describe Aurora cluster {identifier}: allow rds:DescribeDBClusters")
+    if cluster is None:
+        module.fail_json(msg=f"Aurora cluster {identifier} of the instance does not exist any more: run again once "
+                             "the instance is deleted or attached")
+    return cluster
 
 
 def parameter_values(module, client, group_name, names):
     """{name: value} of the parameters ``names`` that the group sets (numbers or RDS formulas); missing ones are None."""
     values = dict.fromkeys(names)
     try:
-        paginator = client.get_paginator("describe_db_parameters")
-        for page in paginator.paginate(DBParameterGroupName=group_name):
-            for parameter in page.get("Parameters") or []:
-                if parameter.get("ParameterName") in values:
-                    values[parameter["ParameterName"]] = parameter.get("ParameterValue")
+        for parameter in rds_resources.paginate(client, "describe_db_parameters", "Parameters",
+                                                DBParameterGroupName=group_name):
+            if parameter.get("ParameterName") in values:
+                values[parameter["ParameterName"]] = parameter.get("ParameterValue")
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to read {', '.join(names)} of DB parameter group {group_name}: allow "
                                     "rds:DescribeDBParameters")
     return values
+
+
+def running_max_connections(module, client, identifier, instance):
+    """max_connections as the database runs with it, or None when no login was given or the connection failed."""
+    params = module.params
+    if not has_credentials(params):
+        return None
+    connector = connector_for(module, params, endpoint=endpoint_of(instance), rds=client)
+    try:
+        conn = connector.connect()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(SQL_MAX_CONNECTIONS)
+                return int(cursor.fetchone()[0])
+        finally:
+            conn.close()
+    except psycopg2.Error as e:
+        warn(module, f"Could not read the running max_connections of {identifier} at {connector.target} "
+                     f"({str(e).strip()}); the parameter group's value is used only if it is in-sync.")
+    return None
 
 
 def class_sizing(instance, cluster):
@@ -189,27 +295,39 @@ def plan_instance(module, client, identifier, settings):
     cluster, writer = None, None
     if is_aurora(instance) and instance.get("DBClusterIdentifier"):
         cluster = describe_cluster(module, client, instance["DBClusterIdentifier"])
-        members = {m["DBInstanceIdentifier"]: m.get("IsClusterWriter") for m in cluster.get("DBClusterMembers") or []}
-        writer = bool(members.get(identifier))
+        writer = rds_resources.cluster_writer(cluster) == identifier
     try:
         sizing = class_sizing(instance, cluster)
     except (UnknownInstanceClass, ValueError) as e:
         module.fail_json(msg=f"Cannot size the alarms of {identifier}: {e}")
     groups = instance.get("DBParameterGroups") or []
     group_name = groups[0]["DBParameterGroupName"] if groups else None
+    apply_status = groups[0].get("ParameterApplyStatus") if groups else None
     values = dict(max_connections=None, shared_preload_libraries=None)
     if group_name:
         values = parameter_values(module, client, group_name, list(values))
+    running = running_max_connections(module, client, identifier, instance)
     value = values["max_connections"]
     try:
-        max_connections, source = max_connections_in_effect(value, sizing["memory_bytes"], sizing["vcpus"] or 2)
+        decision = decide_max_connections(running, value, apply_status, sizing["memory_bytes"], sizing["vcpus"] or 2)
     except ValueError as e:
         module.fail_json(msg=f"Cannot read max_connections {value!r} of {identifier}'s parameter group: {e}; set "
                              "alarms.database_connections.threshold")
-    facts = instance_facts(instance, sizing["memory_gib"], sizing["vcpus"], max_connections, source, writer)
+    if decision["max_connections_pending"] is not None:
+        follows = (f"the running value {decision['max_connections']}." if decision["max_connections"] is not None
+                   else "no number until it is applied or the running value can be read.")
+        warn(module, f"{identifier}: the parameter group {group_name} sets max_connections "
+                     f"{decision['max_connections_pending']}, which is not applied yet (ParameterApplyStatus "
+                     f"{apply_status}); the DatabaseConnections alarm follows {follows}")
+    facts = instance_facts(instance, sizing["memory_gib"], sizing["vcpus"], decision["max_connections"],
+                           decision["max_connections_source"], writer)
     endpoint = instance.get("Endpoint") or {}
     libraries = [lib.strip() for lib in str(values["shared_preload_libraries"] or "").split(",") if lib.strip()]
     facts.update(
+        max_connections_parameter_group=decision["max_connections_parameter_group"],
+        max_connections_pending=decision["max_connections_pending"],
+        max_connections_reason=decision["reason"],
+        parameter_apply_status=apply_status,
         db_parameter_group_name=group_name,
         shared_preload_libraries=libraries,
         pg_stat_statements_preloaded="pg_stat_statements" in libraries,
@@ -228,10 +346,12 @@ def main():
         alarm_name_prefix=dict(type="str", default="rds-"),
         alarm_actions=dict(type="list", elements="str", default=[]),
     )
+    argument_spec.update(db_connection_argument_spec())
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     settings, problems = merge_alarm_settings(module.params["alarms"])
+    problems = option_problems(module.params) + connection_problems(module.params) + problems
     if problems:
-        module.fail_json(msg="Invalid alarm settings: " + "; ".join(problems))
+        module.fail_json(msg="Invalid options: " + "; ".join(problems))
     client = rds_client(module)
     all_alarms, instances = [], []
     for identifier in module.params["db_instance_identifiers"]:

@@ -15,6 +15,9 @@ description:
     change, so an unknown category or source type fails the run with the valid choices and changes nothing. When the
     categories cannot be described (no C(rds:DescribeEventCategories) permission, or an endpoint that does not
     implement the call) the module checks against the table documented in the RDS user guide and warns.
+  - Every option is checked before the first change; O(source_ids) of V(db-instance) and V(db-cluster) sources must
+    name existing instances or clusters of that type (an Aurora cluster given as a V(db-instance) source is refused
+    with the advice to use V(db-cluster)).
   - Properties that are not given are left as they are on an existing subscription.
 author:
   - dbre.rds maintainers (@dbre-rds)
@@ -84,7 +87,7 @@ notes:
   - "IAM actions: C(rds:DescribeEventSubscriptions), C(rds:DescribeEventCategories), C(rds:CreateEventSubscription),
     C(rds:ModifyEventSubscription), C(rds:DeleteEventSubscription), C(rds:AddSourceIdentifierToSubscription),
     C(rds:RemoveSourceIdentifierFromSubscription), C(rds:ListTagsForResource), C(rds:AddTagsToResource),
-    C(rds:RemoveTagsFromResource)."
+    C(rds:RemoveTagsFromResource); C(rds:DescribeDBInstances) and C(rds:DescribeDBClusters) to check O(source_ids)."
   - The SNS topic's access policy must allow C(events.rds.amazonaws.com) to publish when the topic is encrypted with a
     customer managed KMS key; see the RDS user guide.
 seealso:
@@ -195,21 +198,33 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import DOCUMENTED_EVENT_CATEGORIES
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import categories_map_from_response
+from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import SOURCE_KINDS
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import current_state
+from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import option_problems
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import plan_subscription
+from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import source_problems
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import validation_problems
+from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
+
+
+def warn(module, message):
+    """A warning shown once. amazon.aws 10.1.2's AnsibleAWSModule.warn also copies its warnings into the result of
+    exit_json/fail_json, which ansible-core 2.19 reports as a deprecated use; AnsibleModule's own warn does not."""
+    module._module.warn(message)
 
 
 def describe_subscription(module, client, name):
     """(described subscription, tags), or (None, {}) when it does not exist."""
     try:
-        found = client.describe_event_subscriptions(SubscriptionName=name, aws_retry=True)["EventSubscriptionsList"]
+        found = rds_resources.paginate(client, "describe_event_subscriptions", "EventSubscriptionsList",
+                                       SubscriptionName=name)
     except is_boto3_error_code("SubscriptionNotFound"):
         return None, {}
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
@@ -236,9 +251,26 @@ def event_categories_map(module, client):
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
             botocore.parsers.ResponseParserError) as e:
         reason = e.response["Error"]["Code"] if isinstance(e, botocore.exceptions.ClientError) else type(e).__name__
-        module.warn(f"Could not describe the RDS event categories ({reason}); checked against the table documented "
-                    "in the RDS user guide instead.")
+        warn(module, f"Could not describe the RDS event categories ({reason}); checked against the table "
+                     "documented in the RDS user guide instead.")
     return dict(DOCUMENTED_EVENT_CATEGORIES), "documented table"
+
+
+def find_sources(module, client, source_type, source_ids):
+    """{identifier: (kind, described)} of each source id: a DB instance, a DB cluster, or neither (None)."""
+    found = {}
+    try:
+        for source_id in sorted(set(source_ids or [])):
+            instance = rds_resources.describe_instance(client, source_id)
+            cluster = None if instance else rds_resources.describe_cluster(client, source_id)
+            if instance:
+                found[source_id] = ("instance", instance)
+            else:
+                found[source_id] = ("cluster", cluster) if cluster else (None, None)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to look up the {source_type} sources {', '.join(source_ids)}: allow "
+                                    "rds:DescribeDBInstances and rds:DescribeDBClusters")
+    return found
 
 
 def apply_plan(module, client, name, plan, arn):
@@ -264,7 +296,7 @@ def apply_plan(module, client, name, plan, arn):
             actions.append("RemoveSourceIdentifierFromSubscription")
         if plan["add_tags"]:
             client.add_tags_to_resource(ResourceName=arn, aws_retry=True,
-                                        Tags=[{"Key": k, "Value": v} for k, v in sorted(plan["add_tags"].items())])
+                                        Tags=ansible_dict_to_boto3_tag_list(dict(sorted(plan["add_tags"].items()))))
             actions.append("AddTagsToResource")
         if plan["remove_tags"]:
             client.remove_tags_from_resource(ResourceName=arn, TagKeys=plan["remove_tags"], aws_retry=True)
@@ -326,6 +358,9 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     name = params["name"]
+    problems = option_problems(params)
+    if problems:
+        module.fail_json(msg=f"Invalid options for RDS event subscription {name}: " + "; ".join(problems))
     client = rds_client(module)
 
     described, tags = describe_subscription(module, client, name)
@@ -343,6 +378,9 @@ def main():
         if effective["source_type"] is None and current is not None:
             effective["source_type"] = current["source_type"]
         problems = validation_problems(effective, categories_map)
+        if not problems and effective["source_type"] in SOURCE_KINDS and desired["source_ids"]:
+            found = find_sources(module, client, effective["source_type"], desired["source_ids"])
+            problems = source_problems(effective["source_type"], found)
         if problems:
             module.fail_json(msg=f"Invalid RDS event subscription {name}: " + "; ".join(problems), **result)
     else:

@@ -15,7 +15,8 @@ description:
     connections in use against C(max_connections), the age of the oldest transaction ID and the transactions open
     longer than O(long_running_seconds).
   - Each figure outside its limit becomes a finding with a one-line advice. Optionally writes the same as a report
-    (JSON, Markdown and JUnit XML) to O(report_dir).
+    (JSON, Markdown and JUnit XML) to O(report_dir), returned as RV(report) with the paths in RV(report_files).
+  - Every option is checked before the first call.
   - Read-only; runs the same in check mode.
 author:
   - dbre.rds maintainers (@dbre-rds)
@@ -24,15 +25,16 @@ options:
     description:
       - The RDS instance (or Aurora instance) to report on; its endpoint is read with C(DescribeDBInstances).
       - Not needed when O(login_host) and O(login_port) are given.
+      - O(login_user) is always needed.
     type: str
   limit:
     description:
-      - How many statements each top list holds.
+      - How many statements each top list holds, from 1 to 1000.
     type: int
     default: 10
   max_query_length:
     description:
-      - Query texts longer than this are cut, so a result stays readable.
+      - Query texts longer than this are cut, so a result stays readable. At least 20.
     type: int
     default: 2000
   cache_hit_ratio_min:
@@ -170,7 +172,16 @@ server_version:
   type: int
   sample: 150005
 report:
-  description: Paths of the written report files by format (json, md, xml).
+  description:
+    - The report itself, as written to the files; the same shape as the drills' reports (title, kind C(pg_stats),
+      target, started_at, finished_at, passed, failure, objectives, timeline, measurements, details).
+  returned: when O(report_dir) is set
+  type: dict
+  sample: {"kind": "pg_stats", "target": "orders-db", "passed": true, "measurements": {"cache_hit_ratio": 0.998}}
+report_files:
+  description:
+    - Paths of the written report files by format (json, md, xml).
+    - Called C(report) before 0.2.0; C(report) now means the report itself in every module's return value.
   returned: when O(report_dir) is set
   type: dict
   sample: {"json": "/var/tmp/pg-stats/pg_stats-orders-db-20250101T000000Z.json"}
@@ -189,15 +200,16 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
-from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_argument_spec
-from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_basename
-from ansible_collections.dbre.rds.plugins.module_utils.drill_report import write_report
+from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillRuntime
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connector_for
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils import pg_stats
+from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
 
 SQL_SETTINGS = (
     "SELECT current_setting('server_version_num')::int, current_setting('max_connections')::int, "
@@ -221,11 +233,13 @@ def instance_endpoint(module, identifier):
     """(host, port) of the instance that RDS describes."""
     client = rds_client(module)
     try:
-        found = client.describe_db_instances(DBInstanceIdentifier=identifier, aws_retry=True)["DBInstances"]
+        instance = rds_resources.describe_instance(client, identifier)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe RDS instance {identifier}: check the identifier, the region "
-                                    "and rds:DescribeDBInstances")
-    return endpoint_of(found[0]) if found else (None, None), client
+        module.fail_json_aws(e, msg=f"Failed to describe RDS instance {identifier}: check the region and "
+                                    "rds:DescribeDBInstances")
+    if instance is None:
+        module.fail_json(msg=f"DB instance {identifier} does not exist: check the identifier and the region")
+    return endpoint_of(instance), client
 
 
 def collect(cursor, params):
@@ -263,13 +277,8 @@ def collect(cursor, params):
     return stats
 
 
-def build_report(stats, target, clock, findings, objectives):
-    return dict(
-        title=f"PostgreSQL statistics of {target}",
-        kind="pg_stats",
-        target=target,
-        started_at=utc_iso(clock.started_at),
-        finished_at=utc_iso(clock.now()),
+def build_report(runtime, stats, findings, objectives):
+    return runtime.report(
         passed=all(item["held"] for item in objectives),
         objectives=objectives,
         timeline=[],
@@ -279,11 +288,10 @@ def build_report(stats, target, clock, findings, objectives):
             max_connections=stats["connections"]["max_connections"],
             oldest_xid_age=stats["oldest_xid"]["age"],
             long_running_transactions=len(stats["long_running_transactions"]),
-            duration_seconds=round(clock.elapsed(), 3),
+            duration_seconds=round(runtime.clock.elapsed(), 3),
         ),
         details=dict(findings=findings, top_statements=stats["top_statements"],
                      pg_stat_statements=stats["pg_stat_statements"]),
-        failure=None,
     )
 
 
@@ -305,9 +313,10 @@ def main():
         required_one_of=[("db_instance_identifier", "login_host")],
     )
     params = module.params
-    if params["limit"] < 1:
-        module.fail_json(msg=f"limit must be at least 1, got {params['limit']}")
-    clock = DrillClock()
+    problems = pg_stats.option_problems(params) + connection_problems(params) + report_name_problems(
+        params["report_name"])
+    if problems:
+        module.fail_json(msg="Invalid options: " + "; ".join(problems))
 
     endpoint, rds = (None, None), None
     if params["db_instance_identifier"]:
@@ -316,6 +325,7 @@ def main():
         rds = rds_client(module)
     connector = connector_for(module, params, endpoint=endpoint, rds=rds)
     target = params["db_instance_identifier"] or connector.target
+    runtime = DrillRuntime(module, "pg_stats", target, f"PostgreSQL statistics of {target}")
 
     try:
         conn = connector.connect()
@@ -333,13 +343,7 @@ def main():
     findings = pg_stats.findings(stats, limits)
     result = dict(changed=False, findings=findings, **stats)
     if params["report_dir"]:
-        report = build_report(stats, target, clock, findings, pg_stats.objectives(stats, limits))
-        basename = params["report_name"] or report_basename("pg_stats", target, report["started_at"])
-        try:
-            result["report"] = write_report(report, params["report_dir"], basename)
-        except OSError as e:
-            module.fail_json(msg=f"Failed to write the report to {params['report_dir']}: {e}; check the directory "
-                                 "and its permissions", **result)
+        runtime.write(build_report(runtime, stats, findings, pg_stats.objectives(stats, limits)), result)
     module.exit_json(**result)
 
 

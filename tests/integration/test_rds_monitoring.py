@@ -3,6 +3,8 @@
 
 Two instances (a db.t4g.micro on the default parameter group, a db.r6g.xlarge on a group that sets max_connections)
 are created once for the module; every test reads what AWS (the lab) holds afterwards, not what the modules said.
+The role runs here without a login (thresholds from the parameter groups) and owns the role's idempotence; the
+molecule scenario extensions/molecule/monitoring runs it with a login and pg_stat_statements.
 """
 
 import json
@@ -48,14 +50,17 @@ def run_playbook(lab, tmp_path, text, *extra):
     return result, (dict(zip(("ok", "changed", "unreachable", "failed"), map(int, recap.groups()))) if recap else None)
 
 
-def run_module(lab, module, args, check=False):
-    """``ansible localhost -m dbre.rds.<module>``; returns (returncode, result dict)."""
+def run_module(lab, module, args, check=False, warnings=None):
+    """``ansible localhost -m dbre.rds.<module>``; returns (returncode, result dict). ``warnings``, a list, receives
+    the warnings ansible printed (they go to stderr, not into the result)."""
     command = [str(ANSIBLE_BIN / "ansible"), "localhost", "-c", "local", "-m", f"dbre.rds.{module}",
                "-a", json.dumps(args)]
     if check:
         command.append("--check")
     result = subprocess.run(command, env=_env(lab), cwd=ROOT, capture_output=True, text=True, timeout=300,
                             check=False)
+    if warnings is not None:
+        warnings.extend(" ".join(w.split()) for w in re.split(r"\[WARNING\]:", result.stderr)[1:])
     body = result.stdout[result.stdout.index("{"):] if "{" in result.stdout else "{}"
     try:
         return result.returncode, json.loads(body)
@@ -98,6 +103,8 @@ ROLE_PLAY = f"""---
         rds_monitoring_alarms:
           free_storage_space:
             share: 0.15
+          read_latency:
+            enabled: false
 """
 
 
@@ -135,6 +142,9 @@ def test_role_fits_alarms_to_each_instance_and_is_idempotent(lab, instances, tmp
     assert f"rds-{MICRO}-cpu-credit-balance" in alarms and f"rds-{MICRO}-burst-balance" in alarms
     assert f"rds-{BIG}-cpu-credit-balance" not in alarms and f"rds-{BIG}-burst-balance" not in alarms
     assert not any(name.endswith("-replica-lag") for name in alarms)
+    # A turned-off alarm is not there (moved here from the molecule scenario's verify).
+    assert not any(name.endswith("-read-latency") for name in alarms)
+    assert f"rds-{MICRO}-write-latency" in alarms
 
     (subscription,) = rds.describe_event_subscriptions(SubscriptionName=f"{TOPIC}-events")["EventSubscriptionsList"]
     assert subscription["SnsTopicArn"] == topic_arn
@@ -211,6 +221,12 @@ def test_pg_stats_info_finds_the_slow_statement(lab, instances, tmp_path):
         rc, stats = run_module(lab, "rds_pg_stats_info", dict(
             db_instance_identifier=MICRO, login_user="dbadmin", login_password=PASSWORD, limit=10,
             report_dir=str(tmp_path / "report")))
+        # No statement sent with the module's login carries the password (a bound parameter: this query is
+        # recorded as $1). The lab's own set-up, as its admin role, is not the module's doing.
+        cursor.execute("SELECT count(*) FILTER (WHERE strpos(query, %s) > 0), count(*) FROM pg_stat_statements "
+                       "WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = current_user)", (PASSWORD,))
+        with_secret, sent = cursor.fetchone()
+        assert with_secret == 0 and sent > 0
     conn.close()
     assert rc == 0, stats
 
@@ -231,8 +247,114 @@ def test_pg_stats_info_finds_the_slow_statement(lab, instances, tmp_path):
     assert stats["pg_stat_statements"] == {"preloaded": True, "installed": True,
                                            "version": stats["pg_stat_statements"]["version"]}
     assert any(f["name"] == "dominant_statement" for f in stats["findings"])
-    for path in stats["report"].values():
+    for path in stats["report_files"].values():
         assert pathlib.Path(path).stat().st_size > 0
-    report = json.loads(pathlib.Path(stats["report"]["json"]).read_text())
+    report = json.loads(pathlib.Path(stats["report_files"]["json"]).read_text())
     assert report["kind"] == "pg_stats" and report["target"] == MICRO
-    assert "pg_sleep" in pathlib.Path(stats["report"]["md"]).read_text()
+    assert "pg_sleep" in pathlib.Path(stats["report_files"]["md"]).read_text()
+    # ``report`` is the report itself, the same one the files hold.
+    assert stats["report"]["kind"] == "pg_stats" and stats["report"]["started_at"] == report["started_at"]
+    assert stats["report"]["measurements"]["max_connections"] == max_connections
+    assert PASSWORD not in json.dumps(stats)
+
+
+RUNNING, RUNNING_GROUP, RUNNING_MAX_CONNECTIONS = "it-mon-running", "it-mon-running-pg15", 300
+
+
+def _show_max_connections(endpoint):
+    conn = psycopg2.connect(host=endpoint["Address"], port=endpoint["Port"], user="dbadmin", password=PASSWORD,
+                            dbname="postgres")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW max_connections")
+            return int(cursor.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_connections_alarm_follows_the_running_max_connections(lab, instances):
+    """The issue's case: a group value pending a reboot is not what the database has; the alarm follows SHOW."""
+    rds = lab.client("rds")
+    rds.create_db_parameter_group(DBParameterGroupName=RUNNING_GROUP, DBParameterGroupFamily="postgres15",
+                                  Description="max_connections 300, statements logged")
+    rds.modify_db_parameter_group(DBParameterGroupName=RUNNING_GROUP, Parameters=[
+        {"ParameterName": "max_connections", "ParameterValue": str(RUNNING_MAX_CONNECTIONS),
+         "ApplyMethod": "pending-reboot"},
+        # Every statement the module sends reaches the server log, which is checked for the password below.
+        {"ParameterName": "log_statement", "ParameterValue": "all", "ApplyMethod": "immediate"}])
+    rds.create_db_instance(DBInstanceIdentifier=RUNNING, DBInstanceClass="db.m6g.large", AllocatedStorage=20,
+                           Engine="postgres", EngineVersion="15.5", MasterUsername="dbadmin",
+                           MasterUserPassword=PASSWORD, DBParameterGroupName=RUNNING_GROUP)
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=RUNNING,
+                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    endpoint = rds.describe_db_instances(DBInstanceIdentifier=RUNNING)["DBInstances"][0]["Endpoint"]
+    assert _show_max_connections(endpoint) == RUNNING_MAX_CONNECTIONS
+    # The lab's own set-up (the master user's CREATE ROLE) is logged before this point; the module's SQL after it.
+    log_start = len(lab.control.server_log(RUNNING))
+    login = dict(login_user="dbadmin", login_password=PASSWORD)
+
+    warnings = []
+
+    def planned(**extra):
+        del warnings[:]
+        rc, result = run_module(lab, "rds_alarm_thresholds_info", dict(db_instance_identifiers=[RUNNING], **extra),
+                                warnings=warnings)
+        if rc != 0:
+            return rc, result, None, None
+        (facts,) = result["instances"]
+        alarm = next(a for a in result["alarms"] if a["key"] == "database_connections")
+        return rc, result, facts, alarm
+
+    # In sync: the database and the group agree; with a login the number is read from the database.
+    rc, result, facts, alarm = planned(**login)
+    assert rc == 0, result
+    assert facts["max_connections"] == RUNNING_MAX_CONNECTIONS
+    assert facts["max_connections_source"] == "running-value"
+    assert facts["parameter_apply_status"] == "in-sync" and facts["max_connections_pending"] is None
+    assert alarm["threshold"] == 240.0
+    rc, result, facts, alarm = planned()
+    assert rc == 0, result
+    assert (facts["max_connections"], facts["max_connections_source"]) == (300, "parameter-group")
+    assert alarm["threshold"] == 240.0
+
+    # The group now says 200, waiting for a reboot: the database still runs with 300.
+    rds.modify_db_parameter_group(DBParameterGroupName=RUNNING_GROUP, Parameters=[
+        {"ParameterName": "max_connections", "ParameterValue": "200", "ApplyMethod": "pending-reboot"}])
+    (group,) = rds.describe_db_instances(DBInstanceIdentifier=RUNNING)["DBInstances"][0]["DBParameterGroups"]
+    assert group["ParameterApplyStatus"] == "pending-reboot"
+    assert _show_max_connections(endpoint) == RUNNING_MAX_CONNECTIONS
+    rc, result, facts, alarm = planned(**login)
+    assert rc == 0, result
+    assert facts["max_connections"] == RUNNING_MAX_CONNECTIONS
+    assert facts["max_connections_source"] == "running-value"
+    assert facts["parameter_apply_status"] == "pending-reboot"
+    assert facts["max_connections_pending"] == 200 and facts["max_connections_parameter_group"] == 200
+    assert alarm["threshold"] == 240.0
+    assert any("max_connections 200" in w and "pending-reboot" in w for w in warnings), warnings
+
+    # Without a login the pending value is not used: no number, and the message says why and what to do.
+    rc, result, facts, alarm = planned()
+    assert rc != 0, result
+    message = " ".join((result.get("msg") or result.get("raw") or "").split())
+    assert "cannot derive the database_connections threshold" in message, result
+    assert "pending-reboot" in message and "(200)" in message and "login_user" in message, result
+    # An absolute threshold needs no max_connections; the pending value is still reported.
+    rc, result, facts, alarm = planned(alarms={"database_connections": {"threshold": 150}})
+    assert rc == 0, result
+    assert facts["max_connections"] is None and facts["max_connections_source"] == "unknown"
+    assert facts["max_connections_pending"] == 200 and alarm["threshold"] == 150.0
+
+    # After the reboot the database runs with the group's value, and the alarm follows it.
+    rds.reboot_db_instance(DBInstanceIdentifier=RUNNING)
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=RUNNING,
+                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    assert _show_max_connections(endpoint) == 200
+    rc, result, facts, alarm = planned(**login)
+    assert rc == 0, result
+    assert (facts["max_connections"], facts["max_connections_pending"], alarm["threshold"]) == (200, None, 160.0)
+
+    # No statement the module sent carries the password (the group logs every statement).
+    server_log = lab.control.server_log(RUNNING)[log_start:]
+    assert "current_setting('max_connections')" in server_log
+    assert PASSWORD not in server_log
+    rds.delete_db_instance(DBInstanceIdentifier=RUNNING, SkipFinalSnapshot=True)

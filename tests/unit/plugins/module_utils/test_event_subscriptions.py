@@ -106,3 +106,59 @@ def test_current_state_from_describe():
         sns_topic_arn=TOPIC, source_type="db-instance", source_ids=["a", "b"], event_categories=["failover"],
         enabled=True, tags={"k": "v"})
     assert es.current_state(None) is None
+
+
+def _options(**changes):
+    params = dict(name="db-events", sns_topic_arn=TOPIC, source_ids=["db1"], event_categories=["failover"],
+                  tags={"team": "dbre"})
+    params.update(changes)
+    return params
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    (dict(name=""), "name must not be empty or blank"),
+    (dict(name="  "), "name must not be empty or blank"),
+    (dict(name="db events"), "must be 1 to 255 letters, digits and hyphens"),
+    (dict(name="e" * 256), "must be 1 to 255 letters, digits and hyphens"),
+    (dict(sns_topic_arn="arn:aws:sqs:us-east-1:123456789012:queue"), "is not an SNS topic ARN"),
+    (dict(source_ids=[""]), "source_ids item must not be empty or blank"),
+    (dict(source_ids=["db_1"]), "'db_1' is not a valid RDS identifier"),
+    (dict(event_categories=["failover", " "]), "event_categories holds an empty category"),
+    (dict(tags={"aws:owner": "x"}), "the aws: prefix is reserved"),
+    (dict(tags={"k" * 129: "x"}), "must be 1 to 128 characters"),
+    (dict(tags={"team": "v" * 257}), "needs a value of at most 256 characters"),
+])
+def test_option_problems(changes, fragment):
+    problems = es.option_problems(_options(**changes))
+    assert any(fragment in p for p in problems), problems
+
+
+def test_valid_options_have_no_problems():
+    assert es.option_problems(_options()) == []
+    assert es.option_problems(_options(sns_topic_arn=None, source_ids=None, event_categories=None, tags=None)) == []
+    assert es.option_problems(_options(name="1-prod--events", tags={"team": ""})) == []
+
+
+@pytest.mark.parametrize("source_type, found, fragments", [
+    ("db-instance", {"db1": ("instance", {})}, []),
+    ("db-cluster", {"c1": ("cluster", {})}, []),
+    ("db-instance", {"gone": (None, None)}, ["'gone': no db-instance of that name exists"]),
+    ("db-instance", {"c1": ("cluster", {})}, ["'c1' is an Aurora DB cluster, not a DB instance: use source_type "
+                                              "db-cluster"]),
+    ("db-cluster", {"m1": ("instance", {"DBClusterIdentifier": "c1"})}, ["'m1' is a DB instance, not a DB cluster: "
+                                                                         "give its cluster 'c1'"]),
+    ("db-cluster", {"db1": ("instance", {})}, ["use source_type db-instance"]),
+])
+def test_source_problems(source_type, found, fragments):
+    problems = es.source_problems(source_type, found)
+    assert len(problems) == len(fragments)
+    for fragment, problem in zip(fragments, problems):
+        assert fragment in problem
+
+
+def test_tags_plan_uses_strings_and_sorted_removals():
+    plan = es.plan_subscription(_desired(tags={"n": 1, "team": "dbre"}), _current(tags={"z": "1", "a": "2",
+                                                                                        "team": "dbre"}))
+    assert plan["add_tags"] == {"n": "1"} and plan["remove_tags"] == ["a", "z"]
+    created = es.plan_subscription(_desired(tags={"b": 2, "a": True}), None)["create"]["Tags"]
+    assert created == [{"Key": "a", "Value": "True"}, {"Key": "b", "Value": "2"}]

@@ -82,3 +82,39 @@ def test_dominant_statement():
     top = [dict(total_exec_time_ms=900.0, calls=20, mean_exec_time_ms=45.0), dict(total_exec_time_ms=100.0, calls=1)]
     found = pg_stats.findings(_stats(top_statements=dict(total_time=top)))
     assert _names(found) == ["dominant_statement"] and found[0]["observed"] == 0.9
+
+
+def _options(**changes):
+    params = dict(db_instance_identifier="orders-db", login_host=None, login_port=None, login_user="monitoring",
+                  limit=10, max_query_length=2000, cache_hit_ratio_min=0.99, connection_use_max=0.8,
+                  xid_age_max=1000000000, long_running_seconds=300)
+    params.update(changes)
+    return params
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    (dict(db_instance_identifier=""), "db_instance_identifier must not be empty or blank"),
+    (dict(db_instance_identifier="orders_db"), "'orders_db' is not a valid RDS identifier"),
+    (dict(db_instance_identifier=None), "name the database: db_instance_identifier"),
+    (dict(db_instance_identifier=None, login_host=" "), "login_host must not be blank"),
+    (dict(login_user=None), "login_user is required"),
+    (dict(login_port=70000), "login_port must be from 1 to 65535"),
+    (dict(limit=0), "limit must be from 1 to 1000"),
+    (dict(limit=5000), "limit must be from 1 to 1000"),
+    (dict(max_query_length=5), "max_query_length must be at least 20"),
+    (dict(cache_hit_ratio_min=99), "cache_hit_ratio_min is a share from 0 to 1"),
+    (dict(connection_use_max=0), "connection_use_max is a share above 0 and at most 1"),
+    (dict(connection_use_max=80), "connection_use_max is a share above 0 and at most 1"),
+    (dict(xid_age_max=0), "xid_age_max must be from 1 to 2147483647"),
+    (dict(xid_age_max=2 ** 31), "xid_age_max must be from 1 to 2147483647"),
+    (dict(long_running_seconds=0), "long_running_seconds must be at least 1"),
+])
+def test_option_problems(changes, fragment):
+    problems = pg_stats.option_problems(_options(**changes))
+    assert any(fragment in p for p in problems), problems
+
+
+def test_valid_options_have_no_problems():
+    assert pg_stats.option_problems(_options()) == []
+    assert pg_stats.option_problems(_options(db_instance_identifier=None, login_host="db.example.com",
+                                             login_port=5432)) == []
