@@ -217,14 +217,11 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_c
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import has_credentials
 from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
+from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 
 SQL_MAX_CONNECTIONS = "SELECT current_setting('max_connections')::int"
 
 
-def warn(module, message):
-    """A warning shown once. amazon.aws 10.1.2's AnsibleAWSModule.warn also copies its warnings into the result of
-    exit_json/fail_json, which ansible-core 2.19 reports as a deprecated use; AnsibleModule's own warn does not."""
-    module._module.warn(message)
 
 
 def describe_instance(module, client, identifier):

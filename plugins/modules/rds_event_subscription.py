@@ -212,12 +212,9 @@ from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions impor
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import source_problems
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import validation_problems
 from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
+from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 
 
-def warn(module, message):
-    """A warning shown once. amazon.aws 10.1.2's AnsibleAWSModule.warn also copies its warnings into the result of
-    exit_json/fail_json, which ansible-core 2.19 reports as a deprecated use; AnsibleModule's own warn does not."""
-    module._module.warn(message)
 
 
 def describe_subscription(module, client, name):

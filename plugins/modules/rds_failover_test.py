@@ -490,6 +490,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
+from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 
 BASELINE_PROBES = 3
 CLEANUP_GRACE_SECONDS = 60
@@ -650,7 +651,7 @@ class FailoverRun:
                                             lambda marker, item=item: item["comment"] is not None
                                             and drill.parse_probe_marker(item["comment"]) == marker)
             except Exception as exc:  # pylint: disable=broad-except
-                self.module.warn(f"Could not drop the leftover probe table {item['schema']}.{item['table']} "
+                warn(self.module, f"Could not drop the leftover probe table {item['schema']}.{item['table']} "
                                  f"({short_message(exc)}); drop it by hand")
                 continue
             if dropped:
@@ -734,7 +735,7 @@ class FailoverRun:
         try:
             self.events = describe_failover_events(self.rds, self.plan, since)
         except aws_errors() as exc:
-            self.module.warn(f"Reading the RDS events of {self.plan['target']} failed: {short_message(exc)}")
+            warn(self.module, f"Reading the RDS events of {self.plan['target']} failed: {short_message(exc)}")
 
     # -- cleanup, whatever happened
     def cleanup(self, failure):
@@ -776,7 +777,7 @@ class FailoverRun:
                                  clock=self.clock)
         except (WaitTimeout, WaitFailed) as exc:
             self.table_removed = False
-            self.module.warn(f"Could not remove the probe table {table} on {self.connector.target} "
+            warn(self.module, f"Could not remove the probe table {table} on {self.connector.target} "
                              f"({short_message(exc.last_value)}); the next drill drops it, or drop it by hand")
             return
         self.present_rows, dropped = outcome.value
@@ -784,7 +785,7 @@ class FailoverRun:
         if dropped:
             self.log.event(f"probe table {table} removed", phase="cleanup")
         else:
-            self.module.warn(f"The probe table {table} on {self.connector.target} no longer carries the marker of "
+            warn(self.module, f"The probe table {table} on {self.connector.target} no longer carries the marker of "
                              f"drill {self.drill_id}: it was left alone")
 
     # -- what it saw

@@ -478,6 +478,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
+from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 
 
 # Instance states from which waiting cannot end in a reboot.
@@ -621,7 +622,7 @@ def size_for(module, reads, request, family, where):
     except ValueError as exc:
         module.fail_json(msg=f"Sizing the recommendation for {instance_class}{where}: {exc}")
     if request["max_capacity"] is not None and instance_class != instance_classes.SERVERLESS_CLASS:
-        module.warn(f"max_capacity{where} is ignored: {instance_class} is not {instance_classes.SERVERLESS_CLASS}.")
+        warn(module, f"max_capacity{where} is ignored: {instance_class} is not {instance_classes.SERVERLESS_CLASS}.")
     return sizing, storage, iops
 
 
@@ -804,7 +805,7 @@ def main():
                         "poll_interval.")
     fail_on_problems(module, "the options", problems, name_one=True)
     if params["reboot_force_failover"] and params["reboot"] != "if_pending":
-        module.warn("reboot_force_failover is ignored without reboot=if_pending: this run reboots nothing.")
+        warn(module, "reboot_force_failover is ignored without reboot=if_pending: this run reboots nothing.")
 
     client = rds_client(module)
     reads = RunReads(module, client)

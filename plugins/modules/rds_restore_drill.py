@@ -627,6 +627,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
+from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 
 
 
@@ -1096,7 +1097,7 @@ def main():
                          rpo_seconds=rpo, restore_request=restore, would_create=plan["creates"],
                          phases=runtime.log.phases, **({"instance_request": instance} if instance else {}))
     if not (params["checks"] or params["freshness_sql"]):
-        module.warn("No checks and no freshness_sql: the drill proves the restore completes, not that the data is "
+        warn(module, "No checks and no freshness_sql: the drill proves the restore completes, not that the data is "
                     "there")
 
     result = {"created": [], "checks": [], "transitions": {}, "cleanup": None,
