@@ -14,28 +14,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_
 
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 
-# The categories per source type as RDS's DescribeEventCategories and the "Amazon RDS event categories and event
-# messages" pages of the RDS and Aurora user guides list them. Used only when the endpoint cannot describe them
-# (no rds:DescribeEventCategories permission, or an endpoint that does not implement the call).
-DOCUMENTED_EVENT_CATEGORIES = {
-    "db-instance": [
-        "availability", "backtrack", "backup", "configuration change", "creation", "deletion", "failover", "failure",
-        "low storage", "maintenance", "notification", "read replica", "recovery", "restoration", "security",
-        "security patching",
-    ],
-    "db-cluster": [
-        "configuration change", "creation", "deletion", "failover", "failure", "global-failover", "maintenance",
-        "migration", "notification", "serverless",
-    ],
-    "db-parameter-group": ["configuration change"],
-    "db-security-group": ["configuration change", "failure"],
-    "db-snapshot": ["creation", "deletion", "notification", "restoration"],
-    "db-cluster-snapshot": ["backup", "creation", "deletion", "notification", "restoration"],
-    "db-proxy": ["configuration change", "creation", "deletion"],
-    "blue-green-deployment": ["creation", "deletion", "notification"],
-    "custom-engine-version": ["creation", "deletion", "failure", "restoration"],
-}
-
 
 def categories_map_from_response(event_categories_map_list):
     """{source_type: [categories]} from DescribeEventCategories' ``EventCategoriesMapList``."""

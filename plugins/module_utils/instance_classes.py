@@ -11,6 +11,9 @@ from __future__ import annotations
 import difflib
 
 GIB = 1024 ** 3
+# AWS publishes no figure for what it keeps for the OS and its agents; DBInstanceClassMemory is "somewhat lower"
+# than the nominal memory. Absolute values assume a tenth is kept (erring low); formula style leaves it to RDS.
+RDS_RESERVED_MEMORY_SHARE = 0.10
 # One Aurora capacity unit (ACU) is about 2 GiB of memory with matching CPU and networking.
 ACU_MEMORY_GIB = 2
 SERVERLESS_CLASS = "db.serverless"

@@ -4,9 +4,6 @@
 
 Plain data in (sizing records from ``instance_classes``, boto3-shaped ``Parameters`` items), plain data out.
 Nothing here calls AWS or reads module parameters.
-
-The lab (tests/lab/collection.py) loads this file too, possibly outside Ansible: at module level it imports only the
-standard library; the one collection import (RDS's identifier rule, in ``option_problems``) is made where it is used.
 """
 
 from __future__ import annotations
@@ -15,14 +12,14 @@ import difflib
 import math
 import re
 
+from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import RDS_RESERVED_MEMORY_SHARE
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
+
 WORKLOADS = ("oltp", "web", "mixed", "analytics")
 VALUE_STYLES = ("absolute", "formula")
 STORAGE_TYPES = ("gp2", "gp3", "io1", "io2", "standard", "aurora", "aurora-iopt1")
 MAX_PARAMETERS_PER_MODIFY = 20
 
-# AWS publishes no figure for what it keeps for the OS and its agents; DBInstanceClassMemory is "somewhat lower"
-# than the nominal memory. Absolute values assume a tenth is kept (erring low); formula style leaves it to RDS.
-RDS_RESERVED_MEMORY_SHARE = 0.10
 
 KB = 1024
 MAINTENANCE_WORK_MEM_CAP_KB = 2 * 1024 * 1024  # PGTune caps maintenance_work_mem at 2 GB
@@ -792,9 +789,6 @@ def option_problems(request, where=""):
 
     Each problem reads "<option><where>: <what is wrong>; <what to give>".
     """
-    # Here rather than at the top: the lab loads this file without the collection's other module_utils.
-    from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
-
     problems = []
     key, name = group_name_of(request)
     if key is None:

@@ -203,7 +203,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
-from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import DOCUMENTED_EVENT_CATEGORIES
+from ansible_collections.dbre.rds.plugins.module_utils.event_categories import DOCUMENTED_EVENT_CATEGORIES
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import categories_map_from_response
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import SOURCE_KINDS
 from ansible_collections.dbre.rds.plugins.module_utils.event_subscriptions import current_state

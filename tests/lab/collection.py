@@ -1,6 +1,7 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The collection's own module_utils, for the lab: one source of truth for the tables both use (instance class
-memory, RDS's memory reserve, event categories).
+memory, RDS's memory reserve, event categories). Each of these files says in its header that it imports only the
+standard library.
 
 The lab server runs with the repository on PYTHONPATH only. With ``make collection-link`` done
 (.build/ansible_collections/dbre/rds -> the repository) they are imported as the collection's modules; without it
@@ -15,7 +16,7 @@ import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = REPO / ".build"
-MODULE_UTILS = ("event_subscriptions", "instance_classes", "param_tuning")
+MODULE_UTILS = ("event_categories", "instance_classes")
 
 
 def _load(name: str):
@@ -29,6 +30,5 @@ def _load(name: str):
     return module
 
 
-event_subscriptions = _load("event_subscriptions")
+event_categories = _load("event_categories")
 instance_classes = _load("instance_classes")
-param_tuning = _load("param_tuning")

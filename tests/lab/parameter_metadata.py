@@ -29,7 +29,7 @@ SERVERLESS_LAB_ACUS = 2
 # Used when no class applies (an Aurora cluster's own PostgreSQL before any instance is added).
 DEFAULT_INSTANCE_CLASS = "db.t3.medium"
 # RDS keeps part of each class's memory for the OS and its own agents; DBInstanceClassMemory is what is left.
-MEMORY_RESERVE_SHARE = collection.param_tuning.RDS_RESERVED_MEMORY_SHARE
+MEMORY_RESERVE_SHARE = collection.instance_classes.RDS_RESERVED_MEMORY_SHARE
 
 FAMILY_ENGINES = {"postgres15": "postgres", "aurora-postgresql15": "aurora-postgresql", "mysql8.0": "mysql"}
 POSTGRES_FAMILIES = ("postgres15", "aurora-postgresql15")

@@ -6,7 +6,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import sizing_from_table
-from ansible_collections.dbre.rds.plugins.module_utils.param_tuning import RDS_CONNECTION_BYTES, RDS_RESERVED_MEMORY_SHARE
+from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import RDS_RESERVED_MEMORY_SHARE
+from ansible_collections.dbre.rds.plugins.module_utils.param_tuning import RDS_CONNECTION_BYTES
 from tests.lab.clients import connect_instance, create_postgres, query
 
 pytestmark = pytest.mark.lab

@@ -12,7 +12,7 @@ from moto.rds.exceptions import RDSClientError
 from tests.lab import collection
 from tests.lab.fidelity._support import replace
 
-CATEGORIES = collection.event_subscriptions.DOCUMENTED_EVENT_CATEGORIES  # the RDS user guide's table
+CATEGORIES = collection.event_categories.DOCUMENTED_EVENT_CATEGORIES  # the RDS user guide's table
 
 
 class SubscriptionNotFound(RDSClientError):

@@ -1,11 +1,12 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 import pytest
 
+from ansible_collections.dbre.rds.plugins.module_utils.event_categories import DOCUMENTED_EVENT_CATEGORIES
 from ansible_collections.dbre.rds.plugins.module_utils import event_subscriptions as es
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:db-events"
 OTHER_TOPIC = "arn:aws:sns:us-east-1:123456789012:other"
-MAP = es.DOCUMENTED_EVENT_CATEGORIES
+MAP = DOCUMENTED_EVENT_CATEGORIES
 
 
 def _current(**changes):
