@@ -72,3 +72,25 @@ def test_describe_db_log_files_and_download_portions(lab_clean):
     with pytest.raises(ClientError) as missing:
         rds.download_db_log_file_portion(DBInstanceIdentifier="rotated", LogFileName="error/postgresql.log.1999")
     assert missing.value.response["Error"]["Code"] == "DBLogFileNotFoundFault"
+
+
+def test_the_master_password_set_by_the_control_plane_is_recorded_nowhere(lab_clean):
+    """RDS sets and resets the master password outside SQL: with every statement logged and pg_stat_statements
+    preloaded, neither the log nor the statistics hold it, at creation or after ModifyDBInstance resets it."""
+    rds, control = lab_clean.client(), lab_clean.control
+    rds.create_db_parameter_group(DBParameterGroupName="log-all", DBParameterGroupFamily="postgres15",
+                                  Description="log every statement")
+    rds.modify_db_parameter_group(DBParameterGroupName="log-all", Parameters=[
+        {"ParameterName": "log_statement", "ParameterValue": "all", "ApplyMethod": "immediate"}])
+    instance = create_postgres(rds, "quiet-master", DBParameterGroupName="log-all")
+    rds.modify_db_instance(DBInstanceIdentifier="quiet-master", MasterUserPassword="reset-Secret-77",
+                           ApplyImmediately=True)
+    conn = connect_instance(instance, password="reset-Secret-77")  # the reset took effect
+    assert query(conn, "SHOW log_statement") == [("all",)]
+    query(conn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    statements = query(conn, "SELECT query FROM pg_stat_statements")
+    conn.close()
+    assert statements, "pg_stat_statements records the instance's statements"
+    text = control.server_log("quiet-master") + "\n".join(row[0] for row in statements)
+    assert "SHOW log_statement" in text
+    assert MASTER_PASSWORD not in text and "reset-Secret-77" not in text
