@@ -13,6 +13,13 @@ from __future__ import annotations
 
 import re
 
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+    AWS_ERRORS = (ClientError, BotoCoreError)
+except ImportError:
+    AWS_ERRORS = ()  # AnsibleAWSModule reports missing botocore
+
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
@@ -200,6 +207,20 @@ def describe_cluster(client, identifier, with_tags=False):
     """The DB cluster ``identifier`` as DescribeDBClusters shows it, or None."""
     found = _one(client, "describe_db_clusters", "DBClusters", "cluster", "DBClusterIdentifier", identifier)
     return _with_tags(client, found) if with_tags else found
+
+
+def describe_or_fail(module, client, kind, identifier, missing=None):
+    """For a module: the instance or cluster ``identifier``, or the module fails saying why it cannot be read or
+    that it does not exist (``missing`` overrides that message)."""
+    what = "Aurora cluster" if kind == CLUSTER else "DB instance"
+    try:
+        described = describe(client, kind, identifier)
+    except AWS_ERRORS as e:
+        action = "rds:DescribeDBClusters" if kind == CLUSTER else "rds:DescribeDBInstances"
+        module.fail_json_aws(e, msg=f"Describing the {what} {identifier} failed: check the region and allow {action}")
+    if described is None:
+        module.fail_json(msg=missing or f"{what} {identifier} does not exist: check the identifier and the region")
+    return described
 
 
 def describe_global_cluster(client, identifier):

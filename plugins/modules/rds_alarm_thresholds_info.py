@@ -222,30 +222,6 @@ from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import wa
 SQL_MAX_CONNECTIONS = "SELECT current_setting('max_connections')::int"
 
 
-
-
-def describe_instance(module, client, identifier):
-    try:
-        instance = rds_resources.describe_instance(client, identifier)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe RDS instance {identifier}: check the region and allow "
-                                    "rds:DescribeDBInstances")
-    if instance is None:
-        module.fail_json(msg=f"DB instance {identifier} does not exist: check the identifier and the region")
-    return instance
-
-
-def describe_cluster(module, client, identifier):
-    try:
-        cluster = rds_resources.describe_cluster(client, identifier)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe Aurora cluster {identifier}: allow rds:DescribeDBClusters")
-    if cluster is None:
-        module.fail_json(msg=f"Aurora cluster {identifier} of the instance does not exist any more: run again once "
-                             "the instance is deleted or attached")
-    return cluster
-
-
 def parameter_values(module, client, group_name, names):
     """{name: value} of the parameters ``names`` that the group sets (numbers or RDS formulas); missing ones are None."""
     values = dict.fromkeys(names)
@@ -288,10 +264,13 @@ def class_sizing(instance, cluster):
 
 
 def plan_instance(module, client, identifier, settings):
-    instance = describe_instance(module, client, identifier)
+    instance = rds_resources.describe_or_fail(module, client, rds_resources.INSTANCE, identifier)
     cluster, writer = None, None
     if is_aurora(instance) and instance.get("DBClusterIdentifier"):
-        cluster = describe_cluster(module, client, instance["DBClusterIdentifier"])
+        cluster = rds_resources.describe_or_fail(
+            module, client, rds_resources.CLUSTER, instance["DBClusterIdentifier"],
+            missing=f"Aurora cluster {instance['DBClusterIdentifier']} of {identifier} does not exist any more: run "
+                    "again once the instance is deleted or attached")
         writer = rds_resources.cluster_writer(cluster) == identifier
     try:
         sizing = class_sizing(instance, cluster)

@@ -188,11 +188,6 @@ report_files:
 """
 
 try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
-try:
     import psycopg2
 except ImportError:
     pass  # handled by connector_for
@@ -232,13 +227,7 @@ SQL_LONG_RUNNING = (
 def instance_endpoint(module, identifier):
     """(host, port) of the instance that RDS describes."""
     client = rds_client(module)
-    try:
-        instance = rds_resources.describe_instance(client, identifier)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe RDS instance {identifier}: check the region and "
-                                    "rds:DescribeDBInstances")
-    if instance is None:
-        module.fail_json(msg=f"DB instance {identifier} does not exist: check the identifier and the region")
+    instance = rds_resources.describe_or_fail(module, client, rds_resources.INSTANCE, identifier)
     return endpoint_of(instance), client
 
 

@@ -1,17 +1,20 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""dbre.rds.rds_provision against the lab: bad declarations and check mode create nothing.
+"""dbre.rds.rds_provision against the lab: check mode creates nothing; a converge builds what the declarations say,
+a second converge makes no AWS change; destroy removes only what carries the role's marker tag.
 
-Every bad declaration runs through the role in one playbook (a block/rescue per case, so the lab is called once per
-case and the playbook starts once); each test then reads that case's message. The lab's call log shows which AWS
-actions the role called: only reads are allowed.
+This file is the role's only converge (the molecule scenario extensions/molecule/provision it replaces converged the
+same declarations): one converge, one rerun and one destroy, the checks reading the lab between them. Bad
+declarations are in test_bad_inputs_provision.py.
 """
 
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
+import psycopg2
 import pytest
 import yaml
 
@@ -19,65 +22,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 READ_ONLY = ("Describe", "List", "Get")
 
 VALID_INSTANCE = {"name": "orders", "engine_version": "15.7", "db_instance_class": "db.t4g.medium"}
-BAD_DECLARATIONS = {
-    "retention_outside_1_35": (
-        {"rds_provision_instances": [dict(VALID_INSTANCE, backup_retention_period=40)]},
-        ["rds_provision_instances[0] (orders).backup_retention_period", "set a value between 1 and 35"]),
-    "windows_overlap": (
-        {"rds_provision_instances": [dict(VALID_INSTANCE, preferred_backup_window="04:00-05:00",
-                                          preferred_maintenance_window="sun:04:30-sun:05:30")]},
-        ["preferred_backup_window '04:00-05:00' overlaps preferred_maintenance_window", "move one of them"]),
-    "replicas_with_retention_0": (
-        {"rds_provision_instances": [dict(VALID_INSTANCE, replicas=2, backup_retention_period=0)]},
-        ["rds_provision_instances[0] (orders).replicas", "set backup_retention_period between 1 and 35, or replicas: 0"]),
-    "engine_not_postgresql": (
-        {"rds_provision_instances": [dict(VALID_INSTANCE, engine="mysql")]},
-        ["engine", "must be one of: postgres", "rds_provision_instances"]),
-    "cluster_engine_not_postgresql": (
-        {"rds_provision_clusters": [{"name": "ledger", "engine": "aurora-mysql", "engine_version": "8.0",
-                                     "db_instance_class": "db.r6g.large"}]},
-        ["engine", "must be one of: aurora-postgresql", "rds_provision_clusters"]),
-    "unknown_class": (
-        {"rds_provision_instances": [dict(VALID_INSTANCE, db_instance_class="db.t4g.mediun")]},
-        ["rds_provision_instances[0] (orders).db_instance_class", "not a known RDS instance class",
-         "did you mean db.t4g.medium"]),
-    "missing_subnets": (
-        {"rds_provision_instances": [VALID_INSTANCE], "rds_provision_subnet_ids": []},
-        ["rds_provision_instances[0] (orders).subnet_ids is empty", "at least two private subnets"]),
-    "unknown_subnet": (
-        {"rds_provision_instances": [VALID_INSTANCE], "rds_provision_subnet_ids": ["subnet-00000000000000000"]},
-        ["subnet-00000000000000000 not found", "give existing private subnet IDs"]),
-}
-
-BAD_PLAY = """---
-- name: Bad declarations
-  hosts: localhost
-  gather_facts: false
-  vars:
-    outcomes: {{}}
-  tasks:
-{cases}
-    - name: Write the outcomes
-      ansible.builtin.copy:
-        content: "{{{{ outcomes | to_json }}}}"
-        dest: "{out}"
-        mode: "0600"
-"""
-CASE = """
-    - name: Case {name}
-      vars: {variables}
-      block:
-        - name: Run the role on case {name}
-          ansible.builtin.include_role:
-            name: dbre.rds.rds_provision
-        - name: Record that case {name} was accepted
-          ansible.builtin.set_fact:
-            outcomes: "{{{{ outcomes | combine({{'{name}': 'ACCEPTED'}}) }}}}"
-      rescue:
-        - name: Record the message of case {name}
-          ansible.builtin.set_fact:
-            outcomes: "{{{{ outcomes | combine({{'{name}': ansible_failed_result.msg}}) }}}}"
-"""
 
 CHECK_PLAY = """---
 - name: Check mode on an empty lab
@@ -143,41 +87,6 @@ EMPTY = {"instances": [], "clusters": [], "subnet_groups": [], "parameter_groups
          "security_groups": []}
 
 
-@pytest.fixture(scope="module")
-def bad_outcomes(lab, tmp_path_factory):
-    lab.control.reset()
-    fixtures = network(lab)
-    lab.control.clear_calls()
-    folder = tmp_path_factory.mktemp("bad")
-    out = folder / "outcomes.json"
-    cases = "".join(CASE.format(name=name, variables=json.dumps(dict(fixtures, **variables)))
-                    for name, (variables, unused_expected) in BAD_DECLARATIONS.items())
-    playbook = folder / "bad.yml"
-    playbook.write_text(BAD_PLAY.format(cases=cases, out=out))
-    result = run_playbook(lab, playbook)
-    assert result.returncode == 0, "the bad-declaration playbook itself failed; see the output above"
-    outcomes = json.loads(out.read_text())
-    calls, created = mutating_calls(lab), nothing_was_created(lab)
-    lab.control.reset()
-    return outcomes, calls, created
-
-
-@pytest.mark.parametrize("case", sorted(BAD_DECLARATIONS))
-def test_a_bad_declaration_fails_naming_the_key_and_the_fix(bad_outcomes, case):
-    outcomes = bad_outcomes[0]
-    message = outcomes[case]
-    assert message != "ACCEPTED", f"{case} was accepted"
-    for expected in BAD_DECLARATIONS[case][1]:
-        assert expected in message, f"{case}: {expected!r} not in {message!r}"
-    assert "password" not in message.lower() or "master_user_password" in message
-
-
-def test_bad_declarations_make_no_mutating_call_and_create_nothing(bad_outcomes):
-    calls, created = bad_outcomes[1:]
-    assert calls == []
-    assert created == EMPTY
-
-
 def test_check_mode_on_an_empty_lab_creates_nothing(lab, tmp_path):
     lab.control.reset()
     try:
@@ -199,3 +108,174 @@ def test_check_mode_on_an_empty_lab_creates_nothing(lab, tmp_path):
         assert not endpoints["orders"]["exists"] and endpoints["orders"]["writer_endpoint"] is None
     finally:
         lab.control.reset()
+
+
+CONVERGE_PLAY = """---
+- name: Converge dbre.rds.rds_provision
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Provision the declared instance and cluster
+      ansible.builtin.include_role:
+        name: dbre.rds.rds_provision
+    - name: Write the endpoints the role reports
+      ansible.builtin.copy:
+        content: "{{ rds_provision_endpoints | to_json }}"
+        dest: "%s"
+        mode: "0600"
+"""
+MARKER = "dbre.rds:rds_provision"
+DECLARATIONS = {
+    "rds_provision_instances": [dict(VALID_INSTANCE, allocated_storage=400, iops=12000, storage_throughput=500,
+                                     replicas=1, db_name="orders", workload="oltp", tags={"team": "payments"})],
+    "rds_provision_clusters": [{"name": "ledger", "engine_version": "15.4", "db_instance_class": "db.r6g.large",
+                                "instances": 2, "workload": "web",
+                                "cluster_parameter_overrides": {"log_min_duration_statement": 1000}}],
+    "rds_provision_confirm_destroy": ["orders", "ledger"],
+}
+
+
+def recap_changed(stdout):
+    found = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", stdout)
+    assert found, "no play recap in the output"
+    return int(found.group(1))
+
+
+def user_parameters(rds, group, cluster=False):
+    call, key = (("describe_db_cluster_parameters", "DBClusterParameterGroupName") if cluster else
+                 ("describe_db_parameters", "DBParameterGroupName"))
+    pages = rds.get_paginator(call).paginate(**{key: group, "Source": "user"})
+    return {p["ParameterName"]: p.get("ParameterValue") for page in pages for p in page["Parameters"]}
+
+
+def tags_of(rds, arn):
+    return {tag["Key"]: tag["Value"] for tag in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
+
+
+@pytest.fixture(scope="module")
+def converged(lab, tmp_path_factory):
+    """The role converged once, then once more with the call log cleared: (variables file, endpoints, rerun)."""
+    lab.control.reset()
+    folder = tmp_path_factory.mktemp("converge")
+    variables = folder / "vars.yml"
+    variables.write_text(yaml.safe_dump(dict(network(lab), **DECLARATIONS)))
+    out = folder / "endpoints.json"
+    playbook = folder / "converge.yml"
+    playbook.write_text(CONVERGE_PLAY % out)
+    first = run_playbook(lab, playbook, "-e", f"@{variables}")
+    assert first.returncode == 0, "the first converge failed; see the output above"
+    assert recap_changed(first.stdout) > 0
+    lab.control.clear_calls()
+    second = run_playbook(lab, playbook, "-e", f"@{variables}")
+    assert second.returncode == 0, "the second converge failed; see the output above"
+    rerun = {"changed": recap_changed(second.stdout), "mutating": mutating_calls(lab)}
+    yield variables, json.loads(out.read_text()), rerun
+    lab.control.reset()
+
+
+def test_a_second_converge_changes_nothing(converged):
+    rerun = converged[2]
+    assert rerun == {"changed": 0, "mutating": []}
+
+
+def test_the_instance_has_the_secure_defaults_and_its_tuned_group(lab, converged):
+    rds = lab.client("rds")
+    db = rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]
+    assert db["StorageEncrypted"] and db["MultiAZ"] and db["DeletionProtection"] and db["CopyTagsToSnapshot"]
+    assert (db["BackupRetentionPeriod"], db["PreferredBackupWindow"], db["PreferredMaintenanceWindow"]) == (
+        30, "03:00-04:00", "sun:04:30-sun:05:30")
+    assert db["PerformanceInsightsEnabled"] and db["PerformanceInsightsRetentionPeriod"] == 7
+    assert db["MonitoringInterval"] == 60
+    assert db["MonitoringRoleArn"].endswith(":role/rds-provision-enhanced-monitoring")
+    assert sorted(db["EnabledCloudwatchLogsExports"]) == ["postgresql", "upgrade"]
+    assert db["AutoMinorVersionUpgrade"] and not db["PubliclyAccessible"]
+    assert (db["StorageType"], db["Iops"], db["StorageThroughput"], db["MaxAllocatedStorage"]) == (
+        "gp3", 12000, 500, 500)
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == "orders-subnets"
+    assert [g["DBParameterGroupName"] for g in db["DBParameterGroups"]] == ["orders-postgres15"]
+    values = user_parameters(rds, "orders-postgres15")
+    assert values["rds.force_ssl"] == "1" and values["log_statement"] == "ddl"
+    assert len(values) >= 10, "the group is not tuned"
+    replica = rds.describe_db_instances(DBInstanceIdentifier="orders-replica-1")["DBInstances"][0]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == "orders"
+    assert converged[1]["orders"]["reader_endpoints"] == [replica["Endpoint"]["Address"]]
+
+
+def test_the_security_groups_admit_the_port_from_the_application_group_only(lab, converged):
+    variables = yaml.safe_load(converged[0].read_text())
+    groups = lab.client("ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["orders-db", "ledger-db"]}])["SecurityGroups"]
+    assert sorted(group["GroupName"] for group in groups) == ["ledger-db", "orders-db"]
+    for group in groups:
+        (rule,) = group["IpPermissions"]
+        assert (rule["FromPort"], rule["ToPort"], rule.get("IpRanges"), rule.get("Ipv6Ranges") or []) == (
+            5432, 5432, [], [])
+        assert [pair["GroupId"] for pair in rule["UserIdGroupPairs"]] == \
+            variables["rds_provision_allowed_security_group_ids"]
+        assert {tag["Key"]: tag["Value"] for tag in group["Tags"]}[MARKER] == group["GroupName"][:-3]
+
+
+def test_the_cluster_has_its_own_cluster_parameter_group_and_members_keep_their_instance_group(lab, converged):
+    rds = lab.client("rds")
+    cluster = rds.describe_db_clusters(DBClusterIdentifier="ledger")["DBClusters"][0]
+    assert cluster["DBClusterParameterGroup"] == "ledger-aurora-postgresql15"
+    assert cluster["StorageEncrypted"] and cluster["DeletionProtection"] and cluster["BackupRetentionPeriod"] == 30
+    assert cluster["DBSubnetGroup"] == "ledger-subnets"
+    assert [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]] == ["ledger-1"]
+    cluster_values = user_parameters(rds, "ledger-aurora-postgresql15", cluster=True)
+    assert cluster_values == {"rds.force_ssl": "1", "log_statement": "ddl", "log_min_duration_statement": "1000"}
+    members = [db for db in rds.describe_db_instances()["DBInstances"] if db.get("DBClusterIdentifier") == "ledger"]
+    assert sorted(db["DBInstanceIdentifier"] for db in members) == ["ledger-1", "ledger-2"]
+    assert len({db["AvailabilityZone"] for db in members}) == 2
+    assert {db["DBParameterGroups"][0]["DBParameterGroupName"] for db in members} == {"ledger-aurora-postgresql15"}
+    member_values = user_parameters(rds, "ledger-aurora-postgresql15")
+    assert "rds.force_ssl" not in member_values and len(member_values) >= 10, "the members' group is not tuned"
+    group = rds.describe_db_cluster_parameter_groups(DBClusterParameterGroupName="ledger-aurora-postgresql15")
+    assert tags_of(rds, group["DBClusterParameterGroups"][0]["DBClusterParameterGroupArn"])[MARKER] == "ledger"
+    assert tags_of(rds, cluster["DBClusterArn"])[MARKER] == "ledger"
+
+
+def test_clients_reach_each_writer_with_the_master_secret_over_tls_only(lab, converged):
+    endpoints = converged[1]
+    secrets = lab.client("secretsmanager")
+    ca_cert = lab.env.get("LAB_CA_CERT")
+    for name in ("orders", "ledger"):
+        secret = json.loads(secrets.get_secret_value(SecretId=endpoints[name]["secret_arn"])["SecretString"])
+        where = dict(host=endpoints[name]["writer_endpoint"], port=endpoints[name]["port"], dbname="postgres",
+                     user=secret["username"], password=secret["password"], connect_timeout=10)
+        tls = dict(sslmode="verify-full", sslrootcert=ca_cert) if ca_cert else dict(sslmode="require")
+        with psycopg2.connect(**where, **tls) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT current_user, pg_is_in_recovery(), ssl FROM pg_stat_ssl "
+                           "WHERE pid = pg_backend_pid()")
+            assert cursor.fetchone() == (endpoints[name]["master_username"], False, True)
+        connection.close()
+        with pytest.raises(psycopg2.OperationalError):
+            psycopg2.connect(**where, sslmode="disable").close()
+
+
+def test_destroy_refuses_what_the_role_did_not_mark_then_removes_what_it_made(lab, converged):
+    rds = lab.client("rds")
+    variables = converged[0]
+    destroy = ROOT / "playbooks" / "destroy_rds.yml"
+    orders_arn = rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["DBInstanceArn"]
+    rds.remove_tags_from_resource(ResourceName=orders_arn, TagKeys=[MARKER])
+    lab.control.clear_calls()
+    refused = run_playbook(lab, destroy, "-e", f"@{variables}")
+    assert refused.returncode != 0
+    assert f"DB instance orders has no tag {MARKER}=orders" in refused.stdout
+    assert "Nothing was removed." in refused.stdout
+    assert mutating_calls(lab) == []
+    assert len(rds.describe_db_instances()["DBInstances"]) == 4
+    rds.add_tags_to_resource(ResourceName=orders_arn, Tags=[{"Key": MARKER, "Value": "orders"}])
+
+    removed = run_playbook(lab, destroy, "-e", f"@{variables}")
+    assert removed.returncode == 0, "destroy failed; see the output above"
+    assert rds.describe_db_instances()["DBInstances"] == [] and rds.describe_db_clusters()["DBClusters"] == []
+    assert [g for g in rds.describe_db_cluster_parameter_groups()["DBClusterParameterGroups"]
+            if not g["DBClusterParameterGroupName"].startswith("default.")] == []
+    assert nothing_was_created(lab) == EMPTY
+    snapshots = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]]
+    assert [s for s in snapshots if s.startswith("orders-final-")], snapshots
+    cluster_snapshots = [s["DBClusterSnapshotIdentifier"] for s in
+                         rds.describe_db_cluster_snapshots()["DBClusterSnapshots"]]
+    assert [s for s in cluster_snapshots if s.startswith("ledger-final-")], cluster_snapshots

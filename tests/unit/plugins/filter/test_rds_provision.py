@@ -1,19 +1,10 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The rds_provision role's decisions: merged declarations, validation messages, member layout, endpoints."""
+"""The rds_provision role's one public filter, rds_provision_plan: what it returns as facts are added.
 
-import pytest
+The decisions behind it are tested in tests/unit/plugins/module_utils/test_rds_provision.py.
+"""
 
 from ansible_collections.dbre.rds.plugins.filter.rds_provision import FilterModule
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import WindowError
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import endpoints
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import members
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import normalize
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import parse_daily_window
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import parse_weekly_window
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import placement
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import placement_problems
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import problems
-from ansible_collections.dbre.rds.plugins.filter.rds_provision import windows_overlap
 
 DEFAULTS = {
     "port": 5432, "subnet_ids": ["subnet-a", "subnet-b"], "allowed_security_group_ids": ["sg-app"], "kms_key_id": "",
@@ -22,169 +13,46 @@ DEFAULTS = {
     "auto_minor_version_upgrade": True, "enable_performance_insights": True, "performance_insights_retention_period": 7,
     "monitoring_interval": 60, "master_username": "dbadmin", "workload": "oltp", "parameter_value_style": "formula",
     "parameter_overrides": {}, "tags": {}, "multi_az": True, "storage_type": "gp3", "allocated_storage": 100,
-    "max_allocated_storage": 500, "replicas": 0, "instances": 2,
+    "max_allocated_storage": 500, "replicas": 1, "instances": 2,
 }
-SUBNETS = [
-    {"subnet_id": "subnet-a", "vpc_id": "vpc-1", "availability_zone": "us-east-1a"},
-    {"subnet_id": "subnet-b", "vpc_id": "vpc-1", "availability_zone": "us-east-1b"},
-    {"subnet_id": "subnet-c", "vpc_id": "vpc-1", "availability_zone": "us-east-1a"},
-    {"subnet_id": "subnet-x", "vpc_id": "vpc-2", "availability_zone": "us-east-1c"},
-]
+SETTINGS = {"instance_defaults": DEFAULTS, "cluster_defaults": DEFAULTS, "secret_prefix": "rds-provision/",
+            "tags": {"managed_by": "dbre.rds.rds_provision"}, "force_ssl": True, "audit_logging": "ddl"}
+INSTANCES = [{"name": "orders", "engine_version": "15.7", "db_instance_class": "db.r6g.large"}]
+CLUSTERS = [{"name": "ledger", "engine_version": "15.4", "db_instance_class": "db.r6g.large"}]
+SUBNETS = [{"subnet_id": "subnet-a", "vpc_id": "vpc-1", "availability_zone": "us-east-1a"},
+           {"subnet_id": "subnet-b", "vpc_id": "vpc-1", "availability_zone": "us-east-1b"}]
+
+plan = FilterModule().filters()["rds_provision_plan"]
 
 
-def instance(**changes):
-    return normalize([dict({"name": "orders", "engine_version": "15.7", "db_instance_class": "db.r6g.large"},
-                           **changes)], DEFAULTS, "instance")[0]
+def test_one_public_filter():
+    assert sorted(FilterModule().filters()) == ["rds_provision_plan"]
 
 
-def cluster(**changes):
-    return normalize([dict({"name": "ledger", "engine_version": "15.4", "db_instance_class": "db.r6g.large"},
-                           **changes)], DEFAULTS, "cluster")[0]
+def test_the_plan_from_declarations_alone():
+    result = plan(INSTANCES, CLUSTERS, SETTINGS)
+    assert result["problems"] == []
+    assert [i["name"] for i in result["instances"]] == ["orders"]
+    assert [c["name"] for c in result["clusters"]] == ["ledger"]
+    assert [m["identifier"] for m in result["replicas"]] == ["orders-replica-1"]
+    assert [m["availability_zone"] for m in result["cluster_members"]] == [None, None]
+    assert "placement" not in result and "endpoints" not in result and "destroy" not in result
 
 
-def test_a_declaration_takes_the_defaults_and_names_what_the_role_makes():
-    item = instance(replicas=None, tags={"team": "payments"})
-    assert item["backup_retention_period"] == 30 and item["replicas"] == 0 and item["tags"] == {"team": "payments"}
-    assert item["engine"] == "postgres" and item["family"] == "postgres15"
-    assert (item["db_parameter_group_name"], item["db_subnet_group_name"], item["security_group_name"]) == (
-        "orders-postgres15", "orders-subnets", "orders-db")
-    assert item["managed_secret"] is True and item["master_secret_name"] == "rds-provision/orders/master"
-    assert item["ingress_rules"] == [{"proto": "tcp", "ports": [5432], "group_id": "sg-app",
-                                      "rule_desc": "PostgreSQL from sg-app"}]
-    assert cluster()["family"] == "aurora-postgresql15"
-    assert instance(master_user_password="given-one")["managed_secret"] is False
+def test_the_plan_grows_with_the_facts():
+    result = plan(INSTANCES, CLUSTERS, SETTINGS, {"subnets": SUBNETS, "instance_info": [], "cluster_info": []})
+    assert result["placement"]["orders"]["availability_zones"] == ["us-east-1a", "us-east-1b"]
+    assert [m["availability_zone"] for m in result["cluster_members"]] == ["us-east-1a", "us-east-1b"]
+    assert result["existing"] == [] and result["endpoints"]["orders"]["exists"] is False
+    destroy = plan(INSTANCES, CLUSTERS, dict(SETTINGS, confirm_destroy=[]), {"instance_info": []})["destroy"]
+    assert destroy["problems"][0].startswith("rds_provision_confirm_destroy is empty")
 
 
-def test_ingress_never_opens_a_cidr():
-    assert instance(allowed_security_group_ids=[])["ingress_rules"] == []
-    assert all("cidr_ip" not in rule for rule in instance()["ingress_rules"])
+def test_problems_include_the_subnets():
+    result = plan(INSTANCES, [], SETTINGS, {"subnets": SUBNETS[:1]})
+    assert any("subnet-b not found" in message for message in result["problems"])
 
 
-def test_valid_declarations_have_no_problems():
-    serverless = cluster(db_instance_class="db.serverless",
-                         serverless_v2_scaling_configuration={"min_capacity": 0.5, "max_capacity": 8})
-    assert problems([instance(replicas=2)], [cluster(), serverless | {"name": "ledger2"}]) == []
-
-
-@pytest.mark.parametrize(
-    "changes, key, fix",
-    [
-        ({"backup_retention_period": 0}, "backup_retention_period", "between 1 and 35"),
-        ({"backup_retention_period": 36}, "backup_retention_period", "between 1 and 35"),
-        ({"backup_retention_period": 0, "replicas": 2}, "replicas", "backup_retention_period between 1 and 35, or replicas: 0"),
-        ({"preferred_backup_window": "04:00-05:00", "preferred_maintenance_window": "sun:04:30-sun:05:30"},
-         "preferred_backup_window", "move one of them"),
-        ({"preferred_backup_window": "23:30-00:30", "preferred_maintenance_window": "mon:00:00-mon:01:00"},
-         "preferred_backup_window", "move one of them"),
-        ({"preferred_backup_window": "3am"}, "preferred_backup_window", "for example 03:00-04:00"),
-        ({"preferred_maintenance_window": "sun:04:30-sun:04:45"}, "preferred_maintenance_window", "at least 30"),
-        ({"engine": "mysql"}, "engine", "set engine: postgres"),
-        ({"db_instance_class": "db.r6g.larg"}, "db_instance_class", "did you mean db.r6g.large"),
-        ({"subnet_ids": []}, "subnet_ids", "at least two private subnets"),
-        ({"name": "1orders"}, "name", "starting with a letter"),
-        ({"iops": 3000, "storage_type": "gp2"}, "iops", "storage_type gp3, io1 or io2"),
-        ({"max_allocated_storage": 100}, "max_allocated_storage", "raise it"),
-        ({"performance_insights_retention_period": 30}, "performance_insights_retention_period", "multiple of 31"),
-    ],
-)
-def test_each_bad_declaration_names_the_key_and_the_fix(changes, key, fix):
-    found = problems([instance(**changes)], [])
-    assert found, changes
-    assert any("rds_provision_instances[0] (" in message and key in message and fix in message for message in found), found
-
-
-def test_cluster_problems_name_the_cluster_list():
-    found = problems([], [cluster(engine="aurora-mysql", db_instance_class="db.serverless")])
-    assert any("rds_provision_clusters[0] (ledger).engine" in message for message in found)
-    assert any("serverless_v2_scaling_configuration needs min_capacity and max_capacity" in message for message in found)
-
-
-def test_the_same_name_twice_is_refused():
-    found = problems([instance()], [cluster(name="orders")])
-    assert any("declared twice" in message for message in found)
-
-
-@pytest.mark.parametrize(
-    "backup, maintenance, overlap",
-    [
-        ("03:00-04:00", "sun:04:30-sun:05:30", False),
-        ("03:00-04:00", "sun:04:00-sun:05:00", False),
-        ("03:00-04:00", "sun:03:59-sun:05:00", True),
-        ("03:00-04:00", "wed:02:00-wed:03:30", True),
-        ("23:30-00:30", "mon:00:00-mon:01:00", True),
-        ("23:30-00:30", "sun:23:00-mon:00:10", True),
-        ("22:00-23:00", "sun:23:30-mon:00:30", False),
-        ("01:00-02:00", "sun:23:30-mon:01:30", True),
-    ],
-)
-def test_backup_and_maintenance_windows_overlap_on_any_day(backup, maintenance, overlap):
-    assert windows_overlap(backup, maintenance) is overlap
-
-
-def test_windows_parse_to_minutes_and_reject_nonsense():
-    assert parse_daily_window("23:30-00:30") == (1410, 1470)
-    assert parse_weekly_window("Sun:23:30-Mon:00:30") == (6 * 1440 + 1410, 7 * 1440 + 30)
-    for bad in ("25:00-26:00", "03:00"):
-        with pytest.raises(WindowError):
-            parse_daily_window(bad)
-    with pytest.raises(WindowError):
-        parse_weekly_window("sat:03:00-sax:04:00")
-
-
-def test_placement_and_its_problems():
-    items = [instance(), instance(name="one-zone", subnet_ids=["subnet-a", "subnet-c"]),
-             instance(name="two-vpcs", subnet_ids=["subnet-a", "subnet-x"]),
-             instance(name="ghost", subnet_ids=["subnet-a", "subnet-404"])]
-    assert placement(items, SUBNETS)["orders"] == {"vpc_id": "vpc-1", "availability_zones": ["us-east-1a", "us-east-1b"]}
-    found = placement_problems(items, SUBNETS)
-    assert len(found) == 3
-    assert "(one-zone).subnet_ids cover only us-east-1a" in found[0]
-    assert "(two-vpcs).subnet_ids span several VPCs" in found[1]
-    assert "(ghost).subnet_ids: subnet-404 not found" in found[2]
-
-
-def test_replicas_and_cluster_members_are_spread_over_the_zones():
-    places = placement([instance(), cluster()], SUBNETS)
-    replicas = members([instance(replicas=3, replica_instance_class="db.r6g.xlarge")], places)
-    assert [(m["identifier"], m["availability_zone"], m["db_instance_class"]) for m in replicas] == [
-        ("orders-replica-1", "us-east-1b", "db.r6g.xlarge"), ("orders-replica-2", "us-east-1a", "db.r6g.xlarge"),
-        ("orders-replica-3", "us-east-1b", "db.r6g.xlarge")]
-    nodes = members([cluster(instances=3)], places)
-    assert [(m["identifier"], m["availability_zone"], m["promotion_tier"]) for m in nodes] == [
-        ("ledger-1", "us-east-1a", 0), ("ledger-2", "us-east-1b", 1), ("ledger-3", "us-east-1a", 1)]
-    assert members([instance()], {}) == []
-
-
-def test_endpoints_per_name_for_instances_replicas_and_clusters():
-    instances_info = [
-        {"db_instance_identifier": "orders", "endpoint": {"address": "127.0.0.1", "port": 40001},
-         "db_instance_arn": "arn:aws:rds:us-east-1:123456789012:db:orders", "master_username": "dbadmin"},
-        {"db_instance_identifier": "orders-replica-1", "endpoint": {"address": "127.0.0.2", "port": 40002},
-         "read_replica_source_db_instance_identifier": "orders"},
-    ]
-    clusters_info = [{"db_cluster_identifier": "ledger", "endpoint": "ledger.cluster", "reader_endpoint": "ledger.ro",
-                      "port": 40003, "db_cluster_arn": "arn:cluster", "master_username": "dbadmin",
-                      "master_user_secret": {"secret_arn": "arn:managed"},
-                      "db_cluster_members": [{"db_instance_identifier": "ledger-2"}, {"db_instance_identifier": "ledger-1"}]}]
-    declared = dict(instance(), managed_secret=True, master_secret_name="rds-provision/orders/master")
-    result = endpoints([declared], [cluster()], instances_info, clusters_info, {"orders": "arn:secret:orders"})
-    assert result["orders"] == {
-        "kind": "instance", "exists": True, "writer_endpoint": "127.0.0.1", "reader_endpoint": "127.0.0.2",
-        "reader_endpoints": ["127.0.0.2"], "port": 40001, "arn": "arn:aws:rds:us-east-1:123456789012:db:orders",
-        "secret_arn": "arn:secret:orders", "secret_id": "rds-provision/orders/master", "master_username": "dbadmin",
-        "db_name": None, "members": ["orders-replica-1"]}
-    assert result["ledger"]["writer_endpoint"] == "ledger.cluster" and result["ledger"]["reader_endpoint"] == "ledger.ro"
-    assert result["ledger"]["secret_arn"] == "arn:managed" and result["ledger"]["members"] == ["ledger-1", "ledger-2"]
-    assert result["ledger"]["secret_id"] == "arn:managed"
-
-
-def test_in_check_mode_on_an_empty_account_each_name_is_reported_as_not_existing():
-    result = endpoints([instance()], [], [], [], {})
-    assert result["orders"]["exists"] is False and result["orders"]["writer_endpoint"] is None
-    assert result["orders"]["port"] == 5432
-
-
-def test_the_filters_are_registered():
-    assert set(FilterModule().filters()) >= {"rds_provision_normalize", "rds_provision_problems",
-                                             "rds_provision_members", "rds_provision_endpoints",
-                                             "rds_provision_placement", "rds_provision_placement_problems"}
+def test_an_unknown_audit_logging_is_a_problem():
+    found = plan(INSTANCES, [], dict(SETTINGS, audit_logging="all"))["problems"]
+    assert found == ["rds_provision_audit_logging: 'all' is not one of none, ddl, pgaudit; choose one."]
