@@ -8,11 +8,7 @@ internals, not filters of their own.
 
 from __future__ import annotations
 
-from ansible_collections.dbre.rds.plugins.module_utils.rds_provision import ENGINES
 from ansible_collections.dbre.rds.plugins.module_utils.rds_provision import plan
-
-# ENGINES stays importable here for tests/unit/roles/test_rds_provision_argument_specs.py.
-__all__ = ["ENGINES", "FilterModule"]
 
 
 class FilterModule:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from ansible_collections.dbre.rds.plugins.module_utils import rds_users
 
-# The role's argument spec is tested against these (tests/unit/roles/test_rds_users_argument_specs.py).
-PROFILES = rds_users.PROFILES
-PRIVILEGE_CHOICES = rds_users.PRIVILEGE_CHOICES
-
 
 class FilterModule:
     """Filters of the dbre.rds.rds_users role."""

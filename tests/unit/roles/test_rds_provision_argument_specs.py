@@ -7,7 +7,7 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.dbre.rds.plugins.filter import rds_provision
+from ansible_collections.dbre.rds.plugins.module_utils import rds_provision
 from tests.tools import role_readme
 
 ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "rds_provision"

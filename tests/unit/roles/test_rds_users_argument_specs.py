@@ -7,7 +7,7 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.dbre.rds.plugins.filter import rds_users
+from ansible_collections.dbre.rds.plugins.module_utils import rds_users
 
 ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "rds_users"
 SPEC = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
