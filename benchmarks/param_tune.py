@@ -29,7 +29,7 @@ times a quiet machine's; the comparison within the run is what counts):
         50  dbre.rds.rds_param_tune (fleet)      again       106      0        0    17.1    0.34  yes
         50  amazon.aws.rds_instance_param_group  first       500    100      150   147.9    2.96  yes
         50  amazon.aws.rds_instance_param_group  again       350      0        0   165.6    3.31  yes
-    
+
          1 groups: fleet run NOT faster than amazon.aws, no more API calls
         10 groups: fleet run faster than amazon.aws, no more API calls
         50 groups: fleet run faster than amazon.aws, no more API calls

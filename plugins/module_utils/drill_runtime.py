@@ -269,4 +269,3 @@ def _process_start(pid):
             return handle.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
-

@@ -39,6 +39,8 @@ CLUSTER_INSTANCE_SUFFIX = "-writer"
 TTL_HOURS_MAX = 24 * 365
 TIMEOUT_SECONDS_MAX = 24 * 3600
 POLL_INTERVAL_MAX = 300
+
+
 class SelectionError(Exception):
     """No recovery point matches what the user asked for; the message says what exists instead."""
 

@@ -81,4 +81,3 @@ def verifier(password: str, salt: bytes | None = None, iterations: int = ITERATI
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     return f"{PREFIX}{iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
-

@@ -215,8 +215,6 @@ from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
 from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 
 
-
-
 def describe_subscription(module, client, name):
     """(described subscription, tags), or (None, {}) when it does not exist."""
     try:

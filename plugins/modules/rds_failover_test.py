@@ -652,7 +652,7 @@ class FailoverRun:
                                             and drill.parse_probe_marker(item["comment"]) == marker)
             except Exception as exc:  # pylint: disable=broad-except
                 warn(self.module, f"Could not drop the leftover probe table {item['schema']}.{item['table']} "
-                                 f"({short_message(exc)}); drop it by hand")
+                     f"({short_message(exc)}); drop it by hand")
                 continue
             if dropped:
                 name = f"{item['schema']}.{item['table']}"
@@ -778,7 +778,7 @@ class FailoverRun:
         except (WaitTimeout, WaitFailed) as exc:
             self.table_removed = False
             warn(self.module, f"Could not remove the probe table {table} on {self.connector.target} "
-                             f"({short_message(exc.last_value)}); the next drill drops it, or drop it by hand")
+                 f"({short_message(exc.last_value)}); the next drill drops it, or drop it by hand")
             return
         self.present_rows, dropped = outcome.value
         self.table_removed = dropped
@@ -786,7 +786,7 @@ class FailoverRun:
             self.log.event(f"probe table {table} removed", phase="cleanup")
         else:
             warn(self.module, f"The probe table {table} on {self.connector.target} no longer carries the marker of "
-                             f"drill {self.drill_id}: it was left alone")
+                 f"drill {self.drill_id}: it was left alone")
 
     # -- what it saw
     def measurements(self):

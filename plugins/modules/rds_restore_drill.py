@@ -629,8 +629,6 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argum
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 
-
-
 # ---------------------------------------------------------------------------------------------------------- AWS I/O
 
 
@@ -1097,8 +1095,8 @@ def main():
                          rpo_seconds=rpo, restore_request=restore, would_create=plan["creates"],
                          phases=runtime.log.phases, **({"instance_request": instance} if instance else {}))
     if not (params["checks"] or params["freshness_sql"]):
-        warn(module, "No checks and no freshness_sql: the drill proves the restore completes, not that the data is "
-                    "there")
+        warn(module, "No checks and no freshness_sql: the drill proves the restore completes, not that the data "
+                     "is there")
 
     result = {"created": [], "checks": [], "transitions": {}, "cleanup": None,
               "measurements": {"rpo_seconds": rpo, "recovery_point_time": plan["point"]["time"], "rto_seconds": None,

@@ -119,7 +119,7 @@ def _playbook(lab, tmp_path, tasks):
 
 def start_playbook(lab, tmp_path, tasks):
     """Start the play in the background, as a user would in a terminal: the ansible-playbook process."""
-    command, env, _ = _playbook(lab, tmp_path, tasks)
+    command, env, _unused = _playbook(lab, tmp_path, tasks)
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

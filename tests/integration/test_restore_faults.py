@@ -138,9 +138,9 @@ def test_a_throttled_restore_is_checked_then_sent_again_and_happens_once(faults_
 def test_two_drills_of_one_source_started_in_the_same_second_both_pass(faults_lab, source):
     lab = faults_lab
     same_second = False
-    for _ in range(3):
+    for _attempt in range(3):
         processes = [subprocess.Popen(drill_command(snapshot_drill()), env=module_env(lab), cwd=ROOT,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _drill in range(2)]
         results = [parse(*p.communicate(timeout=300)) for p in processes]
         for result in results:
             assert result.get("failed") is not True, result.get("msg")
@@ -224,7 +224,7 @@ def module_process(pid):
 def test_sigkill_leaves_an_orphan_that_the_sweep_removes(faults_lab, source, tmp_path, phase):
     lab = faults_lab
     target = f"orders-kill-{phase[:4]}"
-    process, _ = drill_until(lab, tmp_path, phase, target)
+    process, _unused = drill_until(lab, tmp_path, phase, target)
     try:
         tags = drill_instances(source)[target]
         host, pid, _started = tags["dbre:drill-owner"].rsplit("/", 2)

@@ -403,13 +403,13 @@ def _pg_timestamp(dt: datetime) -> str:
     return _utc(dt).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
-
 def _unrecorded(cur) -> None:
     """RDS sets the master password through its control plane: no login ever sees it in pg_stat_statements or the
     server log. The lab's own statements that carry it run in a session that records neither."""
     for setting in ("log_statement = 'none'", "log_min_duration_statement = -1", "log_duration = off",
                     "pg_stat_statements.track = 'none'"):
         cur.execute(f"SET {setting}")
+
 
 def _conf_quote(value) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"

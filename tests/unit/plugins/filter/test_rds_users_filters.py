@@ -43,8 +43,8 @@ def test_validation_step_with_good_declarations_plans_and_holds_no_password():
 
 
 def test_master_user_declared_as_a_login_is_refused_at_validation():
-    result = plan(DATABASES, LOGINS + [{"name": "master", "profile": "readonly", "databases": ["app"],
-                                         "password": "x"}], settings=SETTINGS)
+    master = {"name": "master", "profile": "readonly", "databases": ["app"], "password": "x"}
+    result = plan(DATABASES, LOGINS + [master], settings=SETTINGS)
     assert any("is the master user" in problem for problem in result["problems"])
 
 

@@ -29,7 +29,7 @@ def test_paginate_follows_markers_and_retries_every_page():
         "m1": {"DBInstances": [{"DBInstanceIdentifier": "b"}]},
     }})
     assert [i["DBInstanceIdentifier"] for i in rr.paginate(rds, "describe_db_instances", "DBInstances")] == ["a", "b"]
-    assert all(params["aws_retry"] is True for _, params in rds.calls)
+    assert all(call[1]["aws_retry"] is True for call in rds.calls)
 
 
 def test_paginate_nested_result_key():
@@ -75,7 +75,7 @@ def test_describe_with_tags_reads_them_once():
                    "list_tags_for_resource": {None: {"TagList": [{"Key": "k", "Value": "v"}]}}})
     cluster = rr.describe_cluster(rds, "c", with_tags=True)
     assert rr.read_tags(rds, cluster) == {"k": "v"}
-    assert [op for op, _ in rds.calls] == ["describe_db_clusters", "list_tags_for_resource"]
+    assert [call[0] for call in rds.calls] == ["describe_db_clusters", "list_tags_for_resource"]
 
 
 def test_cluster_members_are_filtered_by_cluster():

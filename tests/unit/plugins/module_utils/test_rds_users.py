@@ -188,7 +188,7 @@ def test_login_settings_are_stored_as_postgresql_prints_them():
 
 def test_absent_logins_reassign_to_each_database_owner():
     plan = rds_users.desired_state(DATABASES + [{"name": "other", "owner": "other_admin"}],
-                          [{"name": "old_app", "state": "absent"}], "master")
+                                   [{"name": "old_app", "state": "absent"}], "master")
     assert plan["logins"] == []
     assert plan["absent_logins"] == [{"name": "old_app", "databases": [{"name": "app", "owner": "app_owner"},
                                                                        {"name": "other", "owner": "other_admin"}]}]

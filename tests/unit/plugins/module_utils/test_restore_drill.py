@@ -499,8 +499,8 @@ def test_owner_tags_round_trip_and_are_valid_tag_values():
     tags = drill.drill_tags("d-1", NOW, 6, owner=owner)
     assert tags[drill.DRILL_OWNER_TAG] == "runner_1_/4242/123456"
     assert tags[drill.DRILL_STARTED_TAG] == "2026-11-27T07:35:00.000Z"
-    assert drill.owner_from_tag(tags[drill.DRILL_OWNER_TAG]) == {"host": "runner_1_", "pid": 4242,
-                                                                  "started": "123456"}
+    owner = {"host": "runner_1_", "pid": 4242, "started": "123456"}
+    assert drill.owner_from_tag(tags[drill.DRILL_OWNER_TAG]) == owner
     assert drill.owner_from_tag("garbage") is None
     assert drill.owner_from_tag("h/1/-") == {"host": "h", "pid": 1, "started": None}
 
