@@ -11,6 +11,7 @@ import pytest
 from tests.integration.bad_inputs import assert_all_refused
 from tests.integration.bad_inputs import run_cases
 from tests.integration.bad_inputs import run_role_cases
+from tests.integration.test_rds_provision import network
 
 ROLE = "dbre.rds.rds_provision"
 INSTANCE = {"name": "orders", "engine_version": "15.7", "db_instance_class": "db.t4g.medium"}
@@ -107,14 +108,6 @@ def run_destroy_cases(lab, role, cases, play_vars=None):
     return run_cases(lab, tasks, play_vars)
 
 
-def network(lab):
-    """Two private subnets in two zones and an application security group (fixtures, made before the cases run)."""
-    ec2 = lab.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.77.{i}.0/24", AvailabilityZone=f"us-east-1{zone}")
-               ["Subnet"]["SubnetId"] for i, zone in enumerate("ab")]
-    app = ec2.create_security_group(GroupName="app", Description="application", VpcId=vpc)["GroupId"]
-    return {"rds_provision_subnet_ids": subnets, "rds_provision_allowed_security_group_ids": [app]}
 
 
 def role_resources(lab):

@@ -5,16 +5,9 @@ The decisions behind it are tested in tests/unit/plugins/module_utils/test_rds_p
 """
 
 from ansible_collections.dbre.rds.plugins.filter.rds_provision import FilterModule
+from tests.unit.plugins.module_utils.test_rds_provision import DEFAULTS as UTILS_DEFAULTS
 
-DEFAULTS = {
-    "port": 5432, "subnet_ids": ["subnet-a", "subnet-b"], "allowed_security_group_ids": ["sg-app"], "kms_key_id": "",
-    "backup_retention_period": 30, "preferred_backup_window": "03:00-04:00",
-    "preferred_maintenance_window": "sun:04:30-sun:05:30", "deletion_protection": True, "copy_tags_to_snapshot": True,
-    "auto_minor_version_upgrade": True, "enable_performance_insights": True, "performance_insights_retention_period": 7,
-    "monitoring_interval": 60, "master_username": "dbadmin", "workload": "oltp", "parameter_value_style": "formula",
-    "parameter_overrides": {}, "tags": {}, "multi_az": True, "storage_type": "gp3", "allocated_storage": 100,
-    "max_allocated_storage": 500, "replicas": 1, "instances": 2,
-}
+DEFAULTS = dict(UTILS_DEFAULTS, replicas=1)
 SETTINGS = {"instance_defaults": DEFAULTS, "cluster_defaults": DEFAULTS, "secret_prefix": "rds-provision/",
             "tags": {"managed_by": "dbre.rds.rds_provision"}, "force_ssl": True, "audit_logging": "ddl"}
 INSTANCES = [{"name": "orders", "engine_version": "15.7", "db_instance_class": "db.r6g.large"}]
