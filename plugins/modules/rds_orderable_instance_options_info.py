@@ -99,18 +99,7 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
-
-
-def describe_options(client, request):
-    """Every page of DescribeOrderableDBInstanceOptions (the RDS Marker protocol)."""
-    options, marker = [], None
-    while True:
-        page = client.describe_orderable_db_instance_options(aws_retry=True, **dict(request, **(
-            {"Marker": marker} if marker else {})))
-        options.extend(page.get("OrderableDBInstanceOptions") or [])
-        marker = page.get("Marker")
-        if not marker:
-            return options
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import paginate
 
 
 def main():
@@ -128,7 +117,8 @@ def main():
         if params[option] is not None:
             request[key] = params[option]
     try:
-        options = describe_options(rds_client(module), request)
+        options = paginate(rds_client(module), "describe_orderable_db_instance_options",
+                           "OrderableDBInstanceOptions", **request)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Reading the instance options RDS offers for {params['engine']}: check the "
                                     "engine name and the caller's rds:DescribeOrderableDBInstanceOptions permission")
