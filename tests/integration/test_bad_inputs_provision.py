@@ -108,8 +108,6 @@ def run_destroy_cases(lab, role, cases, play_vars=None):
     return run_cases(lab, tasks, play_vars)
 
 
-
-
 def role_resources(lab):
     """What the role makes besides RDS databases and parameter groups (the harness's snapshot covers those)."""
     rds = lab.client("rds")
