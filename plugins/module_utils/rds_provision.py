@@ -14,6 +14,9 @@ import re
 from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import INSTANCE_CLASSES
 from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import SERVERLESS_CLASS
 from ansible_collections.dbre.rds.plugins.module_utils.instance_classes import closest_classes
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import IDENTIFIER_MAX
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tags_dict
 
 ENGINES = {"instance": "postgres", "cluster": "aurora-postgresql"}
 LIST_VARIABLE = {"instance": "rds_provision_instances", "cluster": "rds_provision_clusters"}
@@ -21,10 +24,8 @@ DAY_MINUTES = 24 * 60
 WEEK_MINUTES = 7 * DAY_MINUTES
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERFORMANCE_INSIGHTS_RETENTION = (7, 731)
-IDENTIFIER = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{0,62}(?<!-)$")
-MAX_IDENTIFIER = 63
-# DB (cluster) parameter group names: 1 to 255 letters, digits or hyphens, a letter first, no "--", no hyphen last.
-PARAMETER_GROUP_NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{0,254}(?<!-)$")
+# DB (cluster) parameter group names follow the identifier rule with up to 255 characters.
+PARAMETER_GROUP_NAME_MAX = 255
 BACKUP_RETENTION = (1, 35)
 # RDS for PostgreSQL storage per type: (smallest, largest) GiB; provisioned IOPS ranges; gp3 above its baseline.
 STORAGE_GIB = {"gp2": (20, 65536), "gp3": (20, 65536), "io1": (100, 65536), "io2": (100, 65536),
@@ -195,7 +196,7 @@ def _name_problems(where, item, seen):
     if not isinstance(name, str) or not name:
         return [f"{where}.name is empty; give each database an RDS identifier such as orders-db (1 to 63 letters, "
                 "digits or hyphens, starting with a letter)."]
-    if not IDENTIFIER.match(name):
+    if identifier_problems(name, "name"):
         return [f"{where}.name: '{name}' is not a valid RDS identifier; use 1 to 63 letters, digits or hyphens, "
                 "starting with a letter, without two hyphens in a row or a hyphen at the end."]
     if name.lower() in seen:
@@ -203,9 +204,9 @@ def _name_problems(where, item, seen):
                 "name."]
     seen[name.lower()] = where
     longest = _longest_member(item)
-    if longest and len(longest) > MAX_IDENTIFIER:
+    if longest and len(longest) > IDENTIFIER_MAX:
         return [f"{where}.name: '{name}' makes the member identifier '{longest}' ({len(longest)} characters), above "
-                f"RDS's {MAX_IDENTIFIER}; shorten the name to {len(name) - len(longest) + MAX_IDENTIFIER} characters "
+                f"RDS's {IDENTIFIER_MAX}; shorten the name to {len(name) - len(longest) + IDENTIFIER_MAX} characters "
                 "or fewer."]
     return []
 
@@ -233,7 +234,7 @@ def _group_name_problems(where, item):
         if isinstance(group, str) and group.lower().startswith("default."):
             found.append(f"{where}.{key}: '{group}' is an RDS default group, which cannot be modified; leave it "
                          "out or name a group of your own.")
-        elif not isinstance(group, str) or not PARAMETER_GROUP_NAME.match(group):
+        elif not isinstance(group, str) or identifier_problems(group, key, PARAMETER_GROUP_NAME_MAX):
             found.append(f"{where}.{key}: '{group}' is not a valid parameter group name; use 1 to 255 letters, "
                          "digits or hyphens, starting with a letter, without two hyphens in a row or a hyphen at the "
                          "end (or leave it out to get <name>-<family>).")
@@ -532,9 +533,7 @@ def _version_key(version):
 
 def _tags_of(resource):
     tags = resource.get("tags") or {}
-    if isinstance(tags, list):
-        tags = {tag.get("Key", tag.get("key")): tag.get("Value", tag.get("value")) for tag in tags}
-    return tags
+    return tags_dict(tags) if isinstance(tags, list) else tags
 
 
 def is_marked(resource, name):

@@ -164,6 +164,9 @@ ROLE_CASES = [
      "expect": ["DB instance bad-mon-nowhere does not exist"]},
     {"id": "role_pending_max_connections", "vars": {"rds_monitoring_instances": [PENDING]},
      "expect": ["cannot derive the database_connections threshold", "pending-reboot"]},
+    {"id": "role_unknown_event_category", "vars": {"rds_monitoring_instances": [INSTANCE],
+                                                   "rds_monitoring_event_categories": ["failover", "explosion"]},
+     "expect": ["'explosion' do not exist for source_type db-instance"]},
 ]
 
 
