@@ -30,9 +30,10 @@ $(STAMP): requirements.txt tests/requirements-dev.txt
 	@$(BIN)/pip install --quiet --requirement tests/requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
-system-packages: ## Debian packages the lab and sanity need (PostgreSQL 15, shellcheck)
+system-packages: ## Debian packages the lab and sanity need (PostgreSQL 15, PgBouncer, shellcheck)
 	@missing=""; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
+	test -x /usr/sbin/pgbouncer || missing="$$missing pgbouncer"; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
