@@ -28,14 +28,14 @@ class Lab:
     fidelity: bool = True
     state_dir: Path | None = None
 
-    def client(self, service: str = "rds", **kwargs):
-        """A boto3 client pointed at the lab (standard retry mode, few attempts: tests stay fast)."""
+    def client(self, service: str = "rds", region: str = "us-east-1", **kwargs):
+        """A boto3 client pointed at the lab (standard retry mode, few attempts: tests stay fast), in ``region``."""
         import boto3
         from botocore.config import Config
 
         config = kwargs.pop("config", None) or Config(retries={"mode": "standard", "max_attempts": 3},
                                                       connect_timeout=5, read_timeout=120)
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name="us-east-1",
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=region,
                             aws_access_key_id="testing", aws_secret_access_key="testing", config=config, **kwargs)
 
 
