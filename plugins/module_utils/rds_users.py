@@ -507,7 +507,8 @@ def connection(settings, endpoints=None):
     found = []
     if instance and instance not in endpoints:
         found.append(f"rds_users_instance: {json.dumps(instance)} is not a key of rds_users_endpoints "
-                     f"(known: {', '.join(sorted(endpoints)) or 'none'}); run the rds_provision role first or set "
+                     f"(known: {', '.join(sorted(endpoints)) or 'none'}) and no DB instance or Aurora cluster of that "
+                     "name exists in this account and region; check the name and the region, or set "
                      "rds_users_login_host and rds_users_login_port.")
     host = settings.get("login_host") or endpoint.get("writer_endpoint") or endpoint.get("endpoint")
     if not host:

@@ -286,6 +286,15 @@ def test_second_run_and_check_mode_again_change_nothing(lab, instance, tmp_path)
     assert _changed(output) == 0, output[-5000:]
 
 
+def test_a_play_without_rds_provision_describes_the_instance_and_reads_its_secret(lab, instance, tmp_path):
+    # users.md's standalone run: only the instance's name; the role describes it and reads the secret RDS manages.
+    variables = _role_vars(instance, logins(), rds_users_endpoints={})
+    returncode, output, unused_seconds = _playbook(lab, tmp_path, variables, "--check")
+    assert returncode == 0, output[-5000:]
+    assert re.search(r"TASK \[dbre.rds.rds_users : Describe the DB instance\][^\n]*\nok:", output), output[-5000:]
+    assert _changed(output) == 0, output[-5000:]
+
+
 def test_owner_creates_tables_that_readonly_reads_later(instance):
     with _connect(instance, "app_migrator", PASSWORDS["app_migrator"]) as conn:
         assert _run(conn, "SELECT current_user")[0][0] == "app_owner"
