@@ -25,10 +25,17 @@ from ansible_collections.dbre.rds.plugins.module_utils.probing import valid_tabl
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import cluster_readers
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import cluster_writer
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import proxy_fronts
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import proxy_port
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import proxy_target_names
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import standalone_instance_problem
 
 INSTANCE = "instance"
 CLUSTER = "cluster"
+
+# What the probes connect to: the writer endpoint of the instance or cluster, or an RDS Proxy endpoint in front of it.
+PROBE_WRITER = "writer"
+PROBE_PROXY = "proxy"
 
 ERROR_KINDS = ("connection", "read_only", "timeout", "other")
 
@@ -101,6 +108,7 @@ def problems(params, has_credentials):
     probing, problem = probing_wanted(params, has_credentials)
     if problem:
         found.append(problem)
+    found += probe_endpoint_option_problems(params, probing, problem is not None)
     if probing:
         found += connection_problems(params)
         if params.get("probe_mode") == "write" and not valid_table_name(params.get("probe_table") or ""):
@@ -124,6 +132,27 @@ def probing_wanted(params, has_credentials):
                            "(or iam_auth=true) so the module can probe the writer endpoint")
         return False, None
     return True, None
+
+
+def probe_endpoint_option_problems(params, probing, probing_refused=False):
+    """``probe_endpoint`` names an RDS Proxy (or one of its endpoints) the probes connect through: a valid name, only
+    with probing, and never beside login_host/login_port, which would send the probes elsewhere."""
+    name = params.get("probe_endpoint")
+    if name is None:
+        return []
+    found = identifier_problems(name, "probe_endpoint")
+    if not probing and not probing_refused:
+        if params.get("probe") is False:
+            found.append("probe_endpoint names the RDS Proxy endpoint the probes connect through, and probe=false "
+                         "turns probing off: drop one of them")
+        else:
+            found.append("probe_endpoint names the RDS Proxy endpoint the probes connect through, so it needs "
+                         "probing: give login_user and login_password (or iam_auth=true), or drop probe_endpoint")
+    for key in ("login_host", "login_port"):
+        if params.get(key) is not None:
+            found.append(f"probe_endpoint and {key} both say where the probes connect: drop {key} (the module "
+                         "connects to the proxy endpoint's address and port) or drop probe_endpoint")
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------- pre-checks
@@ -219,6 +248,73 @@ def alarm_problems(names, alarms):
             problems.append(f"Refusing to start the failover drill: CloudWatch alarm {name} is in ALARM ({reason}); "
                             "wait until it is OK or remove it from abort_if_alarms")
     return problems
+
+
+def writer_probe_path(identifier, endpoint, params=None):
+    """The path the probes take by default: the writer endpoint of ``identifier`` (``endpoint`` is its (host,
+    port)), or login_host/login_port when given, as the connection uses them."""
+    params = params or {}
+    host, port = endpoint or (None, None)
+    return {"kind": PROBE_WRITER, "name": identifier, "address": params.get("login_host") or host,
+            "port": int(params.get("login_port") or port or 5432)}
+
+
+def proxy_probe_path(name, kind, identifier, proxy=None, endpoint=None, targets=(), member_ids=(), probe_mode="write"):
+    """Whether the probes can measure ``identifier`` through the RDS Proxy endpoint ``name``: ``(path, problems)``.
+
+    ``name`` is a proxy (its default endpoint) or a proxy endpoint. ``proxy`` is the described DBProxy that owns it
+    (None when there is none), ``endpoint`` the described DBProxyEndpoint when ``name`` is an endpoint's name,
+    ``targets`` the proxy's DescribeDBProxyTargets and ``member_ids`` the instances of a cluster. The path is
+    ``{"kind": "proxy", "name", "address", "port"}``: a proxy has no port in the API, it listens on its engine
+    family's default port.
+    """
+    what = "DB instance" if kind == INSTANCE else "DB cluster"
+    if proxy is None and endpoint is None:
+        return None, [f"probe_endpoint {name} is neither an RDS Proxy nor an RDS Proxy endpoint in this region: "
+                      "check the name and the region (aws rds describe-db-proxies, describe-db-proxy-endpoints)"]
+    proxy_name = (endpoint or {}).get("DBProxyName") or (proxy or {}).get("DBProxyName")
+    if endpoint is not None and endpoint.get("IsDefault"):
+        return None, [f"probe_endpoint {name} is the default endpoint of RDS Proxy {proxy_name}, a name every proxy "
+                      f"shares: name the proxy itself (probe_endpoint={proxy_name})"]
+    if proxy is None:
+        return None, [f"probe_endpoint {name} belongs to RDS Proxy {proxy_name}, which does not exist any more: "
+                      "name an endpoint of an existing proxy"]
+    problems = []
+    label = f"RDS Proxy {proxy_name}" if endpoint is None else f"RDS Proxy endpoint {name} (of proxy {proxy_name})"
+    family = proxy.get("EngineFamily")
+    if str(family or "").upper() != "POSTGRESQL":
+        problems.append(f"probe_endpoint {name}: {label} is for engine family {family}, not POSTGRESQL; the probes "
+                        "speak PostgreSQL: name a POSTGRESQL proxy")
+    for described, whose in ((proxy, f"RDS Proxy {proxy_name}"), (endpoint, label)):
+        status = (described or {}).get("Status")
+        if described is not None and status != "available":
+            problems.append(f"probe_endpoint {name}: {whose} is {status}, not available; wait until it is available "
+                            "and run the drill again")
+    role = (endpoint or {}).get("TargetRole") or "READ_WRITE"
+    if role == "READ_ONLY" and probe_mode == "write":
+        problems.append(f"probe_endpoint {name} is a read-only proxy endpoint: write probes cannot succeed there; "
+                        "set probe_mode=read or name a READ_WRITE endpoint (or the proxy itself)")
+    if not proxy_fronts(targets, kind, identifier, member_ids):
+        registered = ", ".join(proxy_target_names(targets)) or "nothing"
+        problems.append(f"probe_endpoint {name} does not lead to {what} {identifier}: RDS Proxy {proxy_name} "
+                        f"targets {registered}; name the proxy in front of {identifier} or register {identifier} "
+                        "with this proxy (dbre.rds.rds_proxy)")
+    address = (endpoint if endpoint is not None else proxy).get("Endpoint")
+    if not address:
+        problems.append(f"probe_endpoint {name}: {label} has no address yet; wait until it is available")
+    if problems:
+        return None, problems
+    return {"kind": PROBE_PROXY, "name": name, "address": address, "port": proxy_port(proxy)}, []
+
+
+def describe_probe_path(path):
+    """The probe path in words, for the plan and the report."""
+    if not path:
+        return None
+    where = f"{path['address']}:{path['port']}"
+    if path["kind"] == PROBE_PROXY:
+        return f"through RDS Proxy endpoint {path['name']} ({where})"
+    return f"directly on the writer endpoint of {path['name']} ({where})"
 
 
 # ---------------------------------------------------------------------------------------------------------------- plan
@@ -346,16 +442,28 @@ def _sample_time(sample, key):
     return None if sample is None else sample[key]
 
 
-def measure_downtime(samples, requested_elapsed=None):
+def stalled(sample, stall_seconds=None):
+    """A probe that succeeded only after more than ``stall_seconds`` (the probe timeout): a client with that timeout
+    would have given up. A pooler such as RDS Proxy holds a query while its target is away instead of failing it, so
+    through a proxy an outage shows as a stall, not as errors."""
+    return bool(sample["ok"]) and stall_seconds is not None and sample["done"] - sample["sent"] > stall_seconds
+
+
+def _down(sample, stall_seconds=None):
+    return not sample["ok"] or stalled(sample, stall_seconds)
+
+
+def measure_downtime(samples, requested_elapsed=None, stall_seconds=None):
     """What clients saw, from probe samples in send order.
 
     Only probes sent at or after ``requested_elapsed`` (the failover request on the drill clock) count. The outage runs
     from the start of the first failed probe to the end of the first successful probe after the last failed one: that is
-    when an application could work again. Returns elapsed seconds on the drill clock (``*_elapsed``) and
-    ``observed_downtime_seconds`` (0.0 when no probe failed; None when probes never succeeded again).
+    when an application could work again. With ``stall_seconds`` (the probe timeout) a probe that succeeded only after
+    longer than that counts as failed too (:func:`stalled`). Returns elapsed seconds on the drill clock (``*_elapsed``)
+    and ``observed_downtime_seconds`` (0.0 when no probe failed; None when probes never succeeded again).
     """
     window = [s for s in samples if requested_elapsed is None or s["sent"] >= requested_elapsed]
-    failures = [s for s in window if not s["ok"]]
+    failures = [s for s in window if _down(s, stall_seconds)]
     result = {
         "first_failed_probe": None,
         "last_failed_probe": None,
@@ -366,7 +474,7 @@ def measure_downtime(samples, requested_elapsed=None):
     if not failures:
         return result
     first, last = failures[0], failures[-1]
-    after = next((s for s in window if s["ok"] and s["sent"] > last["sent"]), None)
+    after = next((s for s in window if not _down(s, stall_seconds) and s["sent"] > last["sent"]), None)
     result.update(first_failed_probe=first, last_failed_probe=last, first_success_after=after)
     if after is None:
         result.update(recovered=False, observed_downtime_seconds=None)
@@ -390,8 +498,8 @@ def settled_for(samples, since_elapsed, now_elapsed):
     return 0.0 if streak_start is None else max(0.0, now_elapsed - streak_start)
 
 
-def probe_counts(samples):
-    """Probes sent, failed, failed per error kind, read-only errors and acknowledged writes."""
+def probe_counts(samples, stall_seconds=None):
+    """Probes sent, failed, failed per error kind, read-only errors, and stalled (succeeded after the timeout)."""
     by_kind = {kind: 0 for kind in ERROR_KINDS}
     for sample in samples:
         if not sample["ok"]:
@@ -401,6 +509,7 @@ def probe_counts(samples):
         "probes_failed": sum(by_kind.values()),
         "probe_errors": by_kind,
         "read_only_errors": by_kind["read_only"],
+        "probes_stalled": sum(1 for sample in samples if stalled(sample, stall_seconds)),
     }
 
 
@@ -502,13 +611,20 @@ def probe_timeline(downtime, at_of):
     entries = []
     first, last, after = downtime["first_failed_probe"], downtime["last_failed_probe"], downtime["first_success_after"]
     if first:
-        entries.append(_entry(first["sent"], at_of, f"first failed probe #{first['seq']} ({first.get('error')}: "
-                                                    f"{first.get('message') or ''})".replace(": )", ")")))
+        entries.append(_entry(first["sent"], at_of, f"first failed probe #{first['seq']} ({_why(first, True)})"))
     if last and last is not first:
-        entries.append(_entry(last["sent"], at_of, f"last failed probe #{last['seq']} ({last.get('error')})"))
+        entries.append(_entry(last["sent"], at_of, f"last failed probe #{last['seq']} ({_why(last)})"))
     if after:
         entries.append(_entry(after["done"], at_of, f"first successful probe after the outage #{after['seq']}"))
     return entries
+
+
+def _why(sample, with_message=False):
+    if sample["ok"]:
+        return f"stalled {sample['done'] - sample['sent']:.2f} s"
+    if with_message and sample.get("message"):
+        return f"{sample.get('error')}: {sample['message']}"
+    return str(sample.get("error"))
 
 
 def _entry(elapsed, at_of, event):
@@ -517,7 +633,9 @@ def _entry(elapsed, at_of, event):
 
 def report_title(plan):
     kind = "Multi-AZ DB instance" if plan["kind"] == INSTANCE else "DB cluster"
-    return f"Failover drill of {kind} {plan['target']}"
+    path = ((plan.get("probing") or {}).get("probe_endpoint")) or {}
+    through = f", probed through RDS Proxy endpoint {path['name']}" if path.get("kind") == PROBE_PROXY else ""
+    return f"Failover drill of {kind} {plan['target']}{through}"
 
 
 def build_report(*, identifier, plan, started_at, finished_at, measurements, objectives, passed, timeline, details,
@@ -539,6 +657,11 @@ def _sample_at(started_at, sample, key):
     return None if sample is None else _at(started_at, sample[key])
 
 
+def _probe_endpoint(probing):
+    path = (probing or {}).get("endpoint")
+    return None if not path else {key: path.get(key) for key in ("kind", "name", "address", "port")}
+
+
 def _event_date(event):
     return None if not event else event.get("Date")
 
@@ -551,8 +674,10 @@ def measure(plan, *, started_at, duration, requested=None, available=None, final
     Times in: ``started_at`` (aware datetime of the drill clock's start), ``duration``, ``requested`` and
     ``available`` (seconds on that clock, None when it did not happen); ``final`` is the last ``(described,
     members)``; ``events`` is :func:`failover_events` output; ``samples`` the probe samples; ``probing`` is
-    ``{"mode", "interval"}`` or None; ``present_rows`` the probe rows found afterwards (None: not read);
-    ``failover_request`` is call_once's outcome. Returns the ``measurements`` dict the module documents.
+    ``{"mode", "interval", "timeout", "endpoint"}`` (``timeout``: probe_timeout, beyond which a successful probe
+    counts as stalled; ``endpoint``: the probe path) or None; ``present_rows`` the probe rows found afterwards
+    (None: not read); ``failover_request`` is call_once's outcome. Returns the ``measurements`` dict the module
+    documents.
     """
     events = events or {"started": None, "completed": None, "events": []}
     described, members = final if final else (None, {})
@@ -572,7 +697,8 @@ def measure(plan, *, started_at, duration, requested=None, available=None, final
         "failover_request": None,
         "probe_mode": probing["mode"] if probing else None,
         "probe_interval": probing["interval"] if probing else None,
-        "probes_sent": None, "probes_failed": None, "read_only_errors": None,
+        "probe_endpoint": _probe_endpoint(probing),
+        "probes_sent": None, "probes_failed": None, "read_only_errors": None, "probes_stalled": None,
         "first_failed_probe_at": None, "last_failed_probe_at": None, "first_success_after_at": None,
         "observed_downtime_seconds": None,
         "acknowledged_writes": None, "lost_writes": None, "lost_write_numbers": [], "rows_found": None,
@@ -588,11 +714,12 @@ def measure(plan, *, started_at, duration, requested=None, available=None, final
         measured["event_failover_seconds"] = round(
             (_event_date(events["completed"]) - _event_date(events["started"])).total_seconds(), 3)
     if probing:
-        counts = probe_counts(samples)
+        stall = probing.get("timeout")
+        counts = probe_counts(samples, stall)
         measured.update(probes_sent=counts["probes_sent"], probes_failed=counts["probes_failed"],
-                        read_only_errors=counts["read_only_errors"])
+                        read_only_errors=counts["read_only_errors"], probes_stalled=counts["probes_stalled"])
         if requested is not None:
-            downtime = measure_downtime(samples, requested)
+            downtime = measure_downtime(samples, requested, stall)
             measured.update(
                 first_failed_probe_at=_sample_at(started_at, downtime["first_failed_probe"], "sent"),
                 last_failed_probe_at=_sample_at(started_at, downtime["last_failed_probe"], "sent"),
@@ -604,7 +731,7 @@ def measure(plan, *, started_at, duration, requested=None, available=None, final
     return measured
 
 
-def timeline(*, started_at, log=(), transitions=(), events=None, samples=(), requested=None):
+def timeline(*, started_at, log=(), transitions=(), events=None, samples=(), requested=None, stall_seconds=None):
     """Phases, status transitions, RDS events and probe milestones on one time axis (seconds on the drill clock)."""
     entries = list(log)
     entries += [{"at": t["at"], "elapsed_seconds": t["elapsed_seconds"], "event": f"status: {t['state']}"}
@@ -615,5 +742,5 @@ def timeline(*, started_at, log=(), transitions=(), events=None, samples=(), req
                                                                         .total_seconds(), 3),
                         "event": f"RDS event: {event.get('Message')}"})
     if samples and requested is not None:
-        entries += probe_timeline(measure_downtime(samples, requested), lambda e: _at(started_at, e))
+        entries += probe_timeline(measure_downtime(samples, requested, stall_seconds), lambda e: _at(started_at, e))
     return sorted(entries, key=lambda e: e["elapsed_seconds"])

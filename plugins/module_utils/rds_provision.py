@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Decisions of the rds_provision role as pure functions: merged declarations, validation, member layout, the
-parameters each group gets, endpoints and what destroy may remove.
+parameters each group gets, the RDS Proxy in front of a declaration, endpoints and what destroy may remove.
 
 Plain data in (the role's declarations, boto3-shaped describe output in amazon.aws's snake_case), plain data out.
 Nothing here calls AWS. The role reaches these through one filter, ``dbre.rds.rds_provision_plan``.
@@ -40,6 +40,22 @@ AUDIT_LOGGING = ("none", "ddl", "pgaudit")
 # Marker tag on everything the role creates: key, and the declaration's name as value. destroy removes nothing
 # without it.
 MARKER_TAG = "dbre.rds:rds_provision"
+# RDS Proxy (the ``proxy`` key of a declaration, over ``rds_provision_proxy``): AWS's defaults, its limits, and the
+# port it listens on (the engine family's, whatever the database's port).
+PROXY_DEFAULTS = {"enabled": False, "require_tls": True, "iam_auth": False, "idle_client_timeout": 1800,
+                  "max_connections_percent": 100, "max_idle_connections_percent": 50,
+                  "connection_borrow_timeout": 120, "read_only_endpoint": False}
+PROXY_FLAGS = ("enabled", "require_tls", "iam_auth", "read_only_endpoint")
+PROXY_RANGES = {
+    "max_connections_percent": (1, 100, "it is the share of the database's max_connections the proxy may open"),
+    "max_idle_connections_percent": (0, 100, "it is the share of max_connections the proxy keeps open when idle"),
+    "connection_borrow_timeout": (0, 3600, "seconds a client waits for a pooled connection"),
+    "idle_client_timeout": (1, 28800, "seconds before the proxy closes an idle client connection"),
+}
+PROXY_NAME_MAX = 60
+PROXY_PORT = 5432
+PROXY_POLICY_NAME = "dbre-rds-proxy-master-secret"
+POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
 DAILY_WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 WEEKLY_WINDOW = re.compile(r"^([a-z]{3}):(\d{2}):(\d{2})-([a-z]{3}):(\d{2}):(\d{2})$")
 
@@ -69,6 +85,31 @@ def security_parameters(force_ssl=True, audit_logging="ddl"):
     return found
 
 
+def _flag(value):
+    """A yes/no from YAML or ``-e`` (``true``, ``"yes"``, ``"false"``); anything else is kept for validation."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return value
+
+
+def proxy_settings(name, defaults=None, declared=None):
+    """The proxy of the declaration ``name``: PROXY_DEFAULTS, then ``rds_provision_proxy``, then its ``proxy`` key
+    (keys set to null take the default), with the names of what the role makes for it: the proxy and the IAM role it
+    reads the master secret with (``proxy.name``, default ``<name>-proxy``) and its read-only endpoint
+    (``<proxy name>-ro``)."""
+    merged = dict(PROXY_DEFAULTS)
+    for source in (defaults, declared):
+        if isinstance(source, dict):
+            merged.update({key: value for key, value in source.items() if value is not None and key != "name"})
+    for key in PROXY_FLAGS:
+        merged[key] = _flag(merged.get(key))
+    named = isinstance(declared, dict) and declared.get("name") is not None
+    proxy_name = declared["name"] if named else f"{name}-proxy"
+    merged.update(name=proxy_name, named=named, role_name=proxy_name, read_only_endpoint_name=f"{proxy_name}-ro",
+                  valid_name=not identifier_problems(proxy_name, "proxy.name", PROXY_NAME_MAX))
+    return merged
+
+
 def normalize(declarations, defaults, kind, secret_prefix="rds-provision/", settings=None):
     """Each declaration merged over the role-level defaults, with the names of what the role creates for it.
 
@@ -84,6 +125,7 @@ def normalize(declarations, defaults, kind, secret_prefix="rds-provision/", sett
         name = item.get("name", "")
         name = name.strip() if isinstance(name, str) else name
         item["name"] = name
+        item["proxy"] = proxy_settings(name, (defaults or {}).get("proxy"), (declaration or {}).get("proxy"))
         item.setdefault("engine", ENGINES[kind])
         item["kind"] = kind
         item["family"] = family(item["engine"], item.get("engine_version", ""))
@@ -96,6 +138,17 @@ def normalize(declarations, defaults, kind, secret_prefix="rds-provision/", sett
             {"proto": "tcp", "ports": [item.get("port")], "group_id": group, "rule_desc": f"PostgreSQL from {group}"}
             for group in item.get("allowed_security_group_ids") or []
         ]
+        if item["proxy"]["enabled"] is True:
+            # The proxy sits in the database's security group: members of a group reach each other only through a
+            # rule naming the group, and clients reach the proxy on its own port.
+            item["ingress_rules"].append({"proto": "tcp", "ports": [item.get("port")],
+                                          "group_name": item["security_group_name"],
+                                          "rule_desc": f"PostgreSQL from the RDS Proxy {item['proxy']['name']}"})
+            if item.get("port") != PROXY_PORT:
+                item["ingress_rules"] += [
+                    {"proto": "tcp", "ports": [PROXY_PORT], "group_id": group,
+                     "rule_desc": f"RDS Proxy {item['proxy']['name']} from {group}"}
+                    for group in item.get("allowed_security_group_ids") or []]
         item["resource_tags"] = {**(settings.get("tags") or {}), **(item.get("tags") or {}), MARKER_TAG: name}
         overrides = dict(item.get("parameter_overrides") or {})
         if kind == "cluster":
@@ -278,6 +331,7 @@ def problems(instances, clusters):
                              "backup_retention_period is 0; set backup_retention_period between 1 and 35, or "
                              "replicas: 0.")
             found.extend(_window_problems(where, item))
+            found.extend(proxy_problems(where, item))
             if not item.get("subnet_ids"):
                 found.append(f"{where}.subnet_ids is empty; give the IDs of at least two private subnets in different "
                              "Availability Zones, in the declaration or in rds_provision_subnet_ids.")
@@ -289,6 +343,88 @@ def problems(instances, clusters):
                 found.append(f"{where}.performance_insights_retention_period: {pi_retention} is not accepted by RDS; "
                              "use 7, 731, or a multiple of 31 below 731.")
     return found
+
+
+def proxy_problems(where, item):
+    """What stops the declaration's proxy (none when it is not enabled), each naming the key and the fix."""
+    proxy = item.get("proxy") or {}
+    if proxy.get("enabled") is False:
+        return []
+    at = f"{where}.proxy"
+    if proxy.get("enabled") is not True:
+        return [f"{at}.enabled: {proxy.get('enabled')!r} is not true or false; set enabled: true for a proxy."]
+    found = [f"{at}.{key}: {proxy.get(key)!r} is not true or false; give a boolean." for key in PROXY_FLAGS[1:]
+             if not isinstance(proxy.get(key), bool)]
+    name = proxy.get("name")
+    if not proxy.get("valid_name"):
+        made = "" if proxy.get("named") else " (<name>-proxy)"
+        found.append(f"{at}.name: '{name}'{made} is not a valid RDS Proxy name; RDS takes 1 to {PROXY_NAME_MAX} "
+                     "letters, digits or hyphens, starting with a letter, without two hyphens in a row or a hyphen at "
+                     "the end: set proxy.name.")
+    for key, (low, high, why) in PROXY_RANGES.items():
+        value = proxy.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            found.append(f"{at}.{key}: {value!r} is outside {low}-{high}; {why}, give a whole number between {low} "
+                         f"and {high}.")
+    maximum, idle = proxy.get("max_connections_percent"), proxy.get("max_idle_connections_percent")
+    in_range = [key for key, (low, high, _why) in PROXY_RANGES.items()
+                if isinstance(proxy.get(key), int) and not isinstance(proxy.get(key), bool)
+                and low <= proxy[key] <= high]
+    if {"max_connections_percent", "max_idle_connections_percent"} <= set(in_range) and idle > maximum:
+        found.append(f"{at}.max_idle_connections_percent: {idle} is above max_connections_percent {maximum}; the "
+                     "proxy cannot keep more idle connections than it may open, lower it or raise the maximum.")
+    if item.get("engine") not in POSTGRES_ENGINES:
+        found.append(f"{at}: this role puts POSTGRESQL proxies in front of {' and '.join(POSTGRES_ENGINES)} only, not "
+                     f"'{item.get('engine')}'; remove the proxy or declare a PostgreSQL engine.")
+    if proxy.get("read_only_endpoint") is True and item.get("kind") == "instance":
+        found.append(f"{at}.read_only_endpoint: read-only proxy endpoints lead to Aurora readers and an RDS instance "
+                     "has none (its read replicas have their own endpoints); set read_only_endpoint: false or declare "
+                     "an Aurora cluster.")
+    if not item.get("managed_secret"):
+        found.append(f"{at}: the proxy logs in with the master secret the role keeps in Secrets Manager, and with "
+                     "master_user_password declared the role keeps none; leave master_user_password out.")
+    return found
+
+
+def proxy_policy(secret_arn, kms_key_id=None):
+    """The inline policy of a proxy's IAM role: read that one master secret (and decrypt it through Secrets Manager
+    when a customer managed KMS key encrypts it)."""
+    statements = [{"Sid": "ReadTheMasterSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                   "Resource": secret_arn}]
+    if kms_key_id:
+        statements.append({"Sid": "DecryptItThroughSecretsManager", "Effect": "Allow", "Action": "kms:Decrypt",
+                           "Resource": "*",
+                           "Condition": {"StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}}})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def proxies(items, secret_arns=None):
+    """The proxy of each declaration that enables one, as the role's proxy tasks use it: its names, the master
+    secret (None until the role keeps one), the IAM role's policy, and the dbre.rds.rds_proxy settings."""
+    result = []
+    for item in items or []:
+        proxy = item.get("proxy") or {}
+        if proxy.get("enabled") is not True:
+            continue
+        secret_arn = (secret_arns or {}).get(item["name"])
+        result.append({
+            "declaration": item["name"],
+            "kind": item["kind"],
+            "name": proxy["name"],
+            "role_name": proxy["role_name"],
+            "secret_arn": secret_arn,
+            "role_policy": proxy_policy(secret_arn, item.get("kms_key_id")) if secret_arn else None,
+            "iam_auth": "REQUIRED" if proxy["iam_auth"] else "DISABLED",
+            "require_tls": proxy["require_tls"],
+            "idle_client_timeout": proxy["idle_client_timeout"],
+            "target_group": {key: proxy[key] for key in ("max_connections_percent", "max_idle_connections_percent",
+                                                         "connection_borrow_timeout")},
+            "endpoints": ([{"name": proxy["read_only_endpoint_name"], "target_role": "READ_ONLY"}]
+                          if proxy["read_only_endpoint"] else []),
+            "subnet_ids": item.get("subnet_ids") or [],
+            "resource_tags": item["resource_tags"],
+        })
+    return result
 
 
 def _storage_problems(where, item):
@@ -434,13 +570,36 @@ def _secret_id(resource, item):
     return managed or (item.get("master_secret_name") if item.get("managed_secret") else None)
 
 
-def endpoints(instances, clusters, instance_info, cluster_info, secret_arns=None):
-    """``rds_provision_endpoints``: per declared name its writer and reader endpoints, port, ARN and secret ARN.
+def proxy_addresses(proxy_info):
+    """Per declaration name, the ``proxy_endpoint``, ``proxy_read_only_endpoint`` and ``proxy_port`` of its proxy.
+
+    ``proxy_info`` lists what the role's dbre.rds.rds_proxy tasks returned (``item.declaration``, ``proxy`` with its
+    ``endpoint``, ``endpoints``); a skipped task (check mode before the database exists) has no ``proxy``.
+    """
+    found = {}
+    for result in proxy_info or []:
+        proxy = result.get("proxy") or {}
+        declaration = (result.get("item") or {}).get("declaration")
+        if not declaration or not proxy.get("endpoint"):
+            continue
+        read_only = [e.get("endpoint") for e in result.get("endpoints") or []
+                     if e.get("target_role") == "READ_ONLY" and not e.get("is_default")]
+        found[declaration] = {"proxy_endpoint": proxy["endpoint"],
+                              "proxy_read_only_endpoint": read_only[0] if read_only else None,
+                              "proxy_port": PROXY_PORT}
+    return found
+
+
+def endpoints(instances, clusters, instance_info, cluster_info, secret_arns=None, proxy_info=None):
+    """``rds_provision_endpoints``: per declared name its writer and reader endpoints, port, ARN and secret ARN, and
+    its proxy's endpoints (null without a proxy).
 
     ``instance_info`` and ``cluster_info`` are the ``instances`` / ``clusters`` lists of amazon.aws's
     ``rds_instance_info`` / ``rds_cluster_info`` (snake_case boto3 data); a name missing from them (check mode on an
-    empty account) gets ``exists: false`` and no addresses.
+    empty account) gets ``exists: false`` and no addresses. ``proxy_info`` is :func:`proxy_addresses`'s input.
     """
+    no_proxy = {"proxy_endpoint": None, "proxy_read_only_endpoint": None, "proxy_port": None}
+    by_proxy = proxy_addresses(proxy_info)
     by_id = {db["db_instance_identifier"]: db for db in instance_info or []}
     clusters_by_id = {cluster["db_cluster_identifier"]: cluster for cluster in cluster_info or []}
     result = {}
@@ -464,6 +623,7 @@ def endpoints(instances, clusters, instance_info, cluster_info, secret_arns=None
             "master_username": primary.get("master_username") or item.get("master_username"),
             "db_name": primary.get("db_name") or item.get("db_name"),
             "members": [db["db_instance_identifier"] for db in replicas],
+            **by_proxy.get(name, no_proxy),
         }
     for item in clusters or []:
         name = item["name"]
@@ -481,6 +641,7 @@ def endpoints(instances, clusters, instance_info, cluster_info, secret_arns=None
             "master_username": cluster.get("master_username") or item.get("master_username"),
             "db_name": cluster.get("database_name") or item.get("db_name"),
             "members": sorted(member["db_instance_identifier"] for member in cluster.get("db_cluster_members") or []),
+            **by_proxy.get(name, no_proxy),
         }
     return result
 
@@ -564,12 +725,38 @@ def _groups_of(doomed, found):
     return groups
 
 
+def _proxies_of(doomed, found):
+    """The proxies and their IAM roles that exist for the doomed declarations: ``(proxies, roles)``, each ``name``,
+    ``declaration``, ``tags``.
+
+    ``found["proxy_reads"]`` holds dbre.rds.rds_proxy results run with ``state: absent`` in check and diff mode (the
+    proxy as it is in ``diff.before``, empty when there is none); ``found["proxy_role_reads"]`` holds
+    amazon.aws.iam_role_info results; each result carries its loop ``item``, the declaration.
+    """
+    names = {item["name"] for item in doomed}
+    proxies, roles = [], []
+    for result in found.get("proxy_reads") or []:
+        item = result.get("item") or {}
+        before = (result.get("diff") or {}).get("before") or {}
+        if item.get("name") in names and before:
+            proxies.append({"kind": "RDS Proxy", "name": item["proxy"]["name"], "declaration": item["name"],
+                            "tags": before.get("tags") or {}})
+    for result in found.get("proxy_role_reads") or []:
+        item = result.get("item") or {}
+        for role in result.get("iam_roles") or []:
+            if item.get("name") in names and role.get("role_name") == item["proxy"]["role_name"]:
+                roles.append({"kind": "IAM role", "name": role["role_name"], "declaration": item["name"],
+                              "tags": _tags_of(role)})
+    return proxies, roles
+
+
 def destroy_plan(items, confirmed, instance_info, cluster_info, found_groups=None):
     """What destroy removes for the confirmed names, or the problems that make it remove nothing.
 
     ``items`` are the merged declarations; ``instance_info`` / ``cluster_info`` the ``instances`` / ``clusters`` of
     amazon.aws's info modules, with tags; ``found_groups`` holds ``parameter_groups``, ``cluster_parameter_groups``
-    and ``security_groups`` as amazon.aws's info modules return them, with tags. Everything to remove must carry the
+    and ``security_groups`` as amazon.aws's info modules return them, with tags, and ``proxy_reads`` and
+    ``proxy_role_reads`` (:func:`_proxies_of`). Everything to remove must carry the
     marker tag ``dbre.rds:rds_provision`` with its declaration's name; anything else stops the whole removal.
     """
     confirmed = [str(name) for name in ([confirmed] if isinstance(confirmed, str) else confirmed or []) if name]
@@ -602,15 +789,17 @@ def destroy_plan(items, confirmed, instance_info, cluster_info, found_groups=Non
                 found.append(f"{kind} {resource[key]} has no tag {MARKER_TAG}={owner(resource)}, so "
                              "dbre.rds.rds_provision did not create it; remove it yourself or tag it, then rerun.")
     groups = _groups_of(doomed, found_groups or {})
-    for group in groups:
+    proxies, proxy_roles = _proxies_of(doomed, found_groups or {})
+    for group in groups + proxies + proxy_roles:
         if group["tags"].get(MARKER_TAG) != group["declaration"]:
             found.append(f"{group['kind']} {group['name']} has no tag {MARKER_TAG}={group['declaration']}, so "
                          "dbre.rds.rds_provision did not create it; remove it yourself or tag it, then rerun.")
     if found:
         found.append("Nothing was removed.")
-        return {"problems": found, "declarations": [], "instances": [], "members": [], "clusters": [], "groups": []}
+        return {"problems": found, "declarations": [], "instances": [], "members": [], "clusters": [], "groups": [],
+                "proxies": [], "proxy_roles": []}
     return {"problems": [], "declarations": doomed, "instances": primaries, "members": members, "clusters": clusters,
-            "groups": groups}
+            "groups": groups, "proxies": proxies, "proxy_roles": proxy_roles}
 
 
 def plan(instances, clusters, settings, facts=None):
@@ -619,8 +808,9 @@ def plan(instances, clusters, settings, facts=None):
     ``settings``: ``instance_defaults``, ``cluster_defaults``, ``secret_prefix``, ``tags``, ``force_ssl``,
     ``audit_logging`` and, for destroy, ``confirm_destroy``. ``facts`` (each key optional, snake_case describe
     output): ``subnets``, ``engine_versions``, ``orderable``, ``instance_info``, ``cluster_info``, ``secret_arns``,
-    ``parameter_groups``, ``cluster_parameter_groups``, ``security_groups``. The result grows with the facts:
-    problems, placement, members, endpoints, destroy.
+    ``parameter_groups``, ``cluster_parameter_groups``, ``security_groups``, ``proxy_info`` (the role's
+    dbre.rds.rds_proxy results), ``proxy_reads`` and ``proxy_role_reads`` (destroy). The result grows with the facts:
+    problems, placement, members, proxies, endpoints, destroy.
     """
     settings, facts = settings or {}, facts or {}
     secret_prefix = settings.get("secret_prefix", "rds-provision/")
@@ -639,13 +829,14 @@ def plan(instances, clusters, settings, facts=None):
     if not result["problems"] and ("engine_versions" in facts or "orderable" in facts):
         result["problems"] += offering_problems(every, facts.get("engine_versions"), facts.get("orderable"))
     places = result.get("placement", {})
+    result["proxies"] = proxies(every, facts.get("secret_arns"))
     result["replicas"] = members(items["instances"], places)
     result["cluster_members"] = members(items["clusters"], places)
     if "instance_info" in facts:
         result["existing"] = ([db["db_instance_identifier"] for db in facts["instance_info"] or []]
                               + [c["db_cluster_identifier"] for c in facts.get("cluster_info") or []])
         result["endpoints"] = endpoints(items["instances"], items["clusters"], facts["instance_info"],
-                                        facts.get("cluster_info"), facts.get("secret_arns"))
+                                        facts.get("cluster_info"), facts.get("secret_arns"), facts.get("proxy_info"))
         if "confirm_destroy" in settings:
             result["destroy"] = destroy_plan(every, settings["confirm_destroy"], facts["instance_info"],
                                              facts.get("cluster_info"), facts)

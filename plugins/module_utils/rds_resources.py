@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one way dbre.rds reads RDS: instances, clusters, global clusters, snapshots and tags.
+"""The one way dbre.rds reads RDS: instances, clusters, global clusters, snapshots, RDS Proxies and tags.
 
 Every describe goes through :func:`paginate` (the RDS ``Marker`` protocol, each page retried with the client's
 jittered backoff), and a resource that does not exist is ``None``, never an exception and never "the first" item of
@@ -36,15 +36,17 @@ TRANSITIONAL_STATES = frozenset([
     "converting-to-vpc", "creating", "maintenance", "modifying", "moving-to-vpc", "rebooting", "renaming",
     "resetting-master-credentials", "starting", "storage-optimization", "upgrading", "failing-over", "promoting",
     "backtracking", "migrating", "preparing-data-migration", "update-iam-db-auth", "cloning-failed",
+    "reactivating",  # an RDS Proxy waking up
 ])
 # Nothing good comes from waiting on these: a wait stops at once and a drill refuses to start.
 BROKEN_STATES = frozenset([
     "failed", "incompatible-credentials", "incompatible-network", "incompatible-option-group",
     "incompatible-parameters", "incompatible-restore", "inaccessible-encryption-credentials",
     "inaccessible-encryption-credentials-recoverable", "restore-error", "storage-full", "insufficient-capacity",
+    "insufficient-resource-limits",  # an RDS Proxy (or proxy endpoint) RDS could not place
 ])
 # The resource is going away or switched off on purpose.
-GONE_STATES = frozenset(["deleting", "deleted", "stopped", "stopping", "inaccessible"])
+GONE_STATES = frozenset(["deleting", "deleted", "stopped", "stopping", "inaccessible", "suspended", "suspending"])
 STATUS_FAMILIES = ("available", "transitional", "broken", "gone", "unknown")
 
 
@@ -167,6 +169,10 @@ NOT_FOUND_CODES = {
     "global": ("GlobalClusterNotFoundFault", "GlobalClusterNotFound"),
     "snapshot": ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"),
     "cluster_snapshot": ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"),
+    "proxy": ("DBProxyNotFoundFault", "DBProxyNotFound"),
+    "proxy_endpoint": ("DBProxyEndpointNotFoundFault", "DBProxyEndpointNotFound"),
+    "proxy_target_group": ("DBProxyNotFoundFault", "DBProxyNotFound", "DBProxyTargetGroupNotFoundFault",
+                           "DBProxyTargetGroupNotFound"),
 }
 
 
@@ -285,6 +291,39 @@ def describe_tagged(client, kind, tag_key, tag_value=None):
     return found
 
 
+def describe_matching_tags(client, kind, tags):
+    """Standalone instances (not Aurora members) or clusters carrying every ``{key: value}`` of ``tags``."""
+    if not tags:
+        raise ValueError("describe_matching_tags needs at least one tag")
+    first_key = sorted(tags)[0]
+    return [item for item in describe_tagged(client, kind, first_key, str(tags[first_key]))
+            if all(tags_dict(item.get("TagList")).get(k) == str(v) for k, v in tags.items())
+            and not (kind != CLUSTER and item.get("DBClusterIdentifier"))]
+
+
+def describe_every(client, kind):
+    """Every standalone instance (Aurora members excluded) or every cluster of the region: only for a caller the
+    user asked to act on all of them (``all: true``)."""
+    if kind == CLUSTER:
+        return paginate(client, "describe_db_clusters", "DBClusters")
+    return [i for i in paginate(client, "describe_db_instances", "DBInstances") if not i.get("DBClusterIdentifier")]
+
+
+def describe_snapshot_attributes(client, kind, snapshot_identifier):
+    """The attributes (``[{"AttributeName": "restore", "AttributeValues": [accounts]}]``) of one manual snapshot."""
+    if kind == CLUSTER:
+        response = client.describe_db_cluster_snapshot_attributes(
+            DBClusterSnapshotIdentifier=snapshot_identifier, aws_retry=True)
+        return (response.get("DBClusterSnapshotAttributesResult") or {}).get("DBClusterSnapshotAttributes") or []
+    response = client.describe_db_snapshot_attributes(DBSnapshotIdentifier=snapshot_identifier, aws_retry=True)
+    return (response.get("DBSnapshotAttributesResult") or {}).get("DBSnapshotAttributes") or []
+
+
+def describe_blue_green_deployments(client):
+    """Every blue/green deployment of the region (their Source and Target are instance or cluster ARNs)."""
+    return paginate(client, "describe_blue_green_deployments", "BlueGreenDeployments")
+
+
 def read_tags(client, described):
     """The tags of a described resource as a dict (from its TagList, or ListTagsForResource when it has none)."""
     if described is None:
@@ -307,3 +346,80 @@ def events_since(client, source_type, source_identifier, since):
     """RDS events of one source since ``since`` (a datetime), oldest first."""
     return paginate(client, "describe_events", "Events", SourceIdentifier=source_identifier, SourceType=source_type,
                     StartTime=since)
+
+
+# ------------------------------------------------------------------------------------------------------ RDS Proxy
+# A proxy, its endpoints, its target groups and their targets. RDS Proxy has no port in its API: it listens on the
+# engine family's default port whatever the port of its targets.
+
+PROXY_PORTS = {"POSTGRESQL": 5432, "MYSQL": 3306, "SQLSERVER": 1433}
+DEFAULT_TARGET_GROUP = "default"
+
+
+def describe_proxy(client, name):
+    """The RDS Proxy ``name`` as DescribeDBProxies shows it, or None."""
+    return _one(client, "describe_db_proxies", "DBProxies", "proxy", "DBProxyName", name)
+
+
+def describe_proxy_endpoint(client, name):
+    """The proxy endpoint ``name`` (DBProxyEndpointName) as DescribeDBProxyEndpoints shows it, or None."""
+    return _one(client, "describe_db_proxy_endpoints", "DBProxyEndpoints", "proxy_endpoint", "DBProxyEndpointName",
+                name)
+
+
+def _of_proxy(client, operation, result_key, proxy_name, **params):
+    """Every item of a per-proxy describe (never of every proxy); ``[]`` when the proxy (or group) is missing."""
+    if not proxy_name or not str(proxy_name).strip():
+        raise ValueError(f"{operation} needs the proxy's name: refusing to describe every proxy")
+    try:
+        return paginate(client, operation, result_key, DBProxyName=proxy_name, **params)
+    except is_boto3_error_code(list(NOT_FOUND_CODES["proxy_target_group"])):
+        return []
+
+
+def describe_proxy_endpoints(client, proxy_name):
+    """The endpoints of the proxy ``proxy_name`` (the default one too where RDS lists it, ``IsDefault``)."""
+    found = _of_proxy(client, "describe_db_proxy_endpoints", "DBProxyEndpoints", proxy_name)
+    return [item for item in found if str(item.get("DBProxyName", "")).lower() == str(proxy_name).lower()]
+
+
+def describe_proxy_target_groups(client, proxy_name):
+    """The target groups of the proxy ``proxy_name`` (RDS gives each proxy one, named ``default``)."""
+    return _of_proxy(client, "describe_db_proxy_target_groups", "TargetGroups", proxy_name)
+
+
+def describe_proxy_targets(client, proxy_name, target_group=DEFAULT_TARGET_GROUP):
+    """The targets registered in a target group of the proxy ``proxy_name``."""
+    return _of_proxy(client, "describe_db_proxy_targets", "Targets", proxy_name, TargetGroupName=target_group)
+
+
+def proxy_port(proxy):
+    """The port a proxy listens on: its engine family's default (None for an unknown family)."""
+    return PROXY_PORTS.get(str((proxy or {}).get("EngineFamily") or "").upper())
+
+
+def proxy_fronts(targets, kind, identifier, member_ids=()):
+    """True when the proxy targets (DescribeDBProxyTargets) route to the instance or cluster ``identifier``.
+
+    An instance counts when it is an ``RDS_INSTANCE`` target; a cluster when it is the ``TRACKED_CLUSTER`` target,
+    or one of its instances (``member_ids``, or a target tracking it) is. Identifiers compare case-insensitively,
+    as RDS does.
+    """
+    wanted = str(identifier or "").lower()
+    members = {str(member).lower() for member in member_ids or ()}
+    for target in targets or []:
+        resource = str(target.get("RdsResourceId") or "").lower()
+        tracked = str(target.get("TrackedClusterId") or "").lower()
+        if kind == CLUSTER:
+            if target.get("Type") == "TRACKED_CLUSTER" and resource == wanted:
+                return True
+            if target.get("Type") == "RDS_INSTANCE" and (tracked == wanted or resource in members):
+                return True
+        elif target.get("Type") == "RDS_INSTANCE" and resource == wanted:
+            return True
+    return False
+
+
+def proxy_target_names(targets):
+    """``["<type> <id>"]`` of the targets, for messages."""
+    return [f"{target.get('Type')} {target.get('RdsResourceId')}" for target in targets or []]

@@ -27,6 +27,8 @@ DRILL_EXPIRES_TAG = "dbre:drill-expires"
 # Who runs the drill (host/pid/process start), so a sweep can tell a drill whose process is gone from a live one.
 DRILL_OWNER_TAG = "dbre:drill-owner"
 DRILL_STARTED_TAG = "dbre:drill-started"
+# The snapshot a drill restores, so that snapshot retention keeps it while the drill runs.
+DRILL_SNAPSHOT_TAG = "dbre:drill-snapshot"
 
 RESTORE_FROM = ("latest_snapshot", "snapshot", "point_in_time", "random_snapshot")
 SNAPSHOT_TYPES = ("automated", "manual", "any")
@@ -784,6 +786,8 @@ def plan_drill(params, source, started_at, drill_id, rng, owner=None):
     target = params.get("target_identifier") or default_target_identifier(
         source["id"], started_at, cluster=source["cluster"], suffix=drill_id.rsplit("-", 1)[-1][:6])
     tags = drill_tags(drill_id, started_at, params.get("ttl_hours") or 24, params.get("tags"), owner=owner)
+    if point.get("snapshot_identifier"):
+        tags[DRILL_SNAPSHOT_TAG] = point["snapshot_identifier"]
     plan = {"drill_id": drill_id, "point": point, "tags": tags, "instance_request": None}
     if source["cluster"]:
         plan["operation"], plan["request"] = cluster_restore_request(source["described"], point, target, tags)

@@ -18,9 +18,10 @@ description:
     nothing is called. In check mode the module runs these checks (and a test connection when it would probe) and
     returns the plan only.
   - When DB credentials are given, a probe loop writes a numbered row (or runs C(SELECT 1)) against the writer endpoint
-    every O(probe_interval) seconds, from before the failover until writes have succeeded again for
-    O(probe_settle_seconds). It measures the outage as clients see it, counts writes refused because the endpoint had
-    become read-only, and afterwards checks that every write the server acknowledged is still there.
+    (or, with O(probe_endpoint), through an RDS Proxy endpoint in front of it) every O(probe_interval) seconds,
+    from before the failover until writes have succeeded again for O(probe_settle_seconds). It measures the outage
+    as clients see it, counts writes refused because the endpoint had become read-only, and afterwards checks that
+    every write the server acknowledged is still there.
   - The probe table is the drill's own. It is created for the drill and never reused, since a table of that name
     that the module did not create is refused before any change. It is marked with a comment that carries the
     drill's id, its process and the end it announces. It is dropped in every outcome, also when the task is interrupted
@@ -68,6 +69,20 @@ options:
         (or O(iam_auth=true)) are given.
       - V(true) without credentials is an error.
     type: bool
+  probe_endpoint:
+    description:
+      - Where the probes connect. Without it they connect to the writer endpoint of the instance or cluster.
+      - The name of an RDS Proxy (its default endpoint) or of an RDS Proxy endpoint (C(DBProxyEndpointName)) in front
+        of the instance or cluster; the probes then connect to that endpoint's address on the proxy's port (5432 for
+        C(POSTGRESQL)), so the drill measures what clients of the proxy see. A proxy name is looked up first.
+      - Before any change the module checks that the proxy (and the endpoint) exist and are C(available), that the
+        proxy is for C(POSTGRESQL), that its target group routes to this instance or cluster and, with
+        O(probe_mode=write), that the endpoint is not read-only. Whether the writer moved is still judged on the
+        instance or cluster itself.
+      - Needs probing; not together with O(login_host) or O(login_port). RV(measurements.probe_endpoint) says which
+        path was measured, and the report's title names the proxy endpoint.
+    type: str
+    version_added: "0.3.0"
   probe_mode:
     description:
       - V(write) inserts a numbered row into O(probe_table) per probe and checks for lost writes afterwards.
@@ -83,6 +98,9 @@ options:
   probe_timeout:
     description:
       - Seconds a probe waits to connect (libpq's minimum is 2) and for its statement to finish.
+      - A probe that still succeeds, but only after longer than this, counts as failed in the downtime (a client with
+        this timeout would have given up) and in RV(measurements.probes_stalled). A pooler such as RDS Proxy holds
+        queries while its target is away instead of failing them.
     type: int
     default: 2
   probe_settle_seconds:
@@ -147,7 +165,9 @@ attributes:
 notes:
   - "IAM actions: C(rds:DescribeDBInstances), C(rds:DescribeDBClusters), C(rds:DescribeEvents),
     C(rds:RebootDBInstance) (Multi-AZ instances), C(rds:FailoverDBCluster) (clusters), C(cloudwatch:DescribeAlarms)
-    (with O(abort_if_alarms)), and C(rds-db:connect) on the DB user with O(iam_auth=true)."
+    (with O(abort_if_alarms)), C(rds:DescribeDBProxies), C(rds:DescribeDBProxyEndpoints) and
+    C(rds:DescribeDBProxyTargets) (with O(probe_endpoint)), and C(rds-db:connect) on the DB user with
+    O(iam_auth=true)."
   - The probes connect from where the module runs (usually the controller or an AWX execution node), so that host
     needs network access to the writer endpoint. Run it where your application runs to measure what it sees.
   - A Multi-AZ DB instance keeps its endpoint name; the module resolves it again on every reconnect, as a client would.
@@ -162,6 +182,8 @@ seealso:
     description: The alarms to name in O(abort_if_alarms).
   - module: community.postgresql.postgresql_query
     description: Check application data after a drill.
+  - module: dbre.rds.rds_proxy
+    description: The RDS Proxy whose endpoint O(probe_endpoint) names.
 """
 
 EXAMPLES = r"""
@@ -207,6 +229,17 @@ EXAMPLES = r"""
     progress_log: /var/log/dbre/failover-billing.log
   async: 1200
   poll: 10
+
+- name: Measure the same failover as clients of the RDS Proxy in front of the instance see it
+  dbre.rds.rds_failover_test:
+    db_instance_identifier: orders-prod
+    probe_endpoint: orders-prod-proxy
+    login_user: drill
+    login_password: "{{ vault_drill_password }}"
+    ssl_mode: require
+    max_downtime_seconds: 30
+    report_dir: /var/lib/awx/drills
+  register: proxy_drill
 
 - name: Record the result of a drill without failing the play
   dbre.rds.rds_failover_test:
@@ -273,11 +306,17 @@ plan:
       type: str
       sample: the primary of orders-prod moves from us-east-1a to us-east-1b
     probing:
-      description: The probed endpoint and mode, and the leftover probe tables of dead drills the drill drops first;
-        null without probing.
+      description:
+        - The probed endpoint and mode, and the leftover probe tables of dead drills the drill drops first;
+          null without probing.
+        - C(probe_endpoint) is the path the probes take, as in RV(measurements.probe_endpoint), and C(path) says it
+          in words.
       type: dict
       sample: {"endpoint": "orders-prod.abc.us-east-1.rds.amazonaws.com:5432/orders", "mode": "write", "interval": 0.25,
-               "leftover_probe_tables": []}
+               "leftover_probe_tables": [], "path": "directly on the writer endpoint of orders-prod
+               (orders-prod.abc.us-east-1.rds.amazonaws.com:5432)",
+               "probe_endpoint": {"kind": "writer", "name": "orders-prod",
+                                  "address": "orders-prod.abc.us-east-1.rds.amazonaws.com", "port": 5432}}
 measurements:
   description: Everything the drill measured. Times are ISO 8601 UTC, durations seconds; null when not measured.
   returned: when the drill started (not in check mode)
@@ -321,7 +360,8 @@ measurements:
       sample: "2026-11-27T08:00:41.400Z"
     observed_downtime_seconds:
       description:
-        - The outage clients saw, from the first failed probe to the first successful one after the last failure.
+        - The outage clients saw, from the first failed (or stalled, see RV(measurements.probes_stalled)) probe to the
+          first successful one after the last failure.
         - 0 when no probe failed; null without probing or when probes never succeeded again.
       type: float
       sample: 35.53
@@ -358,6 +398,11 @@ measurements:
       description: Probes refused because the endpoint was read-only (SQLSTATE 25006).
       type: int
       sample: 0
+    probes_stalled:
+      description: Probes that succeeded only after more than O(probe_timeout) seconds; they count as failed in
+        RV(measurements.observed_downtime_seconds). Null without probing.
+      type: int
+      sample: 0
     acknowledged_writes:
       description: Write probes the server acknowledged.
       type: int
@@ -388,6 +433,15 @@ measurements:
       description: O(probe_interval), or null without probing.
       type: float
       sample: 0.25
+    probe_endpoint:
+      description:
+        - Which path the probes measured, or null without probing.
+        - C(kind) is V(writer) (the writer endpoint of the instance or cluster) or V(proxy) (an RDS Proxy endpoint,
+          O(probe_endpoint)); C(name) is the instance or cluster identifier, or the proxy endpoint's name; C(address)
+          and C(port) are where the probes connected.
+      type: dict
+      sample: {"kind": "proxy", "name": "orders-prod-proxy",
+               "address": "orders-prod-proxy.proxy-abc.us-east-1.rds.amazonaws.com", "port": 5432}
     probe_table_removed:
       description: Whether the probe table was removed. Null without write probes.
       type: bool
@@ -791,7 +845,9 @@ class FailoverRun:
     # -- what it saw
     def measurements(self):
         probing = None if self.prober is None else {"mode": self.params["probe_mode"],
-                                                    "interval": self.params["probe_interval"]}
+                                                    "interval": self.params["probe_interval"],
+                                                    "timeout": self.params["probe_timeout"],
+                                                    "endpoint": (self.plan["probing"] or {}).get("probe_endpoint")}
         return drill.measure(self.plan, started_at=self.clock.started_at, duration=self.clock.elapsed(),
                              requested=self.requested, available=self.available, final=self.final,
                              events=self.events, samples=self.prober.samples() if self.prober else [],
@@ -801,7 +857,7 @@ class FailoverRun:
     def timeline(self):
         return drill.timeline(started_at=self.clock.started_at, log=self.log.timeline, transitions=self.transitions,
                               events=self.events, samples=self.prober.samples() if self.prober else [],
-                              requested=self.requested)
+                              requested=self.requested, stall_seconds=self.params["probe_timeout"])
 
 
 def snake_events(events):
@@ -818,6 +874,7 @@ def argument_spec():
         allow_pending_modifications=dict(type="bool", default=False),
         abort_if_alarms=dict(type="list", elements="str", default=[]),
         probe=dict(type="bool"),
+        probe_endpoint=dict(type="str"),
         probe_mode=dict(type="str", choices=["write", "read"], default="write"),
         probe_interval=dict(type="float", default=0.25),
         probe_timeout=dict(type="int", default=2),
@@ -853,6 +910,29 @@ def target_problems(params, kind, identifier, described, members, alarms):
     return found + drill.alarm_problems(params["abort_if_alarms"], alarms)
 
 
+def read_probe_path(module, rds, kind, identifier, described, members):
+    """Where the probes connect, ``(path, problems)``: the writer endpoint, or the RDS Proxy endpoint that
+    probe_endpoint names (a proxy name first, then an endpoint name), checked against the drilled target."""
+    params = module.params
+    name = params["probe_endpoint"]
+    if name is None:
+        return drill.writer_probe_path(identifier, endpoint_of(described), params), []
+    try:
+        proxy = rds_resources.describe_proxy(rds, name)
+        endpoint = None
+        if proxy is None:
+            endpoint = rds_resources.describe_proxy_endpoint(rds, name)
+            if endpoint is not None:
+                proxy = rds_resources.describe_proxy(rds, endpoint["DBProxyName"])
+        targets = rds_resources.describe_proxy_targets(rds, proxy["DBProxyName"]) if proxy else []
+    except aws_errors() as exc:
+        module.fail_json_aws(exc, msg=f"Describing the RDS Proxy endpoint {name} (probe_endpoint) failed: check the "
+                                      "region and allow rds:DescribeDBProxies, rds:DescribeDBProxyEndpoints and "
+                                      "rds:DescribeDBProxyTargets; nothing was changed")
+    return drill.proxy_probe_path(name, kind, identifier, proxy, endpoint, targets, list(members),
+                                  params["probe_mode"])
+
+
 def read_probe_state(module, connector):
     """Connect once (the probes' credentials work) and read the probe table name's owner and the leftovers."""
     table = module.params["probe_table"] if module.params["probe_mode"] == "write" else None
@@ -886,22 +966,29 @@ def main():
     rds = rds_client(module)
     described, members, alarms = read_target(module, rds, kind, identifier)
     problems = target_problems(params, kind, identifier, described, members, alarms)
+    path = None
+    if probing:
+        path, path_problems = read_probe_path(module, rds, kind, identifier, described, members)
+        problems += path_problems
     if problems:
         runtime.refuse(problems)
-    connector = connector_for(module, params, endpoint_of(described), rds) if probing else None
+    connector = connector_for(module, params, (path["address"], path["port"]), rds) if probing else None
     probe_info, leftovers = None, []
     if connector is not None:
         problems, leftovers = read_probe_state(module, connector)
         if problems:
             runtime.refuse(problems)
         probe_info = {"endpoint": connector.target, "mode": params["probe_mode"], "interval": params["probe_interval"],
-                      "leftover_probe_tables": [f"{item['schema']}.{item['table']}" for item in leftovers]}
+                      "leftover_probe_tables": [f"{item['schema']}.{item['table']}" for item in leftovers],
+                      "probe_endpoint": path, "path": drill.describe_probe_path(path)}
     plan = drill.plan_failover(kind, identifier, described, members, params["target_db_instance_identifier"],
                                probe_info)
     if module.check_mode:
         module.exit_json(changed=True, passed=None, plan=plan)
 
     runtime.log.event("pre-checks passed: " + plan["expected"], phase="pre-checks")
+    if probe_info is not None:
+        runtime.log.event(f"probing {probe_info['path']}", phase="pre-checks")
     run = FailoverRun(module, runtime, rds, plan, connector, leftovers)
     failure = runtime.act(run.steps, run.cleanup)
     measured = run.measurements()

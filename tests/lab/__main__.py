@@ -117,6 +117,8 @@ def stop_daemon(directory: pathlib.Path, pid: int | None, timeout: float = 30.0)
             pass
     if directory.exists():
         try:
+            from tests.lab.pgbouncer import stop_all as stop_poolers
+            stop_poolers(directory)
             from tests.lab.postgres import stop_all
             stop_all(directory)
         except ImportError:

@@ -1,10 +1,16 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The lab's call log: every AWS API request it received, with time, parameters (secrets masked), HTTP status and
-AWS error code; a request that crashed moto is logged too (status 500, ``error`` InternalFailure, ``crash``)."""
+AWS error code; a request that crashed moto is logged too (status 500, ``error`` InternalFailure, ``crash``).
+
+With ``LAB_CALL_LOG_DIR`` set when the lab starts, every call is also appended (time, service, action, user agent,
+status, error; no parameters) to ``<dir>/calls-<pid>.jsonl``, which a reset does not clear: the integration suite
+reads it to check each call against the IAM policy of the module or role that made it (tests/tools/iam_policies.py).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -87,6 +93,8 @@ class CallLog:
         self._entries: list[dict] = []
         self._lock = threading.Lock()
         self._limit = limit
+        directory = os.environ.get("LAB_CALL_LOG_DIR")
+        self._journal = os.path.join(directory, f"calls-{os.getpid()}.jsonl") if directory else None
 
     def record(self, request: dict, status: int, fault: str | None, seconds: float, error: str | None = None,
                crash: str | None = None) -> dict:
@@ -107,6 +115,11 @@ class CallLog:
             entry["crash"] = crash
         with self._lock:
             self._entries.append(entry)
+            if self._journal:
+                kept = {key: entry[key] for key in ("epoch", "service", "action", "user_agent", "status", "error")}
+                os.makedirs(os.path.dirname(self._journal), exist_ok=True)
+                with open(self._journal, "a", encoding="utf-8") as journal:
+                    journal.write(json.dumps(kept) + "\n")
             if len(self._entries) > self._limit:
                 del self._entries[: len(self._entries) - self._limit]
         return entry

@@ -88,6 +88,11 @@ class LabControl:
         went down and accepted connections again) and, for lossy ones, dropped_rows / dropped_total."""
         return self._call("GET", "failovers")["failovers"]
 
+    def set_snapshot_create_time(self, identifier: str, at, region: str = "us-east-1", kind: str = "db") -> dict:
+        """Date a DB (``kind="db"``) or cluster snapshot in the past (``at``: a datetime), to test retention rules."""
+        return self._call("POST", "snapshot_create_time",
+                          {"identifier": identifier, "at": at.isoformat(), "region": region, "kind": kind})
+
     def status_history(self, identifier: str | None = None) -> dict:
         """Status transitions per resource ("db:<id>" / "cluster:<id>"): [{"status", "at" (ISO 8601 UTC)}, ...]."""
         return self._call("GET", "status_history", query={"identifier": identifier})["history"]
@@ -95,7 +100,7 @@ class LabControl:
     # --- timing and lifecycle -------------------------------------------------------------------------------
     def set_timing(self, **durations) -> dict:
         """Durations in seconds before LAB_TIME_SCALE (``scale=`` changes the scale): create, backing_up, modify,
-        delete, snapshot, param_apply, reboot, failover, restore, start_stop."""
+        delete, snapshot, param_apply, reboot, failover, restore, start_stop, proxy (RDS Proxy statuses), snapshot_copy."""
         return self._call("POST", "timing", durations)
 
     def timing(self) -> dict:

@@ -603,6 +603,32 @@ class PgCluster:
     def is_running(self) -> bool:
         return _postmaster_alive(self.data_dir)
 
+    def move_to_port(self, port: int, timeout: float = 15) -> None:
+        """Serve on ``port`` from now on, restarting a running server (a renamed instance's endpoint moves).
+
+        The port may still be held by the server that is leaving it: binding is retried for ``timeout`` seconds.
+        """
+        with self._lock:
+            running = self.is_running()
+            if running:
+                self.stop("fast")
+            self.port = port
+            self._write_config(self.data_dir, port=port, socket_dir=self.socket_dir)
+            self._write_meta()
+            if not running:
+                return
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self.start()
+                    break
+                except PgLabError as exc:
+                    busy = "could not bind" in str(exc) or "Address already in use" in str(exc)
+                    if not busy or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            self._wait_ready()
+
     def restart(self) -> None:
         with self._lock:
             self.stop("fast")

@@ -38,6 +38,9 @@ BEHAVIOURS = (
     (15, "max_connections and clamp events", "test_max_connections.py"),
     (16, "Engine versions and orderable classes", "test_engine_versions.py"),
     (17, "Automated backups and restore window", "test_automated_backups.py"),
+    (18, "RDS Proxy with PgBouncer", "test_db_proxy.py"),
+    (19, "Snapshot copies with KMS, across regions", "test_snapshot_copy.py"),
+    (20, "Renames, stop and start, encrypted restores", "test_encryption.py"),
 )
 
 

@@ -120,7 +120,8 @@ class LabMiddleware:
 
 PLAIN_ROUTES = ("health", "reset", "shutdown", "state")
 CONTROL_ROUTES = ("health", "calls", "faults", "timing", "reset", "state", "stuck", "refuse_connections",
-                  "outage", "lossy_failover", "failovers", "shutdown", "wait_jobs", "status_history", "server_log")
+                  "outage", "lossy_failover", "failovers", "shutdown", "wait_jobs", "status_history", "server_log",
+                  "snapshot_create_time")
 
 
 def control_action(lab: LabState, method: str, route: str, query: dict, payload: dict):
@@ -166,6 +167,9 @@ def control_action(lab: LabState, method: str, route: str, query: dict, payload:
     if route == "status_history":
         from tests.lab.fidelity import status_history
         return status_history.history(lab, method, dict(query, **payload))
+    if route == "snapshot_create_time":
+        from tests.lab.fidelity import snapshot_copy
+        return snapshot_copy.snapshot_create_time(lab, method, dict(query, **payload))
     if route == "server_log":
         from tests.lab.fidelity import control as fidelity_control
         return fidelity_control.server_log(lab, method, dict(query, **payload))

@@ -35,6 +35,8 @@ DEFAULT_DURATIONS = {
     "failover": 2.0,      # PostgreSQL outage during a Multi-AZ or Aurora failover
     "restore": 1.0,       # creating, for restores from snapshot or to a point in time
     "start_stop": 0.0,    # starting / stopping
+    "proxy": 0.0,         # RDS Proxy creating / modifying / deleting, proxy endpoints, targets REGISTERING
+    "snapshot_copy": 1.0,  # snapshot copies creating (PercentProgress), same region or across regions
 }
 
 _CURRENT: LabState | None = None
@@ -120,6 +122,7 @@ class LabState:
         self.failovers: list[dict] = []
         self.clamps: dict[str, list] = {}
         self.jobs: list[Job] = []
+        self.failover_listeners: list = []        # callables (phase, entry): "started"/"completed" of each failover
         self.generation = 0                       # bumped by reset(): stale jobs stop touching state
         for sub in ("clusters", "snapshots", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -170,8 +173,17 @@ class LabState:
 
     # --- control ------------------------------------------------------------------------------------------------
     def record_failover(self, entry: dict) -> dict:
+        self.failover_phase("completed", entry)
         self.failovers.append(entry)
         return entry
+
+    def failover_phase(self, phase: str, entry: dict) -> None:
+        """Tell the listeners (RDS Proxy's pooler) that a failover has ``started`` or ``completed``."""
+        for listener in list(self.failover_listeners):
+            try:
+                listener(phase, entry)
+            except Exception:  # a listener must not break the failover itself
+                LOG.exception("failover listener %r failed on %s", listener, phase)
 
     def record_clamp(self, key: str, clamped) -> None:
         if clamped:
@@ -197,6 +209,7 @@ class LabState:
             self.generation += 1
         self.wait_jobs(timeout=15)
         with self.lock:
+            self._stop_proxies()
             for key in list(self.pg):
                 self.drop_pg(key)
             self.pg.clear()
@@ -214,10 +227,19 @@ class LabState:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
             self.calls.clear()
 
+    def _stop_proxies(self) -> None:
+        try:
+            from tests.lab.pgbouncer import stop_all
+            stop_all(self.root)
+            shutil.rmtree(self.root / "proxies", ignore_errors=True)
+        except Exception:  # best effort: __main__'s stop_daemon runs stop_all again
+            LOG.exception("stopping the proxies' PgBouncers failed")
+
     def shutdown(self) -> None:
         with self.lock:
             self.generation += 1
         self.wait_jobs(timeout=10)
+        self._stop_proxies()
         for key in list(self.pg):
             self.drop_pg(key)
         try:

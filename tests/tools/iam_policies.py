@@ -1,37 +1,105 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Least-privilege IAM policies from the lab's call log: one ``docs/iam/<subject>.json`` per module, role or playbook.
+"""Least-privilege IAM policies from the lab's call log: one ``docs/iam/<subject>.json`` per module, role, and
+``playbooks`` for the tasks of the playbooks under ``playbooks/`` outside any role.
 
-Every AWS call the lab serves is logged with its time and the caller's user agent. A call belongs to:
+The integration suite (tests/integration/conftest.py) records two journals per pytest worker:
+
+- the lab's calls (``LAB_CALL_LOG_DIR``, tests/lab/calllog.py): time, service, action and user agent of each call;
+- the start of every task of every ansible-playbook run (``DBRE_RDS_IAM_TRACE_DIR``, the callback plugin
+  tests/tools/callback_plugins/dbre_rds_iam_trace.py): its process, task file, and role (name, collection, path).
+
+A call belongs to:
 
 - the module named by ``dbre.rds/<module>`` in its user agent (``plugins/module_utils/aws_clients.py`` adds it to
-  every client of the collection's modules), and
-- the role or playbook whose run it fell in: ``windows`` lists ``{"subject", "start", "end"}`` (epoch seconds) of
-  playbook runs made one after the other, for instance ``rds_users`` for ``playbooks/configure_users.yml``.
-  Time windows rather than a user agent tag, because amazon.aws and community.aws set the whole user agent
-  themselves (botocore's ``app/<AWS_SDK_UA_APP_ID>`` never reaches the wire) and lookups run in the controller.
+  every client of the collection's modules), whoever ran the module;
+- when an Ansible process made it (``Ansible/`` in the user agent: amazon.aws, community.aws and dbre.rds modules,
+  and lookups), the role of every task that was running at that time (from its start to the next task of the same
+  ansible-playbook process) if the role is one of dbre.rds's, or ``playbooks`` if the task is in a playbook of
+  ``playbooks/`` (not ``demo/`` or ``awx/``). Time rather than a user agent tag, because amazon.aws and community.aws
+  set the whole user agent of their clients (botocore's ``app/<AWS_SDK_UA_APP_ID>`` never reaches the wire) and
+  lookups run in the controller. Each pytest worker has its own lab and runs one test at a time, so the only
+  processes whose tasks overlap are those one test runs side by side.
+
+Calls of the tests themselves (boto3 user agent) and of the tests' own playbooks outside dbre.rds's roles are
+fixtures: they belong to no one.
 
 Each policy has one statement per IAM service prefix (the signing name, except ``monitoring`` which is
 ``cloudwatch``), its actions sorted, and ``Resource: "*"`` to be scoped down to the account's ARNs.
 
-    python tests/tools/iam_policies.py --calls calls.json --windows windows.json --out docs/iam [--ignore demo]
+    python -m tests.tools.iam_policies --run-dir DIR [--write docs/iam]
+
+reads a run directory (``<worker>/calls``, ``<worker>/tasks``, as the integration suite leaves it with
+``DBRE_RDS_IAM_RUN_DIR`` set) and checks every attributed call against docs/iam, or writes the policies.
 """
 
 import argparse
 import json
+import math
+import os
 import pathlib
 import re
 import sys
-import urllib.request
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
+IAM_DIR = REPO / "docs" / "iam"
 MODULE_TAG = re.compile(r"dbre\.rds/([A-Za-z0-9_]+)")
+ANSIBLE_TAG = re.compile(r"(^|\s)Ansible/")
+PLAYBOOKS = "playbooks"
+# Playbooks under playbooks/ that are not the collection's operations: the demo's fixtures, the AWX setup.
+NOT_OPERATIONS = ("demo", "awx")
 # Signing name (the SigV4 credential scope's service) to IAM action prefix, where they differ.
 IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "execute-api": "apigateway"}
 
 
+def _under(path, folder):
+    if not path:
+        return False
+    try:
+        pathlib.Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
+        return True
+    except ValueError:
+        return False
+
+
+def task_subject(record, repo=REPO):
+    """The role (of dbre.rds) or ``playbooks`` a traced task runs for, or None for the tests' own tasks."""
+    if record.get("role"):
+        if record.get("role_collection") == "dbre.rds" or _under(record.get("role_path"), pathlib.Path(repo) / "roles"):
+            return record["role"]
+        return None
+    playbooks = pathlib.Path(repo) / "playbooks"
+    path = record.get("path")
+    if _under(path, playbooks) and not any(_under(path, playbooks / name) for name in NOT_OPERATIONS):
+        return PLAYBOOKS
+    return None
+
+
+def task_windows(records, repo=REPO):
+    """``[{"subject", "start", "end", "task"}]``: each task of a dbre.rds role or playbook, from its start to the next
+    event of the same process (``end`` infinite for the last task of a run that was killed)."""
+    by_process = {}
+    for record in records:
+        by_process.setdefault(record["pid"], []).append(record)
+    windows = []
+    for events in by_process.values():
+        events.sort(key=lambda record: record["epoch"])
+        for index, record in enumerate(events):
+            if record.get("event") != "task":
+                continue
+            subject = task_subject(record, repo)
+            if subject:
+                end = events[index + 1]["epoch"] if index + 1 < len(events) else math.inf
+                windows.append({"subject": subject, "start": record["epoch"], "end": end,
+                                "task": f"{record.get('task')} ({record.get('path')})"})
+    return windows
+
+
 def attribution(entry, windows=()):
-    """The subjects (module, and role or playbook) a logged call is made for."""
-    subjects = set(MODULE_TAG.findall(entry.get("user_agent") or ""))
-    subjects.update(window["subject"] for window in windows if window["start"] <= entry["epoch"] <= window["end"])
+    """The subjects (module, and role or ``playbooks``) a logged call is made for."""
+    user_agent = entry.get("user_agent") or ""
+    subjects = set(MODULE_TAG.findall(user_agent))
+    if ANSIBLE_TAG.search(user_agent):
+        subjects.update(window["subject"] for window in windows if window["start"] <= entry["epoch"] <= window["end"])
     return sorted(subjects)
 
 
@@ -43,20 +111,21 @@ def iam_action(entry):
     return f"{prefix}:{entry['action']}"
 
 
-def actions_by_subject(calls, windows=(), ignore=()):
-    """({subject: set of IAM actions}, [calls attributed to nobody]) for the calls of the log."""
-    subjects, unattributed = {}, []
+def attributed_calls(calls, windows=()):
+    """``[(subject, action, entry)]`` for every call some module, role or ``playbooks`` made."""
+    found = []
     for entry in calls:
-        found = attribution(entry, windows)
-        names = [name for name in found if name not in ignore]
-        if not names:
-            if not set(found) & set(ignore):
-                unattributed.append(entry)
-            continue
-        action = iam_action(entry)
-        for name in names:
-            subjects.setdefault(name, set()).add(action)
-    return subjects, unattributed
+        for subject in attribution(entry, windows):
+            found.append((subject, iam_action(entry), entry))
+    return found
+
+
+def actions_by_subject(calls, windows=()):
+    """``{subject: set of IAM actions}`` for the calls of the log."""
+    subjects = {}
+    for subject, action, _entry in attributed_calls(calls, windows):
+        subjects.setdefault(subject, set()).add(action)
+    return subjects
 
 
 def policy_document(actions):
@@ -65,7 +134,8 @@ def policy_document(actions):
     for action in actions:
         services.setdefault(action.split(":", 1)[0], []).append(action)
     statements = [
-        {"Sid": re.sub(r"[^A-Za-z0-9]", "", service.title()), "Effect": "Allow", "Action": sorted(names), "Resource": "*"}
+        {"Sid": re.sub(r"[^A-Za-z0-9]", "", service.title()), "Effect": "Allow", "Action": sorted(names),
+         "Resource": "*"}
         for service, names in sorted(services.items())
     ]
     return {"Version": "2012-10-17", "Statement": statements}
@@ -80,17 +150,67 @@ def policy_actions(document):
     return found
 
 
-def read_calls(calls_file=None, lab_url=None):
-    """The call log entries, from a saved ``GET /_lab/calls`` answer (``{"calls": [...]}``) or a running lab."""
-    if calls_file:
-        data = json.loads(pathlib.Path(calls_file).read_text())
-    else:
-        with urllib.request.urlopen(f"{lab_url.rstrip('/')}/_lab/calls", timeout=30) as response:
-            data = json.loads(response.read())
-    return data["calls"] if isinstance(data, dict) else data
+def allowed_actions(subject, iam_dir=IAM_DIR):
+    """The actions ``<iam_dir>/<subject>.json`` allows (none when the file does not exist)."""
+    path = pathlib.Path(iam_dir) / f"{subject}.json"
+    return policy_actions(json.loads(path.read_text())) if path.exists() else set()
 
 
-def write_policies(subjects, out_dir):
+def violations(found, iam_dir=IAM_DIR):
+    """The ``(subject, action, entry)`` of ``found`` that the subject's policy file does not allow."""
+    allowed = {}
+    denied = []
+    for subject, action, entry in found:
+        if subject not in allowed:
+            allowed[subject] = allowed_actions(subject, iam_dir)
+        if action not in allowed[subject]:
+            denied.append((subject, action, entry))
+    return denied
+
+
+def describe_violations(denied, iam_dir=IAM_DIR):
+    """One line per (subject, action) not allowed, with a call that needed it."""
+    lines, seen = [], set()
+    for subject, action, entry in denied:
+        if (subject, action) in seen:
+            continue
+        seen.add((subject, action))
+        path = pathlib.Path(iam_dir) / f"{subject}.json"
+        where = path.relative_to(REPO) if _under(path, REPO) else path
+        lines.append(f"{where} does not allow {action} (user agent: {(entry.get('user_agent') or '')[-60:]})")
+    return lines
+
+
+class Journal:
+    """The JSON lines appended to the ``*.jsonl`` files of a directory since the last :meth:`drain`."""
+
+    def __init__(self, directory):
+        self.directory = pathlib.Path(directory)
+        self._offsets = {}
+
+    def drain(self):
+        records = []
+        for path in sorted(self.directory.glob("*.jsonl")):
+            with open(path, "rb") as journal:
+                journal.seek(self._offsets.get(path, 0))
+                data = journal.read()
+            complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next drain
+            self._offsets[path] = self._offsets.get(path, 0) + len(complete)
+            records.extend(json.loads(line) for line in complete.splitlines() if line.strip())
+        return records
+
+
+def read_run(run_dir):
+    """(calls, task records) of every worker of a run directory, all at once."""
+    calls, tasks = [], []
+    for worker in sorted(path for path in pathlib.Path(run_dir).iterdir() if path.is_dir()):
+        calls.extend(Journal(worker / "calls").drain())
+        tasks.extend(Journal(worker / "tasks").drain())
+    return calls, tasks
+
+
+def write_policies(subjects, out_dir, remove_stale=False):
+    """Write ``<out_dir>/<subject>.json`` for each subject; with ``remove_stale``, delete the other policy files."""
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -98,27 +218,33 @@ def write_policies(subjects, out_dir):
         path = out / f"{name}.json"
         path.write_text(json.dumps(policy_document(actions), indent=2) + "\n")
         written.append(path)
+    if remove_stale:
+        for path in out.glob("*.json"):
+            if path.stem not in subjects:
+                path.unlink()
     return written
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--calls", help="call log JSON (GET {LAB_URL}/_lab/calls, saved)")
-    source.add_argument("--lab-url", help="read the call log from a running lab")
-    parser.add_argument("--windows", help="JSON list of {subject, start, end}: the playbook runs, one after the other")
-    parser.add_argument("--out", default="docs/iam", help="directory of the policy files (default docs/iam)")
-    parser.add_argument("--ignore", action="append", default=[],
-                        help="subject whose calls are fixtures, not the collection's: no policy")
+    parser.add_argument("--run-dir", required=True,
+                        help="a run directory: <worker>/calls/*.jsonl, <worker>/tasks/*.jsonl")
+    parser.add_argument("--iam-dir", default=str(IAM_DIR), help="the policy files (default docs/iam)")
+    parser.add_argument("--write", action="store_true", help="write the policy files instead of checking the calls")
     args = parser.parse_args(argv)
-    windows = json.loads(pathlib.Path(args.windows).read_text()) if args.windows else []
-    subjects, unattributed = actions_by_subject(read_calls(args.calls, args.lab_url), windows, ignore=set(args.ignore))
-    for path in write_policies(subjects, args.out):
-        print(f"wrote {path} ({len(subjects[path.stem])} actions)")
-    for entry in unattributed:
-        print(f"unattributed call: {entry['service']} {entry['action']} ({entry.get('user_agent', '')[:80]})",
-              file=sys.stderr)
-    return 1 if unattributed else 0
+    calls, tasks = read_run(args.run_dir)
+    found = attributed_calls(calls, task_windows(tasks))
+    if args.write:
+        subjects = {}
+        for subject, action, _entry in found:
+            subjects.setdefault(subject, set()).add(action)
+        for path in write_policies(subjects, args.iam_dir):
+            print(f"wrote {path} ({len(subjects[path.stem])} actions)")
+        return 0
+    lines = describe_violations(violations(found, args.iam_dir), args.iam_dir)
+    for line in lines:
+        print(line, file=sys.stderr)
+    return 1 if lines else 0
 
 
 if __name__ == "__main__":

@@ -19,13 +19,19 @@ The patch functions live in:
 - ``automated_backups``: automated_backup_restore_window (DescribeDBInstanceAutomatedBackups with RestoreWindow,
   restores outside the window or without retention refused)
 - ``server_logs``: server_log_files (DescribeDBLogFiles, DownloadDBLogFilePortion read the real PostgreSQL log)
+- ``encryption``: renames_move_the_endpoint (NewDBInstanceIdentifier: ``renaming``, the endpoint follows the name),
+  stop_start_events
+- ``snapshot_copy``: snapshot_copy (CopyDBSnapshot / CopyDBClusterSnapshot with KmsKeyId of the target region, across
+  regions, copies holding the data and taking time; control route ``snapshot_create_time``)
+- ``db_proxy``: db_proxies (RDS Proxy actions, a PgBouncer behind each POSTGRESQL proxy, repointed on failovers)
 """
 
 from __future__ import annotations
 
 from tests.lab.fidelity import (
-    automated_backups, aws_managed_policies, engine_versions, event_subscriptions, instance_class_memory,
-    instance_fields, lifecycle, parameters, restore_by_resource_id, server_logs, status_history, storage,
+    automated_backups, aws_managed_policies, db_proxy, encryption, engine_versions, event_subscriptions,
+    instance_class_memory, instance_fields, lifecycle, parameters, restore_by_resource_id, server_logs, snapshot_copy,
+    status_history, storage,
 )
 
 PATCHES = (
@@ -53,6 +59,10 @@ PATCHES = (
     status_history.status_history,
     automated_backups.automated_backup_restore_window,
     server_logs.server_log_files,
+    encryption.renames_move_the_endpoint,
+    encryption.stop_start_events,
+    snapshot_copy.snapshot_copy,  # after storage.snapshots_hold_data, whose copy it wraps
+    db_proxy.db_proxies,
 )
 
 _applied = False

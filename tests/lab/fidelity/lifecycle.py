@@ -355,6 +355,7 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
             entry = {"kind": "db-instance", "identifier": identifier, "started_at": started.isoformat(),
                      "outage_seconds": outage, "lossy": bool(lossy),
                      "from_az": database.availability_zone, "to_az": database.secondary_availability_zone}
+            state.failover_phase("started", entry)
             if pg is not None:
                 if lossy:
                     entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))
@@ -440,6 +441,7 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
         entry = {"kind": "db-cluster", "identifier": cluster.db_cluster_identifier, "started_at": started.isoformat(),
                  "outage_seconds": outage, "lossy": bool(lossy),
                  "from_writer": writer.db_instance_identifier if writer else None, "to_writer": target_id}
+        state.failover_phase("started", entry)
         if pg is not None:
             if lossy:
                 entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))

@@ -197,7 +197,8 @@ def test_endpoints_per_name_for_instances_replicas_and_clusters():
         "kind": "instance", "exists": True, "writer_endpoint": "127.0.0.1", "reader_endpoint": "127.0.0.2",
         "reader_endpoints": ["127.0.0.2"], "port": 40001, "arn": "arn:aws:rds:us-east-1:123456789012:db:orders",
         "secret_arn": "arn:secret:orders", "secret_id": "rds-provision/orders/master", "master_username": "dbadmin",
-        "db_name": None, "members": ["orders-replica-1"]}
+        "db_name": None, "members": ["orders-replica-1"], "proxy_endpoint": None, "proxy_read_only_endpoint": None,
+        "proxy_port": None}
     assert result["ledger"]["writer_endpoint"] == "ledger.cluster"
     assert result["ledger"]["reader_endpoint"] == "ledger.ro"
     assert result["ledger"]["secret_arn"] == "arn:managed" and result["ledger"]["members"] == ["ledger-1", "ledger-2"]

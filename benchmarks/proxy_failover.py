@@ -1,0 +1,197 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What clients see of a failover directly and through RDS Proxy, side by side with the lab's true outage.
+
+One lab, one Multi-AZ instance, one proxy in front of it (RequireTLS, IAM auth: the proxy client signs an RDS IAM
+token and checks the certificate with verify-full). For failovers whose PostgreSQL outage is 2, 5 and 10 s, two write
+probes of plugins/module_utils/probing.py (every 0.25 s, 2 s timeouts, one connection each, reconnecting after an
+error, as rds_failover_test probes) run at the same time, one on the instance's endpoint and one on the proxy's, and
+this prints for each:
+  - the lab's true outage (set, and recorded from failover started to completed),
+  - the failover drill's observed downtime (failover_drill.measure_downtime: first failed probe to the first
+    successful write after the last failure) of each path,
+  - the longest time any write waited for its acknowledgement, and the longest gap between two acknowledged writes
+    (what an application that waits instead of failing sees).
+
+Run from the repository root:  .venv/bin/python benchmarks/proxy_failover.py
+It starts its own lab (or uses a running one with LAB_URL and LAB_REUSE=1) and writes benchmarks/output/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+
+from tests.lab.__main__ import start_daemon  # noqa: E402
+from tests.lab.__main__ import stop_daemon  # noqa: E402
+from tests.lab.control import LabControl  # noqa: E402
+
+sys.path.insert(0, str(ROOT / ".build"))
+from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock  # noqa: E402
+from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc  # noqa: E402
+from ansible_collections.dbre.rds.plugins.module_utils.failover_drill import measure_downtime  # noqa: E402
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import Connector  # noqa: E402
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import iam_token_signer  # noqa: E402
+from ansible_collections.dbre.rds.plugins.module_utils.probing import ProbeLoop  # noqa: E402
+
+OUTAGES = (2.0, 5.0, 10.0)
+IDENTIFIER = "bench-proxy"
+PROXY = "bench-proxy-front"
+USER, PASSWORD = "master", "bench-pass-1"
+INTERVAL, TIMEOUT = 0.25, 2
+OUTPUT = ROOT / "benchmarks" / "output"
+
+
+def wait_status(describe, status="available", timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        described = describe()
+        if described.get("DBInstanceStatus", described.get("Status")) == status:
+            return described
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not {status} after {timeout} s")
+        time.sleep(0.2)
+
+
+def setup(url):
+    kwargs = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
+                  aws_secret_access_key="testing")
+    rds, secrets, ec2 = (boto3.client(s, **kwargs) for s in ("rds", "secretsmanager", "ec2"))
+    rds.create_db_instance(DBInstanceIdentifier=IDENTIFIER, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           AllocatedStorage=20, MultiAZ=True, MasterUsername=USER, MasterUserPassword=PASSWORD)
+    instance = wait_status(lambda: rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"][0])
+    secret = secrets.create_secret(Name=f"{IDENTIFIER}/master", SecretString=json.dumps(
+        {"username": USER, "password": PASSWORD}))["ARN"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["DefaultForAz"]][:2]
+    rds.create_db_proxy(DBProxyName=PROXY, EngineFamily="POSTGRESQL", RoleArn="arn:aws:iam::123456789012:role/bench",
+                        VpcSubnetIds=subnets, RequireTLS=True,
+                        Auth=[{"AuthScheme": "SECRETS", "SecretArn": secret, "IAMAuth": "REQUIRED"}])
+    proxy = wait_status(lambda: rds.describe_db_proxies(DBProxyName=PROXY)["DBProxies"][0])
+    rds.register_db_proxy_targets(DBProxyName=PROXY, DBInstanceIdentifiers=[IDENTIFIER])
+    return rds, instance, proxy
+
+
+def connectors(rds, instance, proxy, ca_cert):
+    common = {"login_user": USER, "login_db": "postgres", "ssl_mode": "verify-full", "ca_cert": ca_cert}
+    direct = Connector(dict(common, login_password=PASSWORD),
+                       endpoint=(instance["Endpoint"]["Address"], instance["Endpoint"]["Port"]))
+    through_proxy = Connector(dict(common, iam_auth=True), endpoint=(proxy["Endpoint"], 5432),
+                              token_signer=iam_token_signer(rds, "us-east-1"))
+    return {"direct": direct, "proxy": through_proxy}
+
+
+def stalls(samples, since):
+    """Longest wait for one acknowledged write, and longest gap between two acknowledged writes (seconds)."""
+    window = [s for s in samples if s["sent"] >= since - 1.0]
+    acked = [s for s in window if s["ok"]]
+    longest_wait = max((s["done"] - s["sent"] for s in acked), default=None)
+    gaps = [b["done"] - a["done"] for a, b in zip(acked, acked[1:])]
+    return round(longest_wait, 3) if longest_wait is not None else None, round(max(gaps, default=0.0), 3)
+
+
+def one_failover(rds, control, paths, outage):
+    control.set_timing(failover=outage)
+    wait_status(lambda: rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"][0])
+    clock = DrillClock()
+    setup_conn = paths["direct"].connect()
+    with setup_conn.cursor() as cursor:
+        for name in paths:
+            cursor.execute(f"DROP TABLE IF EXISTS bench_{name}")
+            cursor.execute(f"CREATE TABLE bench_{name} (seq bigint, written_at timestamptz DEFAULT clock_timestamp())")
+    setup_conn.close()
+    probes = {name: ProbeLoop(connector, interval=INTERVAL, timeout=TIMEOUT, table=f"bench_{name}", clock=clock)
+              for name, connector in paths.items()}
+    for probe in probes.values():
+        probe.start()
+    time.sleep(3)
+    requested = clock.elapsed()
+    rds.reboot_db_instance(DBInstanceIdentifier=IDENTIFIER, ForceFailover=True)
+    control.wait_jobs(timeout=outage + 60)
+    time.sleep(3)
+    for probe in probes.values():
+        probe.stop()
+    (failover,) = [f for f in control.failover_log() if f["identifier"] == IDENTIFIER][-1:]
+    row = {"lab_outage_seconds": failover["outage_seconds"],
+           "lab_recorded_outage_seconds": round((parse_utc(failover["completed_at"])
+                                                 - parse_utc(failover["started_at"])).total_seconds(), 3),
+           "postgres_down_seconds": round((parse_utc(failover["pg_ready_at"])
+                                           - parse_utc(failover["pg_stopped_at"])).total_seconds(), 3),
+           "proxy_paused": failover.get("proxies_paused", {}).get(PROXY)}
+    for name, probe in probes.items():
+        samples = probe.samples()
+        measured = measure_downtime(samples, requested)
+        longest_wait, longest_gap = stalls(samples, requested)
+        row[name] = {"observed_downtime_seconds": measured["observed_downtime_seconds"],
+                     "probes_sent": len(samples), "probes_failed": sum(1 for s in samples if not s["ok"]),
+                     "longest_write_wait_seconds": longest_wait, "longest_gap_between_acks_seconds": longest_gap}
+    return row
+
+
+def run(url):
+    control = LabControl(url)
+    control.reset()
+    rds, instance, proxy = setup(url)
+    paths = connectors(rds, instance, proxy, control.ca_cert())
+    return [one_failover(rds, control, paths, outage) for outage in OUTAGES]
+
+
+def print_table(rows):
+    header = ("outage set s", "recorded s", "direct: drill downtime s", "failed", "longest gap s",
+              "proxy: drill downtime s", "failed", "longest gap s", "longest write s")
+    print()
+    print(" | ".join(header))
+    print(" | ".join("-" * len(h) for h in header))
+    for row in rows:
+        direct, proxy = row["direct"], row["proxy"]
+        cells = (f"{row['lab_outage_seconds']:.1f}", f"{row['lab_recorded_outage_seconds']:.2f}",
+                 _seconds(direct["observed_downtime_seconds"]), f"{direct['probes_failed']}",
+                 f"{direct['longest_gap_between_acks_seconds']:.2f}",
+                 _seconds(proxy["observed_downtime_seconds"]), f"{proxy['probes_failed']}",
+                 f"{proxy['longest_gap_between_acks_seconds']:.2f}", _seconds(proxy["longest_write_wait_seconds"]))
+        print(" | ".join(c.rjust(len(h)) for c, h in zip(cells, header)))
+    print()
+    print("recorded: the lab's failover, started to completed (PostgreSQL stopped, kept down, started and ready);")
+    print("drill downtime: failover_drill.measure_downtime, first failed probe to first successful write after it;")
+    print("failed: probes that got an error; longest gap: between two acknowledged writes (probes every 0.25 s);")
+    print("longest write: the longest a single acknowledged write waited (through the proxy it waits, held).")
+
+
+def _seconds(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def main():
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    reuse = os.environ.get("LAB_REUSE") and os.environ.get("LAB_URL")
+    state_dir = process = None
+    started = time.monotonic()
+    try:
+        if reuse:
+            url = os.environ["LAB_URL"]
+        else:
+            state_dir = pathlib.Path(tempfile.mkdtemp(prefix="dbre-rds-bench-"))
+            os.chmod(state_dir, 0o755)
+            process, info = start_daemon(state_dir, parent_pid=os.getpid())
+            url = info["url"]
+        rows = run(url)
+    finally:
+        if state_dir is not None:
+            stop_daemon(state_dir, process.pid if process else None)
+            shutil.rmtree(state_dir, ignore_errors=True)
+    print_table(rows)
+    (OUTPUT / "proxy_failover.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"results: {OUTPUT / 'proxy_failover.json'} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
