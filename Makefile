@@ -30,10 +30,11 @@ $(STAMP): requirements.txt tests/requirements-dev.txt
 	@$(BIN)/pip install --quiet --requirement tests/requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
-system-packages: ## Debian packages the lab and sanity need (PostgreSQL 15, PgBouncer, shellcheck)
+system-packages: ## Debian packages the lab and sanity need (PostgreSQL 15 and its headers, PgBouncer, shellcheck)
 	@missing=""; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
 	test -x /usr/sbin/pgbouncer || missing="$$missing pgbouncer"; \
+	test -f /usr/include/postgresql/15/server/postgres.h || missing="$$missing postgresql-server-dev-15"; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \

@@ -44,27 +44,34 @@ def user_agent_extra(module):
     return f"dbre.rds/{name}"
 
 
-def aws_client(module, service, retries=8, extra_codes=None):
-    """Return a boto3 client for ``service`` whose calls retry with jittered backoff when given ``aws_retry=True``."""
+def _region(region):
+    """``module.client`` keyword arguments: the module's own region unless another is named."""
+    return {"region": region} if region else {}
+
+
+def aws_client(module, service, retries=8, extra_codes=None, region=None):
+    """Return a boto3 client for ``service`` whose calls retry with jittered backoff when given ``aws_retry=True``
+    (in ``region``, default the module's)."""
     decorator = AWSRetry.jittered_backoff(retries=retries, delay=1, max_delay=20, catch_extra_error_codes=extra_codes)
-    return module.client(service, retry_decorator=decorator, config=Config(user_agent_extra=user_agent_extra(module)))
+    return module.client(service, retry_decorator=decorator, config=Config(user_agent_extra=user_agent_extra(module)),
+                         **_region(region))
 
 
-def rds_client(module):
+def rds_client(module, region=None):
     """The RDS client for reads and idempotent writes: with ``aws_retry=True`` state conflicts are retried too."""
-    return aws_client(module, "rds", extra_codes=RETRYABLE_RDS_CODES)
+    return aws_client(module, "rds", extra_codes=RETRYABLE_RDS_CODES, region=region)
 
 
-def single_attempt_client(module, service, connect_timeout=60, read_timeout=60):
+def single_attempt_client(module, service, connect_timeout=60, read_timeout=60, region=None):
     """A client botocore never retries, with bounded timeouts: each call is one attempt, decided by the caller."""
     config = Config(user_agent_extra=user_agent_extra(module), retries={"total_max_attempts": 1, "mode": "standard"},
                     connect_timeout=connect_timeout, read_timeout=read_timeout)
-    return module.client(service, config=config)
+    return module.client(service, config=config, **_region(region))
 
 
-def once_client(module, service="rds", read_timeout=60):
+def once_client(module, service="rds", read_timeout=60, region=None):
     """The client for the calls :func:`call_once` sends (botocore's own retries would repeat them blindly)."""
-    return single_attempt_client(module, service, read_timeout=read_timeout)
+    return single_attempt_client(module, service, read_timeout=read_timeout, region=region)
 
 
 class CallNotConfirmed(Exception):

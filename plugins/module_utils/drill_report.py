@@ -76,6 +76,8 @@ def _cell(value):
         return "-"
     if isinstance(value, float):
         return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, sort_keys=True, default=str)
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

@@ -3,7 +3,8 @@
 """Decisions of rds_encrypt_instance, as pure functions over boto3-shaped dicts.
 
 Option and pre-check problems, the names of what the cutover creates, the settings carried over to the encrypted
-instance and the requests that carry them, the write stop, the comparison of checks on both sides, and the verdict.
+instance and the requests that carry them, the write stop, the logical-replication catch-up (``cutover=logical``),
+the comparison of checks on both sides, and the verdict.
 No boto3, no sockets, no ``AnsibleModule``: the module does the I/O and asks these functions what to do.
 """
 
@@ -23,7 +24,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import stan
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tag_list
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tags_dict
 
-CUTOVERS = ("snapshot",)
+CUTOVERS = ("snapshot", "logical")
 # Tags on what a cutover creates (the temporary instance, its snapshots), so cleanup deletes only its own.
 RUN_ID_TAG = "dbre:encrypt-id"
 RUN_OWNER_TAG = "dbre:encrypt-owner"
@@ -66,6 +67,9 @@ def option_problems(params):
         problems.append("max_downtime_seconds must be 0 or more")
     if not valid_table_name(params.get("probe_table") or ""):
         problems.append(f"probe_table {params.get('probe_table')!r} must be a plain lower-case identifier")
+    if params.get("cutover") == "logical" and params.get("iam_auth"):
+        problems.append("cutover=logical needs login_password (not iam_auth): the encrypted copy's subscription "
+                        "connects to the source with it")
     if bool(params.get("pre_cutover_sql")) != bool(params.get("post_cutover_sql")):
         problems.append("pre_cutover_sql and post_cutover_sql go together: post_cutover_sql undoes the write stop on "
                         "the encrypted instance (and on the source if the cutover is abandoned)")
@@ -149,6 +153,36 @@ def name_problems(names, existing):
             if existing.get(name)]
 
 
+def logical_problems(identifier, parameter_group, facts):
+    """Why the source cannot be caught up by logical replication (empty when it can).
+
+    ``facts`` is what the module read on the source: ``wal_level``, ``can_replicate`` (the login is a member of
+    rds_replication or has REPLICATION), ``without_identity`` (tables whose UPDATE/DELETE a publication would refuse),
+    ``not_writable`` (tables the login may not TRUNCATE and INSERT into on the copy), ``other_databases`` (other
+    databases with tables of their own: ``{name: count}``).
+    """
+    problems = []
+    if facts.get("wal_level") != "logical":
+        problems.append(f"cutover=logical needs rds.logical_replication=1 in effect on {identifier}, and its wal_level "
+                        f"is {facts.get('wal_level')}: set rds.logical_replication=1 in its parameter group "
+                        f"{parameter_group or '(a custom one: the default group cannot be changed)'} and reboot "
+                        "it (the parameter is static), or use cutover=snapshot")
+    elif not facts.get("can_replicate"):
+        problems.append("cutover=logical needs a login that may use logical replication (a member of "
+                        "rds_replication, as the master user is): log in as the master user")
+    if facts.get("without_identity"):
+        problems.append("tables without a primary key or replica identity would refuse UPDATE and DELETE while they "
+                        f"are published: {', '.join(facts['without_identity'])}; add a primary key (or ALTER TABLE "
+                        "... REPLICA IDENTITY FULL), or use cutover=snapshot")
+    if facts.get("not_writable"):
+        problems.append("the login cannot TRUNCATE and write these tables, which the copy reloads: "
+                        f"{', '.join(facts['not_writable'])}; log in as their owner or the master user")
+    for name, count in sorted((facts.get("other_databases") or {}).items()):
+        problems.append(f"database {name} holds {count} table(s) and cutover=logical catches up login_db only: "
+                        "use cutover=snapshot, or move them")
+    return problems
+
+
 # ------------------------------------------------------------------------------------------------------- names
 
 def cutover_names(identifier, started_at, suffix):
@@ -161,6 +195,11 @@ def cutover_names(identifier, started_at, suffix):
         "final_snapshot": f"{identifier}-pre-encrypt-{stamp}".lower()[:255],
         "encrypted_snapshot": f"{identifier}-encrypted-{stamp}".lower()[:255],
     }
+
+
+def replication_name(run_id):
+    """The publication, the subscription and the replication slot of a logical cutover share this name."""
+    return f"dbre_encrypt_{run_id}".lower()
 
 
 def run_tags(run_id, started_at, owner):
@@ -289,6 +328,59 @@ def write_stop_statements(databases):
 
 def write_resume_statements(databases):
     return [f"ALTER DATABASE {quote_ident(db)} RESET {WRITE_STOP_SETTING}" for db in databases]
+
+
+# -------------------------------------------------------------------------------------------------- logical
+
+def conninfo_value(value):
+    """A libpq connection-string value, quoted (single quotes, backslash and quote escaped)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def subscription_conninfo(host, port, dbname, user, password, ssl_mode):
+    """How the encrypted copy reaches the source. TLS when the module's own connections require it (verify-ca and
+    verify-full need a CA file on the copy's server, which RDS does not offer: require is the nearest)."""
+    sslmode = "require" if ssl_mode in ("require", "verify-ca", "verify-full") else "prefer"
+    parts = {"host": host, "port": port, "dbname": dbname, "user": user, "password": password, "sslmode": sslmode,
+             "application_name": "dbre_rds_encrypt"}
+    return " ".join(f"{key}={conninfo_value(value)}" for key, value in parts.items())
+
+
+def lsn_value(lsn):
+    """A pg_lsn text (``16/B374D848``) as an integer, for comparisons; None stays None."""
+    if lsn is None:
+        return None
+    high, low = str(lsn).split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def caught_up(target_lsn, confirmed_lsn):
+    """True when the subscription has confirmed everything the source wrote up to ``target_lsn``."""
+    confirmed = lsn_value(confirmed_lsn)
+    return confirmed is not None and confirmed >= lsn_value(target_lsn)
+
+
+def tables_synced(states):
+    """The copy loaded every published table: pg_subscription_rel's srsubstate is r (ready) or s (synchronised)
+    for each (``states`` lists them; an empty list means the subscription has not listed its tables yet)."""
+    return bool(states) and all(state in ("r", "s") for state in states)
+
+
+def truncate_statement(tables):
+    """One TRUNCATE for every published table of the copy (foreign keys between them are satisfied together)."""
+    return "TRUNCATE " + ", ".join(".".join(quote_ident(part) for part in table) for table in tables)
+
+
+def setval_statements(sequences):
+    """``(sql, params)`` that give the copy's sequences the source's values (logical replication does not carry
+    them). ``sequences`` lists ``(schema, name, last_value, is_called)``; a sequence never used stays as it is."""
+    statements = []
+    for schema, name, last_value, is_called in sequences:
+        if last_value is None:
+            continue
+        statements.append(("SELECT setval(%s, %s, %s)",
+                           (f"{quote_ident(schema)}.{quote_ident(name)}", int(last_value), bool(is_called))))
+    return statements
 
 
 # ------------------------------------------------------------------------------------------------------- checks

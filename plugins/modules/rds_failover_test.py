@@ -82,7 +82,7 @@ options:
       - Needs probing; not together with O(login_host) or O(login_port). RV(measurements.probe_endpoint) says which
         path was measured, and the report's title names the proxy endpoint.
     type: str
-    version_added: "0.3.0"
+    version_added: "0.2.0"
   probe_mode:
     description:
       - V(write) inserts a numbered row into O(probe_table) per probe and checks for lost writes afterwards.

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: rds_proxy
 short_description: Create, update and delete an Amazon RDS Proxy for PostgreSQL, its pool, target and endpoints
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Manages one RDS Proxy for PostgreSQL as a declaration, the proxy itself (the Secrets Manager secrets it logs in
     with, IAM authentication, TLS, idle timeout, debug logging, network, tags), the connection pool of its default
@@ -171,6 +171,8 @@ options:
         touched. Omit the option to leave the endpoints as they are.
       - RDS cannot change an endpoint's role or subnets; a different value for an existing endpoint is refused, so give
         the endpoint a new name instead.
+      - A V(READ_ONLY) endpoint leads to the readers of an Aurora cluster; in front of a DB instance every request
+        through it fails, so it is refused while the target is (or becomes) a DB instance.
     type: list
     elements: dict
     suboptions:
@@ -181,7 +183,8 @@ options:
         required: true
       target_role:
         description:
-          - V(READ_ONLY) connects to the readers of an Aurora cluster, V(READ_WRITE) to the writer.
+          - V(READ_ONLY) connects to the readers of an Aurora cluster (refused in front of a DB instance), V(READ_WRITE)
+            to the writer.
         type: str
         choices: [READ_WRITE, READ_ONLY]
         default: READ_ONLY

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: rds_snapshot_retention
 short_description: Retention of manual RDS and Aurora snapshots, with copies in a DR region
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Applies a retention policy to the manual snapshots of the selected DB instances and Aurora clusters. A manual
     snapshot is deleted only when it is older than O(retention_days) and no rule keeps it; every snapshot kept says
@@ -255,22 +255,19 @@ import datetime
 
 try:
     import botocore
-    from botocore.config import Config
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
 from ansible_collections.dbre.rds.plugins.module_utils import snapshot_retention as sr
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import CallNotConfirmed
-from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import RETRYABLE_RDS_CODES
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import aws_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import once_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
-from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import user_agent_extra
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
 from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillRuntime
@@ -288,17 +285,9 @@ def aws_errors():
 
 
 def regional_clients(module, region):
-    """(rds client with retries, rds client for call_once, kms client) in ``region``: aws_clients' policy, another
-    region."""
-    retry = AWSRetry.jittered_backoff(retries=8, delay=1, max_delay=20, catch_extra_error_codes=RETRYABLE_RDS_CODES)
-    agent = user_agent_extra(module)
-    rds = module.client("rds", retry_decorator=retry, config=Config(user_agent_extra=agent), region=region)
-    once = module.client("rds", region=region, config=Config(
-        user_agent_extra=agent, retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=60,
-        read_timeout=60))
-    kms = module.client("kms", retry_decorator=AWSRetry.jittered_backoff(retries=8, delay=1, max_delay=20),
-                        config=Config(user_agent_extra=agent), region=region)
-    return rds, once, kms
+    """(rds client with retries, rds client for call_once, kms client) in ``region``."""
+    return (rds_client(module, region=region), once_client(module, region=region),
+            aws_client(module, "kms", region=region))
 
 
 # ------------------------------------------------------------------------------------------------------------ read

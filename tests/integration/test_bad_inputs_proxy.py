@@ -2,8 +2,9 @@
 """dbre.rds.rds_proxy refuses bad inputs before its first mutating call, naming the option and the fix.
 
 Every case runs as a task of one playbook (tests/integration/bad_inputs.py) against a lab holding an RDS PostgreSQL
-instance, a secret, and a proxy ``bad-proxy-old`` (made with boto3) with a read-only endpoint. For each case the error must name the problem, the lab's call log must show only reads, and
-the lab's resources must be as before; afterwards the lab still holds exactly the one proxy, unchanged.
+instance, a secret, and a proxy ``bad-proxy-old`` (made with boto3) with a read-only endpoint. For each case the error
+must name the problem, the lab's call log must show only reads, and the lab's resources must be as before; afterwards
+the lab still holds exactly the one proxy, unchanged.
 """
 
 import json
@@ -95,6 +96,9 @@ def cases(world):
          "expect": ["name 'bad--proxy' is not a valid RDS identifier", "two hyphens in a row"]},
         {"id": "missing_role", "args": proxy(role_arn=None),
          "expect": ["role_arn is required with state=present", "secretsmanager:GetSecretValue"]},
+        {"id": "read_only_endpoint_on_an_instance", "args": proxy(endpoints=[{"name": "bad-proxy-new-ro"}]),
+         "expect": ["endpoint bad-proxy-new-ro is READ_ONLY, but the proxy's target is the DB instance " + INSTANCE,
+                    "give it target_role READ_WRITE"]},
         # changes RDS cannot make to the existing proxy
         {"id": "existing_proxy_new_subnets",
          "args": proxy(name=EXISTING, vpc_subnet_ids=[subnets[0], subnets[2]]),

@@ -20,8 +20,10 @@ BIN = pathlib.Path(sys.executable).parent
 
 def run(args, **kwargs):
     kwargs.setdefault("cwd", ROOT)
-    return subprocess.run([str(BIN / args[0])] + args[1:], capture_output=True, text=True, check=True, timeout=300,
+    done = subprocess.run([str(BIN / args[0])] + args[1:], capture_output=True, text=True, check=False, timeout=300,
                           **kwargs)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
 
 
 @pytest.fixture(scope="module")

@@ -129,11 +129,12 @@ CONVERGE_PLAY = """---
 MARKER = "dbre.rds:rds_provision"
 DECLARATIONS = {
     "rds_provision_instances": [dict(VALID_INSTANCE, allocated_storage=400, iops=12000, storage_throughput=500,
-                                     replicas=1, db_name="orders", workload="oltp", tags={"team": "payments"},
-                                     proxy={"enabled": True, "max_connections_percent": 80})],
+                                     replicas=1, db_name="orders", workload="oltp", tags={"team": "payments"})],
     "rds_provision_clusters": [{"name": "ledger", "engine_version": "15.4", "db_instance_class": "db.r6g.large",
                                 "instances": 2, "workload": "web",
-                                "cluster_parameter_overrides": {"log_min_duration_statement": 1000}}],
+                                "cluster_parameter_overrides": {"log_min_duration_statement": 1000},
+                                "proxy": {"enabled": True, "read_only_endpoint": True,
+                                          "max_connections_percent": 80}}],
     "rds_provision_confirm_destroy": ["orders", "ledger"],
 }
 
@@ -213,8 +214,8 @@ def test_the_security_groups_admit_the_port_from_the_application_group_only(lab,
         (rule,) = group["IpPermissions"]
         assert (rule["FromPort"], rule["ToPort"], rule.get("IpRanges"), rule.get("Ipv6Ranges") or []) == (
             5432, 5432, [], [])
-        # orders' RDS Proxy sits in its database's group, which admits the group itself for it.
-        itself = [group["GroupId"]] if group["GroupName"] == "orders-db" else []
+        # ledger's RDS Proxy sits in its database's group, which admits the group itself for it.
+        itself = [group["GroupId"]] if group["GroupName"] == "ledger-db" else []
         assert sorted(pair["GroupId"] for pair in rule["UserIdGroupPairs"]) == \
             sorted(variables["rds_provision_allowed_security_group_ids"] + itself)
         assert {tag["Key"]: tag["Value"] for tag in group["Tags"]}[MARKER] == group["GroupName"][:-3]
@@ -258,48 +259,52 @@ def test_clients_reach_each_writer_with_the_master_secret_over_tls_only(lab, con
             psycopg2.connect(**where, sslmode="disable").close()
 
 
-def test_the_instance_has_a_proxy_that_reads_only_its_master_secret_and_takes_tls_clients(lab, converged):
+def test_the_cluster_has_a_proxy_that_reads_only_its_master_secret_and_takes_tls_clients(lab, converged):
     rds, iam = lab.client("rds"), lab.client("iam")
     endpoints = converged[1]
     (proxy,) = rds.describe_db_proxies()["DBProxies"]
     (group,) = lab.client("ec2").describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": ["orders-db"]}])["SecurityGroups"]
+        Filters=[{"Name": "group-name", "Values": ["ledger-db"]}])["SecurityGroups"]
     assert (proxy["DBProxyName"], proxy["EngineFamily"], proxy["RequireTLS"], proxy["IdleClientTimeout"]) == (
-        "orders-proxy", "POSTGRESQL", True, 1800)
-    assert [(a["SecretArn"], a["IAMAuth"]) for a in proxy["Auth"]] == [(endpoints["orders"]["secret_arn"], "DISABLED")]
-    assert proxy["RoleArn"].endswith(":role/orders-proxy") and proxy["VpcSecurityGroupIds"] == [group["GroupId"]]
-    assert tags_of(rds, proxy["DBProxyArn"])[MARKER] == "orders"
-    (target_group,) = rds.describe_db_proxy_target_groups(DBProxyName="orders-proxy")["TargetGroups"]
+        "ledger-proxy", "POSTGRESQL", True, 1800)
+    assert [(a["SecretArn"], a["IAMAuth"]) for a in proxy["Auth"]] == [(endpoints["ledger"]["secret_arn"], "DISABLED")]
+    assert proxy["RoleArn"].endswith(":role/ledger-proxy") and proxy["VpcSecurityGroupIds"] == [group["GroupId"]]
+    assert tags_of(rds, proxy["DBProxyArn"])[MARKER] == "ledger"
+    (target_group,) = rds.describe_db_proxy_target_groups(DBProxyName="ledger-proxy")["TargetGroups"]
     assert target_group["ConnectionPoolConfig"]["MaxConnectionsPercent"] == 80
-    targets = rds.describe_db_proxy_targets(DBProxyName="orders-proxy")["Targets"]
-    assert [(t["Type"], t["RdsResourceId"]) for t in targets] == [("RDS_INSTANCE", "orders")]
-    assert {key: endpoints["orders"][key] for key in ("proxy_endpoint", "proxy_read_only_endpoint", "proxy_port")} == {
-        "proxy_endpoint": proxy["Endpoint"], "proxy_read_only_endpoint": None, "proxy_port": 5432}
-    assert endpoints["ledger"]["proxy_endpoint"] is None
+    targets = rds.describe_db_proxy_targets(DBProxyName="ledger-proxy")["Targets"]
+    assert ("TRACKED_CLUSTER", "ledger") in [(t["Type"], t["RdsResourceId"]) for t in targets]
+    (read_only,) = [e for e in rds.describe_db_proxy_endpoints(DBProxyName="ledger-proxy")["DBProxyEndpoints"]
+                    if not e.get("IsDefault")]
+    assert (read_only["DBProxyEndpointName"], read_only["TargetRole"]) == ("ledger-proxy-ro", "READ_ONLY")
+    assert {key: endpoints["ledger"][key] for key in ("proxy_endpoint", "proxy_read_only_endpoint", "proxy_port")} == {
+        "proxy_endpoint": proxy["Endpoint"], "proxy_read_only_endpoint": read_only["Endpoint"], "proxy_port": 5432}
+    assert endpoints["orders"]["proxy_endpoint"] is None
 
-    role = iam.get_role(RoleName="orders-proxy")["Role"]
-    assert {tag["Key"]: tag["Value"] for tag in role["Tags"]}[MARKER] == "orders"
+    role = iam.get_role(RoleName="ledger-proxy")["Role"]
+    assert {tag["Key"]: tag["Value"] for tag in role["Tags"]}[MARKER] == "ledger"
     assert [s["Principal"] for s in role["AssumeRolePolicyDocument"]["Statement"]] == [
         {"Service": "rds.amazonaws.com"}]
-    assert iam.list_role_policies(RoleName="orders-proxy")["PolicyNames"] == ["dbre-rds-proxy-master-secret"]
-    assert iam.list_attached_role_policies(RoleName="orders-proxy")["AttachedPolicies"] == []
-    document = iam.get_role_policy(RoleName="orders-proxy", PolicyName="dbre-rds-proxy-master-secret")[
+    assert iam.list_role_policies(RoleName="ledger-proxy")["PolicyNames"] == ["dbre-rds-proxy-master-secret"]
+    assert iam.list_attached_role_policies(RoleName="ledger-proxy")["AttachedPolicies"] == []
+    document = iam.get_role_policy(RoleName="ledger-proxy", PolicyName="dbre-rds-proxy-master-secret")[
         "PolicyDocument"]
     assert [(s["Effect"], s["Action"], s["Resource"]) for s in document["Statement"]] == [
-        ("Allow", "secretsmanager:GetSecretValue", endpoints["orders"]["secret_arn"])]
+        ("Allow", "secretsmanager:GetSecretValue", endpoints["ledger"]["secret_arn"])]
 
     secret = json.loads(lab.client("secretsmanager").get_secret_value(
-        SecretId=endpoints["orders"]["secret_arn"])["SecretString"])
-    where = dict(host=endpoints["orders"]["proxy_endpoint"], port=5432, dbname="postgres", user=secret["username"],
-                 password=secret["password"], connect_timeout=10)
+        SecretId=endpoints["ledger"]["secret_arn"])["SecretString"])
     ca_cert = lab.env.get("LAB_CA_CERT")
     tls = dict(sslmode="verify-full", sslrootcert=ca_cert) if ca_cert else dict(sslmode="require")
-    with psycopg2.connect(**where, **tls) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT current_user, pg_is_in_recovery()")
-        assert cursor.fetchone() == (endpoints["orders"]["master_username"], False)
-    connection.close()
-    with pytest.raises(psycopg2.OperationalError, match="requires TLS"):
-        psycopg2.connect(**where, sslmode="disable").close()
+    for address in (endpoints["ledger"]["proxy_endpoint"], endpoints["ledger"]["proxy_read_only_endpoint"]):
+        where = dict(host=address, port=5432, dbname="postgres", user=secret["username"],
+                     password=secret["password"], connect_timeout=10)
+        with psycopg2.connect(**where, **tls) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() == (endpoints["ledger"]["master_username"],)
+        connection.close()
+        with pytest.raises(psycopg2.OperationalError, match="requires TLS"):
+            psycopg2.connect(**where, sslmode="disable").close()
 
 
 def test_destroy_refuses_what_the_role_did_not_mark_then_removes_what_it_made(lab, converged):
@@ -307,20 +312,20 @@ def test_destroy_refuses_what_the_role_did_not_mark_then_removes_what_it_made(la
     variables = converged[0]
     destroy = ROOT / "playbooks" / "destroy_rds.yml"
     orders_arn = rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["DBInstanceArn"]
-    proxy_arn = rds.describe_db_proxies(DBProxyName="orders-proxy")["DBProxies"][0]["DBProxyArn"]
+    proxy_arn = rds.describe_db_proxies(DBProxyName="ledger-proxy")["DBProxies"][0]["DBProxyArn"]
     rds.remove_tags_from_resource(ResourceName=orders_arn, TagKeys=[MARKER])
     rds.remove_tags_from_resource(ResourceName=proxy_arn, TagKeys=[MARKER])
     lab.control.clear_calls()
     refused = run_playbook(lab, destroy, "-e", f"@{variables}")
     assert refused.returncode != 0
     assert f"DB instance orders has no tag {MARKER}=orders" in refused.stdout
-    assert f"RDS Proxy orders-proxy has no tag {MARKER}=orders" in refused.stdout
+    assert f"RDS Proxy ledger-proxy has no tag {MARKER}=ledger" in refused.stdout
     assert "Nothing was removed." in refused.stdout
     assert mutating_calls(lab) == []
     assert len(rds.describe_db_instances()["DBInstances"]) == 4
-    assert [p["DBProxyName"] for p in rds.describe_db_proxies()["DBProxies"]] == ["orders-proxy"]
+    assert [p["DBProxyName"] for p in rds.describe_db_proxies()["DBProxies"]] == ["ledger-proxy"]
     rds.add_tags_to_resource(ResourceName=orders_arn, Tags=[{"Key": MARKER, "Value": "orders"}])
-    rds.add_tags_to_resource(ResourceName=proxy_arn, Tags=[{"Key": MARKER, "Value": "orders"}])
+    rds.add_tags_to_resource(ResourceName=proxy_arn, Tags=[{"Key": MARKER, "Value": "ledger"}])
 
     removed = run_playbook(lab, destroy, "-e", f"@{variables}")
     assert removed.returncode == 0, "destroy failed; see the output above"

@@ -283,8 +283,8 @@ def test_change_applies_pool_tags_auth_target_and_endpoints(runs):
     assert [a["IAMAuth"] for a in held["proxy"]["Auth"]] == ["REQUIRED"]
     assert [(t["RdsResourceId"], t["TargetHealth"]["State"]) for t in held["targets"]] == [(INSTANCE, "AVAILABLE")]
     # the read-only endpoint, useless in front of an instance, is gone; the default one was left alone
-    assert {name: e["TargetRole"] for name, e in held["endpoints"].items()} == {"default": "READ_WRITE",
-                                                                               WRITER: "READ_WRITE"}
+    roles = {name: endpoint["TargetRole"] for name, endpoint in held["endpoints"].items()}
+    assert roles == {"default": "READ_WRITE", WRITER: "READ_WRITE"}
 
 
 def test_iam_token_reaches_the_new_target(runs):

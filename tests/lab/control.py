@@ -85,7 +85,8 @@ class LabControl:
 
     def failover_log(self) -> list[dict]:
         """Failovers the lab performed, with timestamps (``pg_stopped_at`` / ``pg_ready_at``: when PostgreSQL really
-        went down and accepted connections again) and, for lossy ones, dropped_rows / dropped_total."""
+        went down and accepted connections again; ``endpoint_ready_at``: when the instance's endpoint accepted TCP
+        logins again, ``dns_propagation`` later) and, for lossy ones, dropped_rows / dropped_total."""
         return self._call("GET", "failovers")["failovers"]
 
     def set_snapshot_create_time(self, identifier: str, at, region: str = "us-east-1", kind: str = "db") -> dict:
@@ -100,7 +101,9 @@ class LabControl:
     # --- timing and lifecycle -------------------------------------------------------------------------------
     def set_timing(self, **durations) -> dict:
         """Durations in seconds before LAB_TIME_SCALE (``scale=`` changes the scale): create, backing_up, modify,
-        delete, snapshot, param_apply, reboot, failover, restore, start_stop, proxy (RDS Proxy statuses), snapshot_copy."""
+        delete, snapshot, param_apply, reboot, failover, restore, start_stop, proxy (RDS Proxy statuses), snapshot_copy,
+        dns_propagation (after a failover's new writer is ready, its endpoint refuses TCP logins this much longer, as
+        clients still resolve the old primary; RDS Proxy reaches the new writer at once)."""
         return self._call("POST", "timing", durations)
 
     def timing(self) -> dict:

@@ -14,9 +14,11 @@ reaches the pool:
   IAM auth token checked by ``verify_iam_token`` below). A refusal is a FATAL 28P01 ErrorResponse.
 - then it connects to the proxy's PgBouncer over a unix socket only root and the postgres OS user can reach and
   relays bytes both ways; PgBouncer (``auth_type trust`` on that socket, the user's password from the secret in its
-  ``auth_file``) logs in to the target's PostgreSQL and pools: ``pool_mode transaction``, ``default_pool_size`` and
-  ``max_db_connections`` = MaxConnectionsPercent of the target's max_connections, ``query_wait_timeout`` =
-  ConnectionBorrowTimeout, ``connect_query`` = InitQuery, ``client_idle_timeout`` = IdleClientTimeout.
+  ``auth_file``) logs in to the target's PostgreSQL over its unix socket (not the instance's TCP endpoint, which
+  refuses logins for ``dns_propagation`` after a failover while the proxy already reaches the new writer; so no TLS
+  on that hop) and pools: ``pool_mode transaction``, ``default_pool_size`` and ``max_db_connections`` =
+  MaxConnectionsPercent of the target's max_connections, ``query_wait_timeout`` = ConnectionBorrowTimeout,
+  ``connect_query`` = InitQuery, ``client_idle_timeout`` = IdleClientTimeout.
 
 PgBouncer runs as the ``postgres`` OS user (as the lab's PostgreSQL does), daemonized, with its files in
 ``<root>/proxies/<name>-<n>/`` (``pgbouncer.ini``, ``userlist.txt`` (0600), ``pgbouncer.log``, ``pgbouncer.pid``) and

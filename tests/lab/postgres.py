@@ -36,6 +36,12 @@ How it differs from RDS, on purpose or by necessity:
 - Snapshots (base_backup/from_backup) and restores drop the source's ALTER SYSTEM settings: pass the new settings.
 - lossy_failover's standby starts with the primary's postgresql.auto.conf: a static setting lowered on the primary and
   not yet restarted (max_connections and the like) would pause its hot standby; restart the primary first.
+- Logical replication as on RDS: every cluster preloads tests/lab/rds_hooks.c (built once, see rds_hooks.py), which
+  runs CREATE/ALTER/DROP SUBSCRIPTION, CREATE PUBLICATION ... FOR ALL TABLES and DROP PUBLICATION of a member of
+  rds_superuser as the bootstrap superuser (so such subscriptions and publications are owned by lab_admin, where RDS
+  has the master user; SHOW shared_preload_libraries lists the library's path after the group's libraries). With
+  wal_level=logical (rds.logical_replication=1) the login members of rds_replication get the REPLICATION attribute
+  at each start (NOREPLICATION otherwise), as rds_replication gives them on RDS.
 - As root, binaries run as the ``postgres`` OS user (runuser); every ancestor of the state directory gets the
   other-search bit (o+x, never read) so that user can reach its files. Not as root, binaries run directly.
 """
@@ -349,6 +355,30 @@ def _pkglibdir() -> Path:
     return Path(_run([PG_BIN / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
 
 
+@functools.lru_cache(maxsize=1)
+def _rds_hooks() -> str:
+    from tests.lab.rds_hooks import RdsHooksBuildError, library_path
+
+    try:
+        return str(library_path(PG_BIN))
+    except RdsHooksBuildError as exc:
+        raise PgLabError(f"the lab cannot build its RDS hooks: {exc}") from exc
+
+
+def _with_rds_hooks(value: str) -> str:
+    """shared_preload_libraries as written to the server: the requested libraries, then the lab's RDS hooks."""
+    items = [item.strip().strip('"') for item in str(value).split(",") if item.strip()]
+    return ", ".join([*items, _rds_hooks()])
+
+
+# Login roles with rds_replication's privileges get REPLICATION exactly when logical decoding is on.
+SYNC_REPLICATION_SQL = """
+SELECT format('ALTER ROLE %I %s', r.rolname, CASE WHEN s.logical THEN 'REPLICATION' ELSE 'NOREPLICATION' END)
+FROM pg_roles r, (SELECT current_setting('wal_level') = 'logical' AS logical, to_regrole('rds_replication') AS rr) s
+WHERE s.rr IS NOT NULL AND r.rolcanlogin AND NOT r.rolsuper AND r.rolreplication <> s.logical
+  AND pg_has_role(r.oid, s.rr, 'USAGE')"""
+
+
 def _memory_budget_mb() -> int:
     return int(os.environ.get("LAB_PG_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
 
@@ -447,6 +477,7 @@ class PgCluster:
         self.db_name: str | None = meta.get("db_name")
         self.base_backup_at: str | None = meta.get("base_backup_at")
         self.force_ssl: bool = bool(meta.get("force_ssl"))
+        self.tcp_refused = False                  # refuse_tcp_logins: TCP logins rejected, the unix socket works
         self.socket_dir = self._socket_dir("run")
         self.start_result: dict | None = None     # what became of the settings the cluster started with
         self.standby_socket_dir = self._socket_dir("run-standby")
@@ -508,7 +539,7 @@ class PgCluster:
             "hot_standby": "on",
             "shared_buffers": "16MB",
             "max_connections": 50,
-            "shared_preload_libraries": "pg_stat_statements",
+            "shared_preload_libraries": _with_rds_hooks("pg_stat_statements"),
             "track_io_timing": "on",
             "log_destination": "stderr",
             "logging_collector": "off",
@@ -555,8 +586,9 @@ class PgCluster:
             f"local   replication     {ADMIN_USER}                               trust",
         ]
         if refuse:
-            lines += ["local   all             all                                     reject",
-                      "host    all             all             0.0.0.0/0               reject"]
+            lines += ["local   all             all                                     reject"]
+        if refuse or self.tcp_refused:
+            lines += ["host    all             all             0.0.0.0/0               reject"]
         if self.force_ssl:  # rds.force_ssl=1
             lines += ["hostnossl all           all             0.0.0.0/0               reject",
                       "hostnossl replication   all             0.0.0.0/0               reject"]
@@ -583,6 +615,21 @@ class PgCluster:
             if self.is_running():
                 return
             self._pg_ctl_start(self.data_dir, self.log_file, wait=wait)
+            if wait:
+                self._sync_rds_replication()
+
+    def _sync_rds_replication(self) -> None:
+        """REPLICATION for rds_replication's login members when wal_level is logical (see the module docstring)."""
+        try:
+            with self._admin_connection() as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                if cur.fetchone()[0]:
+                    return
+                cur.execute(SYNC_REPLICATION_SQL)
+                for (statement,) in cur.fetchall():
+                    cur.execute(statement)
+        except psycopg2.Error as exc:  # not accepting connections yet (recovery without hot standby): next start
+            log.debug("cluster %s: REPLICATION not synchronised: %s", self.name, exc)
 
     def _start_picking_port(self) -> None:
         """Start, choosing another free port once if someone took ours since we picked it."""
@@ -733,7 +780,9 @@ class PgCluster:
                 used = _clamp(key, str(value), row.get("unit"), row.get("min_val"), budget, libdir)
                 if used != str(value):
                     result["clamped"][row["name"]] = {"requested": str(value), "used": used}
-                if key in LIST_SETTINGS:
+                if key == "shared_preload_libraries":
+                    used_conf = _with_rds_hooks(used)
+                elif key in LIST_SETTINGS:
                     used_conf = ", ".join(item.strip().strip('"') for item in used.split(",") if item.strip())
                 else:
                     used_conf = used
@@ -767,6 +816,7 @@ class PgCluster:
             _unrecorded(cur)
             for statement in statements:
                 cur.execute(statement)
+        self._sync_rds_replication()
 
     def _apply_and_restart(self, settings: dict[str, str] | None) -> dict | None:
         if not settings:
@@ -854,7 +904,8 @@ class PgCluster:
                     used = _clamp(key, str(value), unit, min_val, budget, libdir)
                     if used != str(value):
                         result["clamped"][name] = {"requested": str(value), "used": used}
-                    statements = [self._alter_system(name, key, used)]
+                    written = _with_rds_hooks(used) if key == "shared_preload_libraries" else used
+                    statements = [self._alter_system(name, key, written)]
                     prefix = key.split(".", 1)[0]
                     if key not in catalog and (libdir / f"{prefix}.so").exists():
                         # PostgreSQL 15 rejects ALTER SYSTEM for a module setting the session has not loaded.
@@ -1078,6 +1129,16 @@ class PgCluster:
                 time.sleep(seconds)
             finally:
                 self._write_hba(self.data_dir)
+                self._reload()
+
+    def refuse_tcp_logins(self, refused: bool = True, reload: bool = True) -> None:
+        """Reject (or accept again) new TCP logins, keeping the unix socket open: the endpoint's address still
+        resolving to the old primary after a failover. Open sessions stay. ``reload=False`` leaves a running server
+        as it is until its next start (a failover's new writer then comes up refusing)."""
+        with self._lock:
+            self.tcp_refused = refused
+            self._write_hba(self.data_dir)
+            if reload and self.is_running():
                 self._reload()
 
     # -------------------------------------------------------------------------------------------- standby

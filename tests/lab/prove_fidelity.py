@@ -41,6 +41,7 @@ BEHAVIOURS = (
     (18, "RDS Proxy with PgBouncer", "test_db_proxy.py"),
     (19, "Snapshot copies with KMS, across regions", "test_snapshot_copy.py"),
     (20, "Renames, stop and start, encrypted restores", "test_encryption.py"),
+    (21, "Logical replication by the master user", "test_logical_replication.py"),
 )
 
 

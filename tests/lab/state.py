@@ -36,6 +36,8 @@ DEFAULT_DURATIONS = {
     "restore": 1.0,       # creating, for restores from snapshot or to a point in time
     "start_stop": 0.0,    # starting / stopping
     "proxy": 0.0,         # RDS Proxy creating / modifying / deleting, proxy endpoints, targets REGISTERING
+    "dns_propagation": 0.0,  # after a failover, the endpoint refuses TCP logins this long (clients resolve the old
+                             # primary); RDS Proxy reaches the new writer at once
     "snapshot_copy": 1.0,  # snapshot copies creating (PercentProgress), same region or across regions
 }
 
@@ -178,7 +180,8 @@ class LabState:
         return entry
 
     def failover_phase(self, phase: str, entry: dict) -> None:
-        """Tell the listeners (RDS Proxy's pooler) that a failover has ``started`` or ``completed``."""
+        """Tell the listeners (RDS Proxy's pooler) that a failover has ``started``, that its new writer is ready
+        (``writer_ready``: its PostgreSQL accepts connections, before ``dns_propagation`` ends) or ``completed``."""
         for listener in list(self.failover_listeners):
             try:
                 listener(phase, entry)

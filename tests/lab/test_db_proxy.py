@@ -8,6 +8,7 @@ One instance and one proxy for the whole file (module fixture); each test uses t
 import json
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import psycopg2
 import pytest
@@ -130,8 +131,9 @@ def test_create_register_modify_delete_take_time(env):
 def test_tls_secrets_and_iam_tokens_through_the_proxy(env):
     rds, host = env["rds"], env["proxy"]["Endpoint"]
     with _connect(env, host) as conn:  # secret password, verify-full with the lab CA
-        assert query(conn, "SELECT current_user, inet_server_port(), ssl FROM pg_stat_ssl "
-                           "WHERE pid = pg_backend_pid()") == [(APP_USER, env["instance"]["Endpoint"]["Port"], True)]
+        # The pool reaches the instance's PostgreSQL over its unix socket, not its endpoint (see dns_propagation).
+        assert query(conn, "SELECT current_user, current_setting('port')::int, inet_server_addr()") == [
+            (APP_USER, env["instance"]["Endpoint"]["Port"], None)]
     conn.close()
     token = rds.generate_db_auth_token(DBHostname=host, Port=5432, DBUsername=MASTER_USER)
     conn = _connect(env, host, MASTER_USER, token)
@@ -285,6 +287,70 @@ def test_failover_holds_requests_and_reaches_the_new_writer(env):
     conn.close()
 
 
+def _timed_writer(connect, outcomes, stop):
+    """Write every 50 ms, reconnecting after an error; record (sent, done, outcome) with UTC datetimes."""
+    conn, n = None, 0
+    while not stop.is_set():
+        n += 1
+        sent = datetime.now(timezone.utc)
+        try:
+            if conn is None:
+                conn = connect()
+            query(conn, "INSERT INTO writes VALUES (%s)", (n,))
+            outcomes.append((sent, datetime.now(timezone.utc), "ok"))
+        except psycopg2.Error as exc:
+            outcomes.append((sent, datetime.now(timezone.utc), str(exc).strip().splitlines()[0]))
+            conn = None
+        time.sleep(0.05)
+
+
+def test_dns_propagation_delays_direct_clients_not_the_proxy(env):
+    """With dns_propagation, the instance's endpoint refuses logins that much longer after a failover than its new
+    writer's PostgreSQL; the proxy, which tracks the writer itself, lets its clients through as soon as it is up."""
+    rds, lab = env["rds"], env["lab"]
+    if lab.fidelity:
+        lab.control.set_timing(dns_propagation=3)
+    conn = _connect(env, env["proxy"]["Endpoint"])
+    query(conn, "CREATE TABLE IF NOT EXISTS writes (n int)")
+    proxied, direct, stop = [], [], threading.Event()
+    threads = [threading.Thread(target=_timed_writer, args=(lambda: conn, proxied, stop)),
+               threading.Thread(target=_timed_writer, args=(lambda: connect_instance(
+                   env["instance"], user=APP_USER, password=APP_PASSWORD, timeout=2), direct, stop))]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        rds.reboot_db_instance(DBInstanceIdentifier="orders", ForceFailover=True)
+        lab.control.wait_jobs(60)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        lab.control.set_timing(dns_propagation=0)
+    failover = [f for f in lab.control.failover_log() if f["identifier"] == "orders"][-1]
+    stopped, pg_ready, endpoint_ready = (datetime.fromisoformat(failover[key]) for key in (
+        "pg_stopped_at", "pg_ready_at", "endpoint_ready_at"))
+    assert 3.0 <= (endpoint_ready - pg_ready).total_seconds() < 4.5, failover
+    margin = timedelta(seconds=1)
+    resumed = datetime.fromisoformat(failover["proxies_resumed_at"][PROXY])
+    assert pg_ready <= resumed <= pg_ready + margin
+    # Through the proxy: every write acknowledged on one connection, and going again right after PostgreSQL was up.
+    assert [outcome for unused, unused_done, outcome in proxied] == ["ok"] * len(proxied) and len(proxied) > 10
+    first_after = min(done for unused, done, unused_outcome in proxied if done > stopped)
+    assert pg_ready <= first_after <= pg_ready + margin
+    assert sum(1 for sent, unused, unused_outcome in proxied if pg_ready + margin <= sent < endpoint_ready) >= 5
+    # Directly: refused while the endpoint still pointed at the old primary, writing again once it moved.
+    refused = [(sent, outcome) for sent, unused, outcome in direct if outcome != "ok" and sent > pg_ready]
+    assert refused and all("pg_hba.conf rejects connection" in outcome for unused, outcome in refused), direct
+    assert max(sent for sent, unused in refused) >= endpoint_ready - margin
+    acked = [done for sent, done, outcome in direct if outcome == "ok" and sent > stopped]
+    assert acked and min(acked) >= endpoint_ready - timedelta(seconds=0.2), (failover, direct)
+    assert min(acked) <= endpoint_ready + margin
+    assert query(conn, "SELECT count(*) FROM writes")[0][0] > 0
+    conn.close()
+
+
 def test_bad_inputs_get_aws_errors_and_create_nothing(env):
     rds = env["rds"]
     before = sorted(p["DBProxyName"] for p in rds.describe_db_proxies()["DBProxies"])
@@ -334,8 +400,6 @@ def test_bad_inputs_get_aws_errors_and_create_nothing(env):
 
 def test_iam_token_checks_time_scope_and_key():
     """The token checks that need a clock or another signer (no lab needed: pgbouncer.verify_iam_token itself)."""
-    from datetime import datetime, timedelta, timezone
-
     import boto3
 
     from tests.lab.pgbouncer import AuthFailed, verify_iam_token

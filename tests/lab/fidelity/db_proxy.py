@@ -222,7 +222,9 @@ def _pool_settings(backend, proxy) -> dict:
         except Exception:  # pylint: disable=broad-except  # down (failover): keep the size it had
             max_connections = extra.get("max_connections") or 100
         extra["max_connections"] = max_connections
-        settings["target"] = ("127.0.0.1", pg.port)
+        # The unix socket, not the instance's TCP endpoint: the proxy tracks the writer itself and never waits for
+        # the endpoint's DNS record (the lab's dns_propagation refuses TCP logins only).
+        settings["target"] = (str(pg.socket_dir), pg.port)
         settings["pool_size"] = max(1, max_connections * pool["MaxConnectionsPercent"] // 100)
     return settings
 
@@ -661,12 +663,13 @@ def _proxies_on(entry: dict):
 
 def on_failover(phase: str, entry: dict) -> None:
     """What RDS Proxy does in a failover: hold client requests (PgBouncer PAUSE) while the writer is down, then point
-    the pool at the new writer (RELOAD with its address) and let them through (RESUME)."""
+    the pool at the new writer (RELOAD with its address) and let them through (RESUME) as soon as it is ready
+    (``writer_ready``), without waiting for the endpoint's DNS (``dns_propagation``)."""
     for backend, proxy in _proxies_on(entry):
         pooler = _extra(proxy)["pooler"]
         if phase == "started":
             entry.setdefault("proxies_paused", {})[proxy.db_proxy_name] = pooler.pause(timeout=1.0)
-        elif phase == "completed":
+        elif phase in ("writer_ready", "completed") and proxy.db_proxy_name not in entry.get("proxies_resumed_at", {}):
             _apply(backend, proxy)
             pooler.resume()
             entry.setdefault("proxies_resumed_at", {})[proxy.db_proxy_name] = \

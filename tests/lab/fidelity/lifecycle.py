@@ -348,6 +348,7 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
     if force_failover:
         lossy = state.lossy.pop(instance_key(identifier), None)
         outage = timing.seconds("failover")
+        dns = timing.seconds("dns_propagation")
 
         def work():
             started = datetime.now(timezone.utc)
@@ -357,11 +358,14 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
                      "from_az": database.availability_zone, "to_az": database.secondary_availability_zone}
             state.failover_phase("started", entry)
             if pg is not None:
+                if dns:
+                    pg.refuse_tcp_logins(reload=False)
                 if lossy:
                     entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))
                     entry.update(pg_stopped_at=entry["primary_stopped_at"], pg_ready_at=entry["promoted_at"])
                 else:
                     entry.update(pg.outage(outage))
+                _writer_ready(state, generation, pg, entry, dns)
             with state.lock:
                 if state.generation != generation:
                     return
@@ -392,6 +396,21 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
     job = state.run_job(f"reboot-{identifier}", restart)
     begin_phase(database, "rebooting", 0.0, job=job)
     return database
+
+
+def _writer_ready(state, generation: int, pg, entry: dict, dns: float) -> None:
+    """The failover's new writer accepts connections (``pg_ready_at``): RDS Proxy, which tracks the writer itself,
+    reaches it now (the ``writer_ready`` phase); the endpoint clients resolve takes ``dns`` seconds longer, its TCP
+    logins refused meanwhile (``endpoint_ready_at``; clients still resolve the old primary, as with the RDS
+    endpoint's DNS record moving and its TTL running out in client caches)."""
+    state.failover_phase("writer_ready", entry)
+    if dns:
+        waited = (datetime.now(timezone.utc) - datetime.fromisoformat(entry["pg_ready_at"])).total_seconds()
+        time.sleep(max(0.0, dns - waited))
+        if state.generation != generation:  # the lab was reset meanwhile: the cluster is gone
+            return
+        pg.refuse_tcp_logins(False)
+    entry["endpoint_ready_at"] = datetime.now(timezone.utc).isoformat() if dns else entry["pg_ready_at"]
 
 
 def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
@@ -431,6 +450,7 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
     state = lab()
     generation = state.generation
     outage = state.timing.seconds("failover")
+    dns = state.timing.seconds("dns_propagation")
     pg = state.pg_for(cluster_key(cluster.db_cluster_identifier))
     lossy = state.lossy.pop(cluster_key(cluster.db_cluster_identifier), None)
     target_id = target.db_instance_identifier
@@ -443,11 +463,14 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
                  "from_writer": writer.db_instance_identifier if writer else None, "to_writer": target_id}
         state.failover_phase("started", entry)
         if pg is not None:
+            if dns:
+                pg.refuse_tcp_logins(reload=False)
             if lossy:
                 entry.update(pg.lossy_failover(lossy["freeze_seconds"], outage))
                 entry.update(pg_stopped_at=entry["primary_stopped_at"], pg_ready_at=entry["promoted_at"])
             else:
                 entry.update(pg.outage(outage))
+            _writer_ready(state, generation, pg, entry, dns)
         with state.lock:
             if state.generation != generation:
                 return

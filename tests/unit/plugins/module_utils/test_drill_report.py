@@ -41,6 +41,11 @@ def test_markdown_has_verdict_table_and_ordered_timeline():
     assert "| observed_downtime_seconds | 41.25 |" in text
 
 
+def test_markdown_shows_a_structured_measurement_as_json():
+    report = dict(REPORT, measurements={"probe_endpoint": {"kind": "proxy", "name": "orders-proxy", "port": 5432}})
+    assert '| probe_endpoint | {"kind": "proxy", "name": "orders-proxy", "port": 5432} |' in render_markdown(report)
+
+
 def test_junit_marks_each_breached_objective_as_a_failure():
     suite = ElementTree.fromstring(render_junit(REPORT))
     assert suite.get("tests") == "2" and suite.get("failures") == "1" and suite.get("errors") == "0"

@@ -391,8 +391,8 @@ def test_changes_rds_cannot_make_are_problems_and_plan_nothing(changes, fragment
     # the target changes to an instance while the existing read-only endpoint stays (endpoints omitted)
     (dict(db_instance_identifier="orders-db", db_cluster_identifier=None, endpoints=None), {}),
     # a proxy in front of an instance gains a read-only endpoint
-    (dict(db_instance_identifier="orders-db", db_cluster_identifier=None), dict(targets=INSTANCE_TARGETS,
-                                                                                   endpoints=ENDPOINTS[:1])),
+    (dict(db_instance_identifier="orders-db", db_cluster_identifier=None),
+     dict(targets=INSTANCE_TARGETS, endpoints=ENDPOINTS[:1])),
 ])
 def test_read_only_endpoints_need_a_cluster(changes, current_changes):
     current = None if current_changes is None else _current(**current_changes)
@@ -424,8 +424,8 @@ def test_delete_plan_removes_endpoints_then_the_proxy():
 @pytest.mark.parametrize("proxy_status, endpoint_status, target_state, waiting", [
     ("available", "available", "AVAILABLE", []),
     ("creating", "available", "AVAILABLE", ["proxy creating"]),
-    ("available", "creating", "REGISTERING", ["endpoint orders-proxy-ro creating",
-                                                       "target orders-aurora-1 REGISTERING"]),
+    ("available", "creating", "REGISTERING",
+     ["endpoint orders-proxy-ro creating", "target orders-aurora-1 REGISTERING"]),
 ])
 def test_readiness(proxy_status, endpoint_status, target_state, waiting):
     endpoints = [ENDPOINTS[0], dict(ENDPOINTS[1], Status=endpoint_status)]

@@ -1,0 +1,108 @@
+/*
+ * Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+ *
+ * dbre.rds lab: what RDS for PostgreSQL's patched server lets members of rds_superuser do with logical replication.
+ *
+ * Stock PostgreSQL 15 reserves CREATE/ALTER/DROP SUBSCRIPTION, CREATE PUBLICATION ... FOR ALL TABLES (and FOR
+ * TABLES IN SCHEMA) to superusers. On RDS the master user (a member of rds_superuser, never a superuser) may run
+ * them. This ProcessUtility_hook runs exactly those statements, for a member of rds_superuser, as the bootstrap
+ * superuser (the lab's lab_admin) for the duration of the statement, and as the caller for everything else.
+ * DROP PUBLICATION is included because the publications it creates so are owned by the bootstrap superuser.
+ *
+ * Built by tests/lab/rds_hooks.py; loaded with shared_preload_libraries by tests/lab/postgres.py.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+
+static ProcessUtility_hook_type previous_hook = NULL;
+
+static bool
+needs_rds_superuser_elevation(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_CreateSubscriptionStmt:
+		case T_AlterSubscriptionStmt:
+		case T_DropSubscriptionStmt:
+			return true;
+		case T_CreatePublicationStmt:
+			{
+				CreatePublicationStmt *pub = (CreatePublicationStmt *) stmt;
+				ListCell   *cell;
+
+				if (pub->for_all_tables)
+					return true;
+				foreach(cell, pub->pubobjects)
+				{
+					PublicationObjSpec *obj = (PublicationObjSpec *) lfirst(cell);
+
+					if (obj->pubobjtype != PUBLICATIONOBJ_TABLE)
+						return true;	/* TABLES IN SCHEMA: superuser only in PostgreSQL 15 */
+				}
+				return false;
+			}
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->removeType == OBJECT_PUBLICATION;
+		default:
+			return false;
+	}
+}
+
+static bool
+member_of_rds_superuser(void)
+{
+	Oid			role = get_role_oid("rds_superuser", true);
+
+	return OidIsValid(role) && has_privs_of_role(GetUserId(), role);
+}
+
+static void
+rds_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
+					DestReceiver *dest, QueryCompletion *qc)
+{
+	Oid			saved_user;
+	int			saved_context;
+	bool		elevate;
+
+	elevate = needs_rds_superuser_elevation(pstmt->utilityStmt) && !superuser() && member_of_rds_superuser();
+	if (!elevate)
+	{
+		if (previous_hook)
+			previous_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		return;
+	}
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (previous_hook)
+			previous_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(saved_user, saved_context);
+	}
+	PG_END_TRY();
+}
+
+void
+_PG_init(void)
+{
+	previous_hook = ProcessUtility_hook;
+	ProcessUtility_hook = rds_process_utility;
+}
