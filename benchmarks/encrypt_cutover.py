@@ -1,18 +1,21 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Encrypting an instance while an application writes: what clients see, and what survives.
 
-Two ways, on the same data (``--rows`` rows in one table, restored to a fresh source for each way), with the same
+Three ways, on the same data (``--rows`` rows in one table, loaded into a fresh source for each way), with the same
 client writing one row every ``--interval`` seconds through the instance's endpoint from before the start to after
 the end:
 
 - ``rds_encrypt_instance cutover=snapshot``: the module (writes stopped, final snapshot, encrypted copy, restore,
   checks, swap by rename);
+- ``rds_encrypt_instance cutover=logical``: the module (publication, snapshot, encrypted copy and restore while
+  writes go on, the copy reloaded and caught up by a subscription, then a short write stop for the last of the
+  catch-up, the sequences, checks and the swap); its source has rds.logical_replication=1;
 - the seed's procedure: "snapshot, copy encrypted, restore, point the applications to it" (here: the same renames,
   so the endpoint stays), with no word on the writes made meanwhile.
 
 For each: the write downtime the client saw (first failed write to the first successful one after the last failure),
 the writes the server acknowledged during the run, how many of them the encrypted instance holds afterwards, and the
-wall time. ``logical`` (catch-up by logical replication) is not in this version of the module.
+wall time.
 
     .venv/bin/python benchmarks/encrypt_cutover.py [--rows 100000] [--interval 0.05] [--lab-url URL]
 
@@ -118,11 +121,22 @@ def available(rds, identifier):
     return wait_for(lambda: instance(rds, identifier), lambda d: d and d["DBInstanceStatus"] == "available")
 
 
-def prepare(rds, identifier, rows):
+def logical_group(rds):
+    """A parameter group with rds.logical_replication=1, as cutover=logical needs on the source."""
+    rds.create_db_parameter_group(DBParameterGroupName="bench-logical", DBParameterGroupFamily="postgres15",
+                                  Description="logical replication")
+    rds.modify_db_parameter_group(DBParameterGroupName="bench-logical", Parameters=[
+        {"ParameterName": "rds.logical_replication", "ParameterValue": "1", "ApplyMethod": "pending-reboot"}])
+    return "bench-logical"
+
+
+def prepare(rds, identifier, rows, group=None):
     import psycopg2
 
+    extra = {"DBParameterGroupName": group} if group else {}
     rds.create_db_instance(DBInstanceIdentifier=identifier, Engine="postgres", DBInstanceClass="db.t3.micro",
-                           MasterUsername="master", MasterUserPassword=PASSWORD, DBName="shop", AllocatedStorage=20)
+                           MasterUsername="master", MasterUserPassword=PASSWORD, DBName="shop", AllocatedStorage=20,
+                           **extra)
     described = available(rds, identifier)
     endpoint = (described["Endpoint"]["Address"], described["Endpoint"]["Port"])
     conn = psycopg2.connect(host=endpoint[0], port=endpoint[1], user="master", password=PASSWORD, dbname="shop")
@@ -147,8 +161,8 @@ def rows_found(endpoint):
         conn.close()
 
 
-def with_module(url, identifier, key_id):
-    args = {"db_instance_identifier": identifier, "kms_key_id": key_id, "login_password": PASSWORD,
+def with_module(url, identifier, key_id, cutover="snapshot"):
+    args = {"db_instance_identifier": identifier, "kms_key_id": key_id, "login_password": PASSWORD, "cutover": cutover,
             "login_db": "shop", "poll_interval": 0.2, "probe": False, "wait_timeout": 600,
             "compare_row_counts": ["orders"]}
     env = dict(os.environ, **lab_env(url), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"),
@@ -167,7 +181,10 @@ def by_hand(rds, identifier, key_id):
     """The seed's procedure: snapshot, encrypted copy, restore, then rename so the endpoint points at the copy."""
     final, copy, new, old = f"{identifier}-final", f"{identifier}-enc-snap", f"{identifier}-enc", f"{identifier}-old"
     rds.create_db_snapshot(DBInstanceIdentifier=identifier, DBSnapshotIdentifier=final)
-    snapshot = lambda name: rds.describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"][0]  # noqa: E731
+
+    def snapshot(name):
+        return rds.describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"][0]
+
     wait_for(lambda: snapshot(final)["Status"], lambda s: s == "available")
     rds.copy_db_snapshot(SourceDBSnapshotIdentifier=final, TargetDBSnapshotIdentifier=copy, KmsKeyId=key_id)
     wait_for(lambda: snapshot(copy)["Status"], lambda s: s == "available")
@@ -179,8 +196,8 @@ def by_hand(rds, identifier, key_id):
     available(rds, identifier)
 
 
-def measure(name, rds, identifier, rows, interval, encrypt):
-    endpoint = prepare(rds, identifier, rows)
+def measure(name, rds, identifier, rows, interval, encrypt, group=None):
+    endpoint = prepare(rds, identifier, rows, group)
     writer = Writer(endpoint, interval)
     writer.start()
     time.sleep(1.0)
@@ -220,6 +237,8 @@ def main():
         results = [
             measure("rds_encrypt_instance cutover=snapshot", rds, "bench-module", args.rows, args.interval,
                     lambda identifier: with_module(url, identifier, key["KeyId"])),
+            measure("rds_encrypt_instance cutover=logical", rds, "bench-logical", args.rows, args.interval,
+                    lambda identifier: with_module(url, identifier, key["KeyId"], "logical"), logical_group(rds)),
             measure("by hand: snapshot, copy, restore, rename", rds, "bench-hand", args.rows, args.interval,
                     lambda identifier: by_hand(rds, identifier, key["KeyId"])),
         ]
@@ -233,10 +252,11 @@ def main():
             downtime = "never back" if row["downtime"] is None else f"{row['downtime']:.2f}"
             print(f"{row['name']:<42} {str(row['encrypted']):>9} {downtime:>17} {row['written']:>13} "
                   f"{row['found']:>12} {row['lost']:>6} {row['wall']:>8.2f}")
-        print()
-        print("Phases of the module's run (seconds)")
-        for phase in results[0]["phases"]:
-            print(f"  {phase['name']:<28} {phase['seconds']:>8.2f}")
+        for row in results[:2]:
+            print()
+            print(f"Phases of {row['name']} (seconds)")
+            for phase in row["phases"]:
+                print(f"  {phase['name']:<28} {phase['seconds']:>8.2f}")
     finally:
         if args.lab_url:
             control.reset()

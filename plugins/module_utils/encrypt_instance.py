@@ -163,10 +163,14 @@ def logical_problems(identifier, parameter_group, facts):
     """
     problems = []
     if facts.get("wal_level") != "logical":
+        if parameter_group and not parameter_group.startswith("default."):
+            where = f"in its parameter group {parameter_group}"
+        else:
+            where = (f"in a custom parameter group (the default group {parameter_group or ''} cannot be changed), "
+                     "attach it")
         problems.append(f"cutover=logical needs rds.logical_replication=1 in effect on {identifier}, and its wal_level "
-                        f"is {facts.get('wal_level')}: set rds.logical_replication=1 in its parameter group "
-                        f"{parameter_group or '(a custom one: the default group cannot be changed)'} and reboot "
-                        "it (the parameter is static), or use cutover=snapshot")
+                        f"is {facts.get('wal_level')}: set rds.logical_replication=1 {where} and reboot it (the "
+                        "parameter is static), or use cutover=snapshot")
     elif not facts.get("can_replicate"):
         problems.append("cutover=logical needs a login that may use logical replication (a member of "
                         "rds_replication, as the master user is): log in as the master user")

@@ -26,6 +26,21 @@ QUERY_CANCELED_SQLSTATE = "57014"
 _IDENTIFIER_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
+def probe_argument_spec(table, settle_seconds):
+    """The options of a module that measures writes with a ProbeLoop: the probes, the objectives they are judged
+    against and the progress log (each module documents them with its own defaults)."""
+    return dict(
+        probe_interval=dict(type="float", default=0.25),
+        probe_timeout=dict(type="int", default=2),
+        probe_settle_seconds=dict(type="float", default=settle_seconds),
+        probe_table=dict(type="str", default=table),
+        max_downtime_seconds=dict(type="float"),
+        max_lost_writes=dict(type="int", default=0),
+        fail_on_breach=dict(type="bool", default=True),
+        progress_log=dict(type="path"),
+    )
+
+
 def valid_table_name(name):
     """Probe tables are plain lower-case identifiers, so they can be quoted safely without a SQL composer."""
     return bool(name) and len(name) <= 63 and set(name) <= _IDENTIFIER_CHARS and not name[0].isdigit()

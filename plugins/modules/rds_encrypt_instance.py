@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: rds_encrypt_instance
 short_description: Encrypt an unencrypted RDS for PostgreSQL instance, keeping its identifier and endpoint
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Turns an unencrypted DB instance into an encrypted one in one task, with a measured cutover. RDS cannot encrypt
     an instance in place, so the module stops writes, takes a final snapshot, copies it encrypted with O(kms_key_id),
@@ -30,8 +30,18 @@ description:
     count acknowledged writes missing afterwards (0 is the objective).
   - This module is imperative, like a drill. An instance that is encrypted already is left alone
     (RV(ignore:changed=false)); every other real run creates resources and reports RV(ignore:changed=true).
-  - Only C(cutover=snapshot) is available; the logical-replication cutover described in the guide is not part of
-    this version.
+  - With O(cutover=logical) writes go on while the copy is made. The module publishes every table of O(login_db) on
+    the source (C(CREATE PUBLICATION ... FOR ALL TABLES)), takes the snapshot, copies and restores it, then reloads
+    the copy's tables through a subscription (C(copy_data), PostgreSQL's own consistent initial copy; the snapshot's
+    rows of those tables are truncated first) that streams every later change. Writes stop (the same write stop)
+    only for the end; the module waits until the copy has confirmed all the source's WAL (the slot's
+    C(confirmed_flush_lsn) reaches C(pg_current_wal_lsn()) read after the stop), sets the copy's sequences to the
+    source's values, drops the subscription, the replication slots and the publication, validates and swaps.
+  - O(cutover=logical) requires C(rds.logical_replication=1) in effect on the source (its wal_level is
+    C(logical)); the module checks and refuses with the fix (set it in the source's parameter group and reboot),
+    and never changes a parameter group. It also refuses tables without a primary key or replica identity (a
+    publication would make their UPDATE and DELETE fail), tables the login cannot TRUNCATE and write, and other
+    databases holding tables (one subscription carries O(login_db) only). DDL during the cutover is not replicated.
 author:
   - dbre.rds maintainers (@dbre-rds)
 options:
@@ -50,9 +60,11 @@ options:
   cutover:
     description:
       - V(snapshot) stops writes for the whole copy (snapshot, encrypted copy, restore, validation, swap).
+      - V(logical) keeps writes going while the copy is made and loaded, and stops them only for the logical
+        replication's catch-up, the sequences, validation and the swap.
     type: str
     default: snapshot
-    choices: [snapshot]
+    choices: [snapshot, logical]
   pre_cutover_sql:
     description:
       - Statements run on the source (O(login_db)) to stop writes, instead of the default
@@ -167,6 +179,8 @@ notes:
     C(rds:CreateDBSnapshot), C(rds:CopyDBSnapshot), C(rds:RestoreDBInstanceFromDBSnapshot), C(rds:ModifyDBInstance),
     C(rds:StopDBInstance), C(rds:AddTagsToResource), C(rds:DeleteDBInstance), C(rds:DeleteDBSnapshot),
     C(kms:DescribeKey), C(kms:CreateGrant) (RDS's use of the key), and C(rds-db:connect) with O(iam_auth=true)."
+  - O(cutover=logical) needs the copy to reach the source's endpoint (the security groups must let the instance's
+    own subnet in) and one free replication slot and WAL sender on the source (two more during the initial copy).
 seealso:
   - module: amazon.aws.rds_instance
   - module: amazon.aws.rds_instance_snapshot
@@ -207,6 +221,16 @@ EXAMPLES = r"""
       {{ orders_encryption.measurements.write_downtime_seconds }} s of write downtime,
       {{ orders_encryption.measurements.lost_writes }} writes lost
 
+- name: Encrypt orders-prod with a short write stop (rds.logical_replication=1 in its parameter group)
+  dbre.rds.rds_encrypt_instance:
+    db_instance_identifier: orders-prod
+    kms_key_id: alias/rds-orders
+    cutover: logical
+    login_password: "{{ orders_master_password }}"
+    login_db: orders
+    compare_row_counts: [orders, public.customers]
+    max_downtime_seconds: 60
+
 - name: Encrypt with the application's own write stop
   dbre.rds.rds_encrypt_instance:
     db_instance_identifier: billing
@@ -236,7 +260,7 @@ plan:
     checks, and the settings carried over (boto3 names in snake case; C(tags) as a dict).
   returned: when the instance was not encrypted yet
   type: dict
-  sample: {"cutover": "snapshot",
+  sample: {"cutover": "snapshot", "replication": null,
            "names": {"temporary": "orders-prod-enc-5f3a9c", "old": "orders-prod-old-20261129010000"},
            "kms_key_arn": "arn:aws:kms:us-east-1:111122223333:key/...", "write_stop": {"databases": ["orders"]}}
 kms_key_id:
@@ -366,6 +390,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.probing import create_pro
 from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_probe_table
 from ansible_collections.dbre.rds.plugins.module_utils.probing import marked_probe_tables
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_marker
+from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_table_state
 from ansible_collections.dbre.rds.plugins.module_utils.probing import rows_present
 from ansible_collections.dbre.rds.plugins.module_utils.probing import short_message
@@ -401,6 +426,38 @@ END_SESSIONS_SQL = (
     "AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = a.usesysid AND r.rolsuper)")
 
 
+# What cutover=logical needs of the source: wal_level, the right to replicate, tables a publication can carry.
+# These run without parameters, so a single % is literal.
+USER_TABLES = ("FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+               "AND c.relpersistence = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+               "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'")
+LOGICAL_FACTS_SQL = (
+    "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication OR CASE WHEN to_regrole('rds_replication') "
+    "IS NULL THEN false ELSE pg_has_role(current_user, 'rds_replication', 'MEMBER') END "
+    "FROM pg_roles r WHERE r.rolname = current_user")
+WITHOUT_IDENTITY_SQL = (
+    "SELECT format('%I.%I', n.nspname, c.relname) " + USER_TABLES + " AND NOT (c.relreplident = 'f' "
+    "OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND ((c.relreplident = 'd' AND i.indisprimary) "
+    "OR (c.relreplident = 'i' AND i.indisreplident)))) ORDER BY 1")
+NOT_WRITABLE_SQL = (
+    "SELECT format('%I.%I', n.nspname, c.relname) " + USER_TABLES + " AND NOT (has_table_privilege(c.oid, "
+    "'TRUNCATE') AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'UPDATE') "
+    "AND has_table_privilege(c.oid, 'DELETE')) ORDER BY 1")
+COUNT_TABLES_SQL = "SELECT count(*) " + USER_TABLES
+PUBLISHED_TABLES_SQL = "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s ORDER BY 1, 2"
+SYNC_STATES_SQL = (
+    "SELECT r.srsubstate FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid "
+    "WHERE s.subname = %s")
+SUBSCRIPTION_ERRORS_SQL = (
+    "SELECT s.oid, coalesce(t.apply_error_count + t.sync_error_count, 0) FROM pg_subscription s "
+    "LEFT JOIN pg_stat_subscription_stats t ON t.subid = s.oid WHERE s.subname = %s")
+SEQUENCES_SQL = ("SELECT schemaname, sequencename FROM pg_sequences "
+                 "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2")
+# The slot of the subscription and those of its table synchronisation workers (pg_<subid>_sync_<relid>_<sysid>).
+OUR_SLOTS_SQL = ("SELECT slot_name, active_pid FROM pg_replication_slots WHERE slot_name = %s "
+                 "OR (%s::text IS NOT NULL AND slot_name LIKE 'pg\\_' || %s || '\\_sync\\_%%')")
+
+
 # ----------------------------------------------------------------------------------------------- thin SQL wrappers
 
 def with_connection(connector, action, **options):
@@ -430,6 +487,43 @@ def run_checks(conn, checks):
         except psycopg2.Error as exc:
             found[check["name"]] = (None, short_message(exc))
     return found
+
+
+def read_logical_facts(connector, databases, login_db):
+    """What enc.logical_problems judges, read on the source (every other database for tables of its own)."""
+    def read(conn):
+        with conn.cursor() as cursor:
+            cursor.execute(LOGICAL_FACTS_SQL)
+            wal_level, can_replicate = cursor.fetchone()
+            cursor.execute(WITHOUT_IDENTITY_SQL)
+            without = [row[0] for row in cursor.fetchall()]
+            cursor.execute(NOT_WRITABLE_SQL)
+            not_writable = [row[0] for row in cursor.fetchall()]
+        return {"wal_level": wal_level, "can_replicate": bool(can_replicate), "without_identity": without,
+                "not_writable": not_writable}
+
+    facts = with_connection(connector, read)
+    facts["other_databases"] = {}
+    for name in databases:
+        if name == login_db:
+            continue
+        count = with_connection(connector, lambda conn: _scalar(conn, COUNT_TABLES_SQL), dbname=name)
+        if count:
+            facts["other_databases"][name] = count
+    return facts
+
+
+def _rows(conn, statement, params=None):
+    with conn.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+
+
+def _scalar(conn, statement, params=None):
+    with conn.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+        return row[0] if row else None
 
 
 def read_databases(conn):
@@ -489,6 +583,12 @@ class EncryptRun:
         self.temporary = None
         self.checks = []
         self.final = None
+        self.logical = self.params["cutover"] == "logical"
+        self.replication = plan.get("replication")
+        self.published = False
+        self.subscribed = False
+        self.subscription_oid = None
+        self.replication_removed = None
 
     def remaining(self):
         return max(0.0, self.deadline - self.clock.elapsed())
@@ -527,10 +627,21 @@ class EncryptRun:
         if self.params["probe"]:
             self.runtime.enter("probe setup")
             self.start_probing()
-        self.stop_writes()
-        self.final_snapshot()
-        self.encrypted_copy()
-        self.restore()
+        if self.logical:
+            # Writes go on while the copy is made and loaded; they stop only for the catch-up's last seconds.
+            self.publish()
+            self.final_snapshot()
+            self.encrypted_copy()
+            self.restore()
+            self.subscribe()
+            self.stop_writes()
+            self.catch_up()
+            self.remove_replication()
+        else:
+            self.stop_writes()
+            self.final_snapshot()
+            self.encrypted_copy()
+            self.restore()
         self.validate()
         self.resume_writes_on_copy()
         self.swap()
@@ -633,6 +744,155 @@ class EncryptRun:
         params = dict(self.params, login_host=None, login_port=None)
         self.target_connector = connector_for(self.module, params, endpoint_of(self.temporary), self.rds)
         self.log.finish("restore")
+
+    # -- cutover=logical
+    def publish(self):
+        name = enc.replication_name(self.run_id)
+        self.runtime.enter("publication", timed=True)
+        self.published = True  # set first: an interruption during the statement is still undone
+        try:
+            with_connection(self.connector, lambda conn: run_statements(
+                conn, [f"CREATE PUBLICATION {enc.quote_ident(name)} FOR ALL TABLES"]))
+        except Exception as exc:  # pylint: disable=broad-except
+            raise DrillAborted("publication", f"Creating the publication {name} on {self.connector.target} failed "
+                               f"({short_message(exc)})", exc)
+        self.log.event(f"publication {name} created on the source (all tables)", phase="publication")
+        self.log.finish("publication")
+
+    def subscribe(self):
+        """Reload the copy's tables through a subscription: PostgreSQL's own initial copy, then the stream."""
+        name = enc.replication_name(self.run_id)
+        self.runtime.enter("subscription", timed=True)
+        tables = with_connection(self.connector, lambda conn: _rows(conn, PUBLISHED_TABLES_SQL, (name,)))
+        address, port = endpoint_of(self.source)
+        conninfo = enc.subscription_conninfo(address, port, self.params["login_db"], self.params["login_user"],
+                                             self.params["login_password"], self.params["ssl_mode"])
+        quoted = enc.quote_ident(name)
+
+        def create(conn):
+            with conn.cursor() as cursor:
+                if tables:
+                    cursor.execute(enc.truncate_statement(tables))
+                cursor.execute(f"CREATE SUBSCRIPTION {quoted} CONNECTION %s PUBLICATION {quoted} WITH (copy_data = "
+                               "true, create_slot = true, slot_name = %s)", (conninfo, name))
+                cursor.execute(SUBSCRIPTION_ERRORS_SQL, (name,))
+                return cursor.fetchone()[0]
+
+        self._retry_connection(self.target_connector, lambda conn: _scalar(conn, "SELECT 1"), "subscription")
+        self.subscribed = True
+        try:
+            self.subscription_oid = with_connection(self.target_connector, create)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise DrillAborted("subscription", f"Subscribing {self.names['temporary']} to the source failed "
+                               f"({short_message(exc)}): check that the copy reaches the source's endpoint (security "
+                               "groups) and max_replication_slots / max_wal_senders on the source", exc)
+        self.log.event(f"subscription {name}: {len(tables)} table(s) reloaded from the source", phase="subscription")
+
+        def states(conn):
+            with conn.cursor() as cursor:
+                cursor.execute(SUBSCRIPTION_ERRORS_SQL, (name,))
+                errors = (cursor.fetchone() or (None, 0))[1]
+                return {"states": [row[0] for row in _rows(conn, SYNC_STATES_SQL, (name,))], "errors": errors}
+
+        def ready(found):
+            if found["errors"]:
+                raise DrillAborted("subscription", f"The subscription on {self.names['temporary']} reports "
+                                   f"{found['errors']} error(s) (see its PostgreSQL log): a table the copy cannot "
+                                   "load, or a conflict")
+            return len(found["states"]) == len(tables) and (enc.tables_synced(found["states"]) or not tables)
+
+        self._poll("subscription", lambda: with_connection(self.target_connector, states), ready,
+                   "initial copy of the tables")
+        self.log.finish("subscription")
+
+    def _poll(self, phase, fetch, done, what, timeout=None):
+        try:
+            return wait_until(fetch, done, timeout=max(1.0, self.remaining()) if timeout is None else timeout,
+                              interval=min(self.params["poll_interval"], 1.0), phase=phase, clock=self.clock).value
+        except WaitTimeout as exc:
+            raise DrillAborted(phase, f"The {what} did not finish in time ({exc})", exc)
+
+    def catch_up(self):
+        """With writes stopped: wait until the copy confirmed all the source wrote, then carry the sequences."""
+        name = enc.replication_name(self.run_id)
+        self.runtime.enter("catch-up", timed=True)
+        target = with_connection(self.connector, lambda conn: _scalar(conn, "SELECT pg_current_wal_lsn()::text"))
+        self._poll("catch-up", lambda: with_connection(self.connector, lambda conn: _scalar(
+            conn, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (name,))),
+            lambda confirmed: enc.caught_up(target, confirmed), f"catch-up to {target}")
+        self.log.event(f"the copy confirmed the source's WAL up to {target}", phase="catch-up")
+
+        def read_sequences(conn):
+            found = []
+            for schema, sequence in _rows(conn, SEQUENCES_SQL):
+                qualified = f"{enc.quote_ident(schema)}.{enc.quote_ident(sequence)}"
+                last_value, is_called = _rows(conn, f"SELECT last_value, is_called FROM {qualified}")[0]
+                found.append((schema, sequence, last_value, is_called))
+            return found
+
+        statements = enc.setval_statements(with_connection(self.connector, read_sequences))
+
+        def set_sequences(conn):
+            with conn.cursor() as cursor:
+                for statement, values in statements:
+                    cursor.execute(statement, values)
+
+        with_connection(self.target_connector, set_sequences, options=READ_WRITE_OPTIONS)
+        self.log.event(f"{len(statements)} sequence(s) carried over", phase="catch-up")
+        self.log.finish("catch-up")
+
+    def remove_replication(self, phase="replication removed"):
+        """Subscription off and gone on the copy, then the slots and the publication on the source."""
+        name = enc.replication_name(self.run_id)
+        quoted = enc.quote_ident(name)
+        if phase == "replication removed":
+            self.runtime.enter(phase, timed=True)
+        if self.subscribed:
+            def drop_subscription(conn):
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM pg_subscription WHERE subname = %s", (name,))
+                    if cursor.fetchone()[0]:
+                        cursor.execute(f"ALTER SUBSCRIPTION {quoted} DISABLE")
+                        cursor.execute(f"ALTER SUBSCRIPTION {quoted} SET (slot_name = NONE)")
+                        cursor.execute(f"DROP SUBSCRIPTION {quoted}")
+                    # The snapshot was taken after the publication was created: the copy holds it too.
+                    cursor.execute(f"DROP PUBLICATION IF EXISTS {quoted}")
+
+            try:
+                with_connection(self.target_connector, drop_subscription, options=READ_WRITE_OPTIONS)
+            except Exception as exc:  # pylint: disable=broad-except
+                if phase != "rollback":
+                    raise
+                # The copy is deleted next; its walsender on the source is ended below.
+                self.log.event(f"dropping the subscription failed ({short_message(exc)})", phase=phase)
+            self.subscribed = False
+        if self.published:
+            oid = str(self.subscription_oid) if self.subscription_oid is not None else None
+
+            def drop_slots(conn):
+                remaining = _rows(conn, OUR_SLOTS_SQL, (name, oid, oid))
+                for slot, active_pid in remaining:
+                    if active_pid:  # the copy's walsender has not gone yet
+                        _scalar(conn, "SELECT pg_terminate_backend(%s)", (active_pid,))
+                    else:
+                        _scalar(conn, "SELECT pg_drop_replication_slot(%s)", (slot,))
+                return not remaining
+
+            def attempt():
+                try:
+                    return with_connection(self.connector, drop_slots, options=READ_WRITE_OPTIONS)
+                except Exception:  # pylint: disable=broad-except
+                    return False
+
+            self._poll(phase, attempt, bool, f"removal of the replication slot {name}",
+                       timeout=120 if phase == "rollback" else None)
+            with_connection(self.connector, lambda conn: run_statements(
+                conn, [f"DROP PUBLICATION IF EXISTS {quoted}"]), options=READ_WRITE_OPTIONS)
+            self.published = False
+        self.replication_removed = True
+        self.log.event(f"subscription, slot and publication {name} removed", phase=phase)
+        if phase == "replication removed":
+            self.log.finish(phase)
 
     def validate(self):
         self.runtime.enter("validation", timed=True)
@@ -790,6 +1050,17 @@ class EncryptRun:
                 undo = "post_cutover_sql" if self.params["post_cutover_sql"] else \
                     f"ALTER DATABASE ... RESET {enc.WRITE_STOP_SETTING}"
                 problems.append(f"resuming writes on {target} failed ({short_message(exc)}): run {undo} by hand")
+        if self.subscribed or self.published:
+            try:
+                if self.subscribed and self.target_connector is None:
+                    self.subscribed = False
+                self.remove_replication(phase="rollback")
+                self.log.event("replication objects removed", phase="rollback")
+            except Exception as exc:  # pylint: disable=broad-except
+                self.replication_removed = False
+                name = enc.replication_name(self.run_id)
+                problems.append(f"removing the replication objects {name} failed ({short_message(exc)}): drop the "
+                                f"publication and the replication slot {name} on {target} by hand (a slot keeps WAL)")
         described = {}
         for item in self.created:
             try:
@@ -886,15 +1157,8 @@ def argument_spec():
         compare_row_counts=dict(type="list", elements="str", default=[]),
         keep_old_hours=dict(type="int", default=168),
         probe=dict(type="bool", default=True),
-        probe_interval=dict(type="float", default=0.25),
-        probe_timeout=dict(type="int", default=2),
-        probe_settle_seconds=dict(type="float", default=2.0),
-        probe_table=dict(type="str", default="dbre_rds_encrypt_probe"),
-        max_downtime_seconds=dict(type="float"),
-        max_lost_writes=dict(type="int", default=0),
-        fail_on_breach=dict(type="bool", default=True),
-        progress_log=dict(type="path"),
     )
+    spec.update(probe_argument_spec(table="dbre_rds_encrypt_probe", settle_seconds=2.0))
     spec.update(wait_argument_spec())
     spec.update(db_connection_argument_spec())
     spec.update(report_argument_spec())
@@ -973,17 +1237,27 @@ def main():
     if params["pre_cutover_sql"]:
         write_stop, stop_problems = {"databases": [], "statements": "pre_cutover_sql"}, []
     problems += db_problems + stop_problems
+    if params["cutover"] == "logical" and not problems:
+        try:
+            facts = read_logical_facts(connector, [db["name"] for db in databases], params["login_db"])
+        except Exception as exc:  # pylint: disable=broad-except
+            module.fail_json(msg=f"Reading what cutover=logical needs on {connector.target} failed "
+                                 f"({short_message(exc)}): check the login's CONNECT rights; nothing was changed",
+                             changed=False)
+        problems += enc.logical_problems(identifier, enc.carried_settings(source)["DBParameterGroupName"], facts)
     if problems:
         runtime.refuse(problems)
 
     settings = enc.carried_settings(source)
     tags = enc.run_tags(run_id, runtime.clock.started_at, owner_marker())
+    replication = enc.replication_name(run_id) if params["cutover"] == "logical" else None
     plan = {"cutover": params["cutover"], "names": names, "kms_key_arn": key["Arn"], "write_stop": write_stop,
+            "replication": replication,
             "checks": checks, "settings": settings, "run_tags": tags,
             "restore_request": enc.restore_request(settings, names, tags),
             "after_restore_request": enc.after_restore_request(settings, names["temporary"])}
     shown = {"cutover": plan["cutover"], "names": names, "kms_key_arn": key["Arn"], "write_stop": write_stop,
-             "checks": [c["name"] for c in checks], "run_id": run_id,
+             "checks": [c["name"] for c in checks], "run_id": run_id, "replication": replication,
              "settings": camel_dict_to_snake_dict(settings, ignore_list=["Tags"])}
     if module.check_mode:
         module.exit_json(changed=True, encrypted=False, passed=None, plan=shown, kms_key_id=key["Arn"])
@@ -1002,6 +1276,7 @@ def main():
     report = runtime.report(passed=passed, objectives=objectives, measurements=measured, failure=failure,
                             details={"plan": shown, "checks": run.checks, "created": created, "run_id": run_id,
                                      "swapped": run.swapped, "rolled_back": run.rolled_back,
+                                     "replication_removed": run.replication_removed,
                                      "phase": None if failure is None else failure.phase})
     result = dict(changed=bool(run.created) or run.write_stop_done, encrypted=measured["encrypted"],
                   passed=report["passed"], plan=shown, checks=run.checks, measurements=measured,

@@ -537,6 +537,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_marke
 from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_probe_table
 from ansible_collections.dbre.rds.plugins.module_utils.probing import marked_probe_tables
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_marker
+from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_table_state
 from ansible_collections.dbre.rds.plugins.module_utils.probing import rows_present
 from ansible_collections.dbre.rds.plugins.module_utils.probing import short_message
@@ -876,15 +877,8 @@ def argument_spec():
         probe=dict(type="bool"),
         probe_endpoint=dict(type="str"),
         probe_mode=dict(type="str", choices=["write", "read"], default="write"),
-        probe_interval=dict(type="float", default=0.25),
-        probe_timeout=dict(type="int", default=2),
-        probe_settle_seconds=dict(type="float", default=5.0),
-        probe_table=dict(type="str", default="dbre_rds_failover_probe"),
-        max_downtime_seconds=dict(type="float"),
-        max_lost_writes=dict(type="int", default=0),
-        fail_on_breach=dict(type="bool", default=True),
-        progress_log=dict(type="path"),
     )
+    spec.update(probe_argument_spec(table="dbre_rds_failover_probe", settle_seconds=5.0))
     spec.update(wait_argument_spec())
     spec.update(db_connection_argument_spec())
     spec.update(report_argument_spec())

@@ -100,7 +100,7 @@ def test_a_drill_through_the_proxy_and_one_direct_both_pass_and_say_which_path(l
                                     f"endpoint {PROXY}"
     assert direct_report["title"] == f"Failover drill of Multi-AZ DB instance {MULTI}"
     markdown = (reports / "through-proxy.md").read_text()
-    assert f"'kind': 'proxy', 'name': '{PROXY}'" in markdown
+    assert f'"kind": "proxy", "name": "{PROXY}"' in markdown
     progress = (tmp_path / "progress.log").read_text()
     assert f"probing through RDS Proxy endpoint {PROXY} ({proxy['Endpoint']}:5432)" in progress
     assert f"probing directly on the writer endpoint of {MULTI}" in progress

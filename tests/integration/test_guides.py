@@ -142,8 +142,8 @@ def test_commands_from_the_checkout_use_the_virtual_environment():
             continue
         for command in guides.console_commands(block.text):
             words = shlex.split(command) if command else []
-            if words and words[0] == "ansible-playbook" and any(word.endswith(".yml") and "@" not in word
-                                                                 for word in words[1:2]):
+            if words and words[0] == "ansible-playbook" and any(
+                    word.endswith(".yml") and "@" not in word for word in words[1:2]):
                 problems.append(f"{block.where}: `{command}`")
     assert problems == []
 

@@ -4,7 +4,9 @@
 One lab, one source instance. A client of the test writes through the endpoint the whole time, independently of the
 module's own probes, and afterwards every write the server acknowledged must be on the instance the endpoint reaches.
 Order matters and is part of the story: check mode, a cutover stopped by a failing check (nothing swapped), the real
-cutover, and a second run that finds nothing to do.
+cutover, and a second run that finds nothing to do; then, on a second instance (``ledger``, with
+rds.logical_replication=1) while the client writes rows and uses a sequence, a logical cutover that fails while the
+subscription is active (rolled back) and one that succeeds.
 """
 
 import json
@@ -64,8 +66,9 @@ def scalar(conn, sql):
 class Writer:
     """An application: one row every 50 ms through the endpoint it was given, reconnecting after any error."""
 
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, events=False):
         self.endpoint = endpoint
+        self.events = events  # also insert into events (a bigserial): the sequence moves during the cutover
         self.acknowledged, self.failed = [], 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -78,6 +81,8 @@ class Writer:
                 conn = conn or connect(self.endpoint)
                 with conn.cursor() as cursor:
                     cursor.execute("INSERT INTO app_writes (seq) VALUES (%s)", (seq,))
+                    if self.events:
+                        cursor.execute("INSERT INTO events (note) VALUES ('written')")
                 self.acknowledged.append(seq)
             except psycopg2.Error:
                 self.failed += 1
@@ -235,3 +240,108 @@ def _rows(conn, sql):
     with conn.cursor() as cursor:
         cursor.execute(sql)
         return cursor.fetchall()
+
+
+def test_logical_cutover_keeps_writes_going_until_a_short_stop(lab, shop):
+    rds = shop["rds"]
+    rds.create_db_parameter_group(DBParameterGroupName="ledger-logical", DBParameterGroupFamily="postgres15",
+                                  Description="logical replication")
+    rds.modify_db_parameter_group(DBParameterGroupName="ledger-logical", Parameters=[
+        {"ParameterName": "rds.logical_replication", "ParameterValue": "1", "ApplyMethod": "pending-reboot"}])
+    rds.create_db_instance(DBInstanceIdentifier="ledger", Engine="postgres", DBInstanceClass="db.t3.micro",
+                           MasterUsername="master", MasterUserPassword=PASSWORD, DBName="shop", AllocatedStorage=20,
+                           DBParameterGroupName="ledger-logical")
+    deadline = time.monotonic() + 60
+    while describe(rds, "ledger")["DBInstanceStatus"] != "available":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    source = describe(rds, "ledger")
+    endpoint = (source["Endpoint"]["Address"], source["Endpoint"]["Port"])
+    conn = connect(endpoint)
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+        cursor.execute("INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 500) g")
+        cursor.execute("CREATE TABLE app_writes (seq int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
+        cursor.execute("CREATE TABLE events (id bigserial PRIMARY KEY, note text)")
+        # A trigger that fires only where changes are applied by replication: the copy cannot load orders.
+        cursor.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE 'refused'; END$$")
+        cursor.execute("CREATE TRIGGER refuse BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse()")
+        cursor.execute("ALTER TABLE orders ENABLE REPLICA TRIGGER refuse")
+    conn.close()
+
+    # First a run that fails while the subscription is active: nothing swapped, nothing of the replication left.
+    with Writer(endpoint) as writer:
+        failed = run_module(lab, args(shop, db_instance_identifier="ledger", cutover="logical"))
+        time.sleep(0.5)
+    assert failed["failed"] is True and "reports 1 error(s)" in failed["msg"]
+    assert [(p["name"], p["outcome"]) for p in failed["measurements"]["phases"]][-2:] == \
+        [("subscription", "failed"), ("rollback", "ok")]
+    assert describe(rds, "ledger")["DbiResourceId"] == source["DbiResourceId"]
+    instances, snapshots = created_leftovers(rds)
+    assert [i for i in instances if i.startswith("ledger")] == ["ledger"]
+    assert [s for s in snapshots if s.startswith("ledger")] == []
+    conn = connect(endpoint)
+    assert scalar(conn, "SHOW default_transaction_read_only") == "off"
+    assert scalar(conn, "SELECT count(*) FROM pg_publication") == 0
+    assert scalar(conn, "SELECT count(*) FROM pg_replication_slots") == 0
+    assert set(writer.acknowledged) <= {row[0] for row in _rows(conn, "SELECT seq FROM app_writes")}
+    assert writer.failed == 0  # writes never stopped: the failure came before the write stop
+    with conn.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse ON orders")
+        cursor.execute("TRUNCATE app_writes")
+    conn.close()
+
+    with Writer(endpoint, events=True) as writer:
+        time.sleep(0.5)
+        result = run_module(lab, args(shop, db_instance_identifier="ledger", cutover="logical",
+                                      compare_row_counts=["orders", "app_writes", "events"]))
+        time.sleep(1.0)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["passed"] is True and result["encrypted"] is True
+    assert result["plan"]["cutover"] == "logical"
+    measured = result["measurements"]
+    assert measured["endpoint_unchanged"] is True
+    assert measured["lost_writes"] == 0 and measured["acknowledged_writes"] > 0
+    phases = {p["name"]: p for p in measured["phases"]}
+    assert {"publication", "final snapshot", "encrypted copy", "restore", "subscription", "write stop", "catch-up",
+            "replication removed", "swap"} <= set(phases)
+    # The write stop came after the snapshot, the copy, the restore and the reload, and writes went on through them.
+    assert phases["write stop"]["started_at"] >= phases["subscription"]["finished_at"]
+    assert measured["write_downtime_seconds"] > 0
+    copying = (phases["final snapshot"]["started_at"], phases["subscription"]["finished_at"])
+    assert all(check["passed"] for check in result["checks"]) and len(result["checks"]) == 4
+
+    target = describe(rds, "ledger")
+    assert target["StorageEncrypted"] is True and target["KmsKeyId"] == shop["key"]["Arn"]
+    assert target["DbiResourceId"] != source["DbiResourceId"]
+    assert (target["Endpoint"]["Address"], target["Endpoint"]["Port"]) == endpoint
+    name = result["plan"]["replication"]
+    conn = connect(endpoint)
+    present = {row[0] for row in _rows(conn, "SELECT seq FROM app_writes")}
+    assert set(writer.acknowledged) <= present and len(writer.acknowledged) > 0
+    assert scalar(conn, "SELECT count(*) FROM orders") == 500
+    assert scalar(conn, "SELECT count(*) FROM app_writes WHERE at BETWEEN '%s' AND '%s'" % copying) > 0
+    # The sequence was carried over: the next id follows the last one written during the cutover.
+    written = scalar(conn, "SELECT max(id) FROM events")
+    assert written > 0 and scalar(conn, "INSERT INTO events (note) VALUES ('after') RETURNING id") > written
+    assert scalar(conn, "SELECT count(*) FROM pg_subscription") == 0
+    assert scalar(conn, "SELECT count(*) FROM pg_publication") == 0
+    assert scalar(conn, "SELECT count(*) FROM pg_replication_slots") == 0
+    assert scalar(conn, "SHOW default_transaction_read_only") == "off"
+    conn.close()
+
+    # The old instance kept nothing of the replication either (started again only to look).
+    old_id = result["plan"]["names"]["old"]
+    deadline = time.monotonic() + 60
+    while describe(rds, old_id)["DBInstanceStatus"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    rds.start_db_instance(DBInstanceIdentifier=old_id)
+    while describe(rds, old_id)["DBInstanceStatus"] != "available":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    old = describe(rds, old_id)
+    conn = connect((old["Endpoint"]["Address"], old["Endpoint"]["Port"]))
+    assert scalar(conn, "SELECT count(*) FROM pg_publication WHERE pubname = %s" % f"'{name}'") == 0
+    assert scalar(conn, "SELECT count(*) FROM pg_replication_slots") == 0
+    conn.close()

@@ -151,8 +151,8 @@ def _message(kind: bytes, payload: bytes) -> bytes:
 
 
 def _error(code: str, message: str) -> bytes:
-    fields = b"".join(k + v.encode() + b"\0" for k, v in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", code),
-                                                         (b"M", message)))
+    pairs = ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", code), (b"M", message))
+    fields = b"".join(k + v.encode() + b"\0" for k, v in pairs)
     return _message(b"E", fields + b"\0")
 
 
@@ -492,4 +492,3 @@ def stop_all(root: Path) -> None:
     for directory in proxies.iterdir():
         if directory.is_dir():
             _stop_directory(directory)
-

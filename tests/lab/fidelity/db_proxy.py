@@ -700,4 +700,3 @@ def db_proxies() -> None:
     listeners = lab().failover_listeners
     if on_failover not in listeners:
         listeners.append(on_failover)
-

@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 from moto.rds.exceptions import InvalidParameterValue, KMSKeyNotAccessibleFault, RDSClientError
 from moto.rds.models import DBClusterSnapshot, DBSnapshot, RDSBackend, rds_backends
 
-from tests.lab import state
 from tests.lab.fidelity._support import add_event, begin_phase, current_status, lab, replace
 
 ACCOUNT = "123456789012"
@@ -203,5 +202,3 @@ def snapshot_create_time(lab_state, method: str, payload: dict) -> dict:
         if kind == "db":
             snapshot.original_snapshot_create_time = when
     return {"identifier": identifier, "region": region, "kind": kind, "snapshot_create_time": when.isoformat()}
-
-

@@ -48,7 +48,7 @@ def params(**changes):
     ({"db_instance_identifier": ""}, "must not be empty"),
     ({"db_instance_identifier": "a" * 45}, "at most 44"),
     ({"kms_key_id": " "}, "kms_key_id must name a KMS key"),
-    ({"cutover": "logical"}, "cutover must be one of snapshot"),
+    ({"cutover": "blue-green"}, "cutover must be one of snapshot, logical"),
     ({"keep_old_hours": -1}, "keep_old_hours must be between 0 and 8760"),
     ({"keep_old_hours": 9000}, "keep_old_hours must be between 0 and 8760"),
     ({"wait_timeout": 0}, "wait_timeout must be between"),
@@ -223,3 +223,81 @@ def test_cleanup_deletes_only_what_carries_the_run_id():
 def test_old_instance_tags_say_when_it_may_go():
     assert enc.old_instance_tags("orders", STARTED, 48) == {
         enc.OLD_EXPIRES_TAG: "2026-12-01T23:50:01.000Z", enc.REPLACED_BY_TAG: "orders"}
+
+
+# ------------------------------------------------------------------------------------------------ cutover=logical
+
+GOOD_FACTS = {"wal_level": "logical", "can_replicate": True, "without_identity": [], "not_writable": [],
+              "other_databases": {}}
+
+
+def test_logical_is_a_cutover_and_needs_a_password():
+    assert enc.option_problems(dict(PARAMS, cutover="logical")) == []
+    problems = enc.option_problems(dict(PARAMS, cutover="logical", login_password=None, iam_auth=True))
+    assert any("cutover=logical needs login_password (not iam_auth)" in p for p in problems)
+    assert not any("cutover=logical" in p for p in enc.option_problems(dict(PARAMS, login_password=None,
+                                                                            iam_auth=True)))
+
+
+@pytest.mark.parametrize("facts, group, expected", [
+    ({}, "orders-pg15", []),
+    ({"wal_level": "replica"}, "orders-pg15",
+     ["needs rds.logical_replication=1 in effect on orders, and its wal_level is replica: set "
+      "rds.logical_replication=1 in its parameter group orders-pg15 and reboot it"]),
+    ({"wal_level": "replica"}, "default.postgres15",
+     ["set rds.logical_replication=1 in a custom parameter group (the default group default.postgres15 cannot be "
+      "changed), attach it and reboot it"]),
+    ({"can_replicate": False}, "orders-pg15", ["a member of rds_replication"]),
+    ({"without_identity": ["public.audit", "public.log"]}, "orders-pg15",
+     ["without a primary key or replica identity would refuse UPDATE and DELETE while they are published: "
+      "public.audit, public.log"]),
+    ({"not_writable": ["billing.invoices"]}, "orders-pg15",
+     ["cannot TRUNCATE and write these tables, which the copy reloads: billing.invoices"]),
+    ({"other_databases": {"reports": 3, "audit": 1}}, "orders-pg15",
+     ["database audit holds 1 table(s)", "database reports holds 3 table(s)"]),
+])
+def test_logical_problems_name_the_fix(facts, group, expected):
+    problems = enc.logical_problems("orders", group, dict(GOOD_FACTS, **facts))
+    assert len(problems) == len(expected)
+    for problem, fragment in zip(problems, expected):
+        assert fragment in problem
+
+
+def test_replication_name_and_conninfo_quoting():
+    assert enc.replication_name("5F3A9C0011aa") == "dbre_encrypt_5f3a9c0011aa"
+    conninfo = enc.subscription_conninfo("db.x", 5432, "shop", "master", "it's a \\secret", "verify-full")
+    assert conninfo == ("host='db.x' port='5432' dbname='shop' user='master' password='it\\'s a \\\\secret' "
+                        "sslmode='require' application_name='dbre_rds_encrypt'")
+    assert "sslmode='prefer'" in enc.subscription_conninfo("h", 1, "d", "u", "p", "disable")
+
+
+@pytest.mark.parametrize("target, confirmed, expected", [
+    ("0/3000100", "0/3000100", True),
+    ("0/3000100", "0/30000FF", False),
+    ("0/FFFFFFFF", "1/0", True),
+    ("1/0", "0/FFFFFFFF", False),
+    ("16/B374D848", None, False),
+])
+def test_caught_up_compares_lsns_as_numbers(target, confirmed, expected):
+    assert enc.caught_up(target, confirmed) is expected
+
+
+def test_lsn_value():
+    assert enc.lsn_value("16/B374D848") == (0x16 << 32) + 0xB374D848
+    assert enc.lsn_value(None) is None
+
+
+@pytest.mark.parametrize("states, expected", [
+    ([], False), (["r", "r"], True), (["r", "s"], True), (["r", "d"], False), (["i"], False),
+])
+def test_tables_synced(states, expected):
+    assert enc.tables_synced(states) is expected
+
+
+def test_truncate_and_setval_statements():
+    assert enc.truncate_statement([("public", "orders"), ("Sales", 'odd"name')]) == \
+        'TRUNCATE "public"."orders", "Sales"."odd""name"'
+    assert enc.setval_statements([("public", "orders_id_seq", 41, True), ("public", "unused_seq", None, False),
+                                  ("Sales", "Seq", 1, False)]) == [
+        ("SELECT setval(%s, %s, %s)", ('"public"."orders_id_seq"', 41, True)),
+        ("SELECT setval(%s, %s, %s)", ('"Sales"."Seq"', 1, False))]

@@ -44,8 +44,8 @@ def test_an_enabled_proxy_opens_the_database_group_to_itself_and_the_proxy_port_
     rules = declared(proxy={"enabled": True}, port=6543)["ingress_rules"]
     assert rules == [
         {"proto": "tcp", "ports": [6543], "group_id": "sg-app", "rule_desc": "PostgreSQL from sg-app"},
-        {"proto": "tcp", "ports": [6543], "group_name": "orders-db", "rule_desc": "PostgreSQL from the RDS Proxy "
-                                                                                    "orders-proxy"},
+        {"proto": "tcp", "ports": [6543], "group_name": "orders-db",
+         "rule_desc": "PostgreSQL from the RDS Proxy orders-proxy"},
         {"proto": "tcp", "ports": [5432], "group_id": "sg-app", "rule_desc": "RDS Proxy orders-proxy from sg-app"}]
     assert len(declared(proxy={"enabled": True})["ingress_rules"]) == 2
     assert len(declared()["ingress_rules"]) == 1

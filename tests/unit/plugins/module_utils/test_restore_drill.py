@@ -540,7 +540,8 @@ def test_plan_names_the_target_with_the_drill_ids_suffix_and_tags_the_owner():
     tags = {t["Key"]: t["Value"] for t in plan["request"]["Tags"]}
     assert tags[drill.DRILL_OWNER_TAG] == "h/7/99" and tags[drill.DRILL_ID_TAG] == "20261127T073500Z-0a1b2c3d"
     # The snapshot it restores, so that rds_snapshot_retention keeps that snapshot while the drill runs.
-    assert tags[drill.DRILL_SNAPSHOT_TAG] == plan["point"]["snapshot_identifier"] is not None
+    assert plan["point"]["snapshot_identifier"]
+    assert tags[drill.DRILL_SNAPSHOT_TAG] == plan["point"]["snapshot_identifier"]
     other = drill.plan_drill(params(), source, NOW, "20261127T073500Z-ffffffff", random.Random(), owner=owner)
     assert other["target"]["instance"] != plan["target"]["instance"]
 
