@@ -115,8 +115,8 @@ docs-check: setup ## Fail when docs/reference differs from what `make docs` gene
 	@$(ANTSIBULL_DOCS) --dest-dir .build/docs-check dbre.rds >/dev/null
 	@diff -r docs/reference .build/docs-check || { echo "docs/reference is stale: run make docs and commit it"; exit 1; }
 
-iam-policies: setup ## Regenerate docs/iam from the calls the site flow makes in the lab
-	IAM_POLICIES_WRITE=1 $(BIN)/pytest -q tests/integration/test_iam_policies.py
+iam-policies: setup ## Regenerate docs/iam from every call the integration suite makes in the lab
+	IAM_POLICIES_WRITE=1 $(BIN)/pytest -q -n 2 --dist loadfile tests/integration
 
 lab-up: setup ## Start the local lab in the background (source .lab/env.sh afterwards)
 	$(BIN)/python -m tests.lab up

@@ -87,9 +87,10 @@ def iam_policies_allow_every_call():
         with open(worker / "attributed.tsv", "a", encoding="utf-8") as attributed:
             attributed.writelines(sorted({f"{subject}\t{action}\n" for subject, action, _entry in found}))
         return
-    denied = iam_policies.violations(found) if os.environ.get("DBRE_RDS_IAM_CHECK") == "1" else []  # TEMP-GATE
+    denied = iam_policies.violations(found)
     if denied:
         pytest.fail("calls not allowed by the IAM policy of the module or role that made them:\n  "
                     + "\n  ".join(iam_policies.describe_violations(denied))
-                    + "\nIf the call is meant, regenerate docs/iam (make iam-policies) and review the diff.",
+                    + "\nIf the call is meant, regenerate docs/iam over the whole suite and review the diff: make "
+                    "iam-policies (IAM_POLICIES_WRITE=1 .venv/bin/pytest -q -n 2 --dist loadfile tests/integration).",
                     pytrace=False)

@@ -8,8 +8,8 @@ docs/README.md ("How the guides are tested") states the rules; tests/tools/guide
   start from: orders-db as playbooks/provision_rds.yml builds it from playbooks/vars/example.yml (Multi-AZ, database
   orders, master dbadmin with its password in rds-provision/orders-db/master, its own parameter group), the demo's
   sample orders, the login secrets of example.yml, the CPU alarm rds_monitoring makes and a ``drill`` login. The
-  fixture makes them with boto3 and SQL, in seconds; test_iam_policies.py and test_rds_provision.py run the playbooks
-  that make them for real.
+  fixture makes them with boto3 and SQL, in seconds; test_rds_provision.py and the molecule site scenario run the
+  playbooks that make them for real.
 - The static checks need no lab and take a second.
 """
 

@@ -171,3 +171,25 @@ def test_the_policies_the_docs_name_exist():
             named.update((doc.name, name) for name in re.findall(r"`([A-Za-z0-9_]+)\.json`", doc.read_text()))
     assert named
     assert sorted((doc, name) for doc, name in named if not (IAM_DIR / f"{name}.json").exists()) == []
+
+
+# What users attach each file for (docs/guides/awx.md, provisioning.md, docs/iam/README.md): the suite's paths that
+# make these calls. A file without one means a path left the suite, and the policy with it.
+PROMISED = {
+    "rds_restore_drill": {"rds:DescribeDBSnapshots", "rds:RestoreDBInstanceFromDBSnapshot",  # latest/random snapshot
+                          "rds:RestoreDBInstanceToPointInTime", "rds:DescribeDBInstanceAutomatedBackups",
+                          "rds:RestoreDBClusterFromSnapshot", "rds:DeleteDBInstance", "rds:DeleteDBCluster"},
+    "rds_failover_test": {"rds:RebootDBInstance", "rds:FailoverDBCluster", "cloudwatch:DescribeAlarms"},
+    "rds_provision": {"rds:CreateDBInstance", "rds:CreateDBInstanceReadReplica", "rds:CreateDBCluster",  # main, Aurora
+                      "rds:DeleteDBInstance", "rds:DeleteDBCluster", "rds:DeleteDBParameterGroup",  # destroy
+                      "rds:DeleteDBClusterParameterGroup", "rds:ListTagsForResource", "secretsmanager:CreateSecret"},
+    "rds_users": {"secretsmanager:GetSecretValue"},
+    "rds_monitoring": {"cloudwatch:PutMetricAlarm", "sns:CreateTopic", "rds:CreateEventSubscription"},
+    "rds_param_tune": {"rds:ModifyDBParameterGroup", "rds:ModifyDBClusterParameterGroup"},
+    "playbooks": {"rds:DescribeDBInstances", "secretsmanager:GetSecretValue"},
+}
+
+
+@pytest.mark.parametrize("subject", sorted(PROMISED))
+def test_each_policy_covers_the_paths_it_is_attached_for(subject):
+    assert PROMISED[subject] - iam_policies.allowed_actions(subject) == set()

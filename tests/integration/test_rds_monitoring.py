@@ -100,6 +100,9 @@ ROLE_PLAY = f"""---
       vars:
         rds_monitoring_instances: [{MICRO}, {BIG}]
         rds_monitoring_topic_name: {TOPIC}
+        rds_monitoring_topic_subscriptions:
+          - protocol: email
+            endpoint: dba-oncall@example.com
         rds_monitoring_alarms:
           free_storage_space:
             share: 0.15
@@ -116,6 +119,8 @@ def test_role_fits_alarms_to_each_instance_and_is_idempotent(lab, instances, tmp
     cloudwatch, sns, rds = lab.client("cloudwatch"), lab.client("sns"), lab.client("rds")
     topic_arn = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(f":{TOPIC}"))
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="rds-it-mon-")["MetricAlarms"]}
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "dba-oncall@example.com")]
 
     # db.t4g.micro on the default group: RDS's formula LEAST({DBInstanceClassMemory/9531392},5000) with the
     # class's 1 GiB less the 10 % RDS keeps (the collection's estimate of DBInstanceClassMemory).

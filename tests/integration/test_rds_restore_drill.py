@@ -409,6 +409,19 @@ def test_aurora_cluster_drill_creates_validates_and_deletes_cluster_and_instance
                                                          "wait_available", "validation", "cleanup"]
         assert set(result["transitions"]) == {"cluster", "instance"}
         assert_source_untouched(lab, "aur", "aur-1")
+
+        # The same cluster to its latest restorable time: the cluster is named by its resource id.
+        lab.control.clear_calls()
+        result = run_drill(lab, {
+            "db_cluster_identifier": "aur", "login_password": PASSWORD, "poll_interval": 0.2, "wait_timeout": 180,
+            "target_identifier": "aur-drill-p", "restore_from": "point_in_time", "use_latest_restorable_time": True,
+            "checks": [{"name": "rows", "sql": "SELECT count(*) FROM orders", "expect": {"equals": 42}}]})
+        assert result.get("failed") is not True, result.get("msg")
+        assert result["recovery_point"]["type"] == "point_in_time" and result["checks"][0]["observed"] == 42
+        assert mutating(lab) == ["RestoreDBClusterToPointInTime", "CreateDBInstance", "DeleteDBInstance",
+                                 "DeleteDBCluster"]
+        assert gone(rds, "aur-drill-p-writer") and gone(rds, "aur-drill-p", kind="cluster")
+        assert_source_untouched(lab, "aur", "aur-1")
     finally:
         rds.delete_db_instance(DBInstanceIdentifier="aur-1", SkipFinalSnapshot=True)
         deadline = time.monotonic() + 60
