@@ -38,6 +38,15 @@ OLD_SUFFIX_LENGTH = len("-old-") + 14
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 # The default write stop: ALTER DATABASE ... SET this = on, so every new session starts read-only.
 WRITE_STOP_SETTING = "default_transaction_read_only"
+# What the encrypted instance does NOT get from the source (the plan lists it, so nobody is surprised).
+NOT_CARRIED = (
+    "the RDS-managed master user secret (ManageMasterUserPassword): it stays with the old instance",
+    "associated IAM roles (AssociatedRoles, e.g. s3Import/s3Export)",
+    "the CA certificate (CACertificateIdentifier): the new instance gets the region's default",
+    "the Performance Insights KMS key (a new one is chosen by RDS)",
+    "the network type (NetworkType, IPv4/dual-stack)",
+    "the Kerberos / Active Directory domain membership (Domain, DomainIAMRoleName)",
+)
 
 
 # ------------------------------------------------------------------------------------------------------ options
@@ -350,6 +359,63 @@ def subscription_conninfo(host, port, dbname, user, password, ssl_mode):
     return " ".join(f"{key}={conninfo_value(value)}" for key, value in parts.items())
 
 
+REPLICATION_ROLE_MAX_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
+
+
+def replication_role_name(run_id):
+    """The login role the copy's subscription uses for this run only: lower case, letters, digits and underscores,
+    at most 63 bytes (PostgreSQL's identifier limit)."""
+    cleaned = re.sub(r"[^a-z0-9_]", "_", str(run_id).lower())
+    return f"dbre_encrypt_{cleaned}"[:REPLICATION_ROLE_MAX_BYTES]
+
+
+def replication_role_marker(run_id):
+    """COMMENT ON ROLE of the run's replication role: the role is dropped only when it still carries it."""
+    return f"dbre.rds rds_encrypt_instance run {run_id}"
+
+
+def quote_literal(value):
+    """A SQL string literal (standard_conforming_strings: only the quote is doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _schemas_of(tables):
+    return sorted({schema for schema, _table in tables})
+
+
+def replication_role_statements(role, verifier, tables, run_id):
+    """Create the run's replication login on the source: its password only as a SCRAM verifier, the right to
+    replicate (rds_replication) and to read the published ``tables`` (``(schema, table)`` pairs) for the initial copy,
+    and the marker that lets this run, and no other, drop it."""
+    quoted = quote_ident(role)
+    statements = [f"CREATE ROLE {quoted} LOGIN PASSWORD {quote_literal(verifier)}",
+                  f"COMMENT ON ROLE {quoted} IS {quote_literal(replication_role_marker(run_id))}",
+                  f"GRANT rds_replication TO {quoted}"]
+    statements += [f"GRANT USAGE ON SCHEMA {quote_ident(schema)} TO {quoted}" for schema in _schemas_of(tables)]
+    if tables:
+        names = ", ".join(f"{quote_ident(schema)}.{quote_ident(table)}" for schema, table in tables)
+        statements.append(f"GRANT SELECT ON {names} TO {quoted}")
+    return statements
+
+
+def replication_role_drop(role, found, comment, schemas, run_id):
+    """``(statements, problem)`` that remove the run's replication login: nothing when it is absent (``found``
+    false), nothing and a problem when its comment is not this run's marker (someone else's role of that name),
+    otherwise its grants in the ``schemas`` it was given, then the role."""
+    if not found:
+        return [], None
+    if comment != replication_role_marker(run_id):
+        return [], (f"left the role {role}: its comment is {comment!r}, not this run's marker "
+                    f"{replication_role_marker(run_id)!r}; drop it by hand if it is a leftover of this module")
+    quoted = quote_ident(role)
+    statements = []
+    for schema in sorted(set(schemas)):
+        statements.append(f"REVOKE ALL ON ALL TABLES IN SCHEMA {quote_ident(schema)} FROM {quoted}")
+        statements.append(f"REVOKE USAGE ON SCHEMA {quote_ident(schema)} FROM {quoted}")
+    statements.append(f"DROP ROLE {quoted}")
+    return statements, None
+
+
 def lsn_value(lsn):
     """A pg_lsn text (``16/B374D848``) as an integer, for comparisons; None stays None."""
     if lsn is None:
@@ -466,6 +532,16 @@ def breach_message(identifier, rows):
     return f"The encryption cutover of {identifier} missed its objectives: " + "; ".join(failed)
 
 
+def deletion_decision(found, run_id):
+    """Whether a resource this run created may be deleted right now: ``(delete, reason)``. ``found`` is the resource
+    as described just before the deletion, with its tags as ``TagList`` (None when it is gone already)."""
+    if found is None:
+        return False, "it is gone already"
+    if tags_dict(found.get("TagList")).get(RUN_ID_TAG) != run_id:
+        return False, f"it does not carry {RUN_ID_TAG}={run_id}"
+    return True, None
+
+
 def cleanup_targets(created, described, run_id):
     """Which created resources cleanup deletes: only those that still carry this run's id tag.
 
@@ -478,8 +554,9 @@ def cleanup_targets(created, described, run_id):
         found = described.get((item["kind"], item["identifier"]))
         if found is None:
             continue
-        if tags_dict(found.get("TagList")).get(RUN_ID_TAG) != run_id:
-            skipped.append(dict(item, reason=f"it does not carry {RUN_ID_TAG}={run_id}"))
-            continue
-        delete.append(item)
+        ok, reason = deletion_decision(found, run_id)
+        if ok:
+            delete.append(item)
+        else:
+            skipped.append(dict(item, reason=reason))
     return delete, skipped

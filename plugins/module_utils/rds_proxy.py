@@ -29,6 +29,11 @@ POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
 # The name DescribeDBProxyEndpoints may give the proxy's own endpoint (which also carries IsDefault).
 DEFAULT_ENDPOINT_NAME = "default"
 
+# The tag the module puts on every proxy and endpoint it creates; it deletes nothing that lacks it.
+MANAGED_TAG_KEY = "dbre:managed-by"
+MANAGED_TAG_VALUE = "rds_proxy"
+MANAGED_TAGS = {MANAGED_TAG_KEY: MANAGED_TAG_VALUE}
+
 # AWS's defaults for a new proxy's default target group (the module's defaults for the target_group option).
 POOL_DEFAULTS = dict(max_connections_percent=100, max_idle_connections_percent=50, connection_borrow_timeout=120)
 IDLE_CLIENT_TIMEOUT_RANGE = (1, 28800)
@@ -157,6 +162,9 @@ def tag_problems(tags):
             problems.append(f"tag key {key!r}: the aws: prefix is reserved for AWS")
         if value is None or len(str(value)) > 256:
             problems.append(f"tag {key!r} needs a value of at most 256 characters (an empty string is fine)")
+        elif key == MANAGED_TAG_KEY and value != MANAGED_TAG_VALUE:
+            problems.append(f"tag {MANAGED_TAG_KEY} is the marker of what dbre.rds.rds_proxy manages: its value is "
+                            f"{MANAGED_TAG_VALUE} (give that to adopt a proxy you own) or leave the tag out")
     return problems
 
 
@@ -378,7 +386,7 @@ def pool_request(pool):
 
 def endpoint_request(endpoint):
     request = dict(DBProxyEndpointName=endpoint["name"], TargetRole=endpoint["target_role"],
-                   VpcSubnetIds=list(endpoint["vpc_subnet_ids"]))
+                   VpcSubnetIds=list(endpoint["vpc_subnet_ids"]), Tags=ansible_dict_to_boto3_tag_list(MANAGED_TAGS))
     if endpoint.get("vpc_security_group_ids") is not None:
         request["VpcSecurityGroupIds"] = list(endpoint["vpc_security_group_ids"])
     return request
@@ -459,14 +467,14 @@ def plan_proxy(desired, current, purge_tags=True):
     after["endpoints"] = base["endpoints"]
 
     if current is None:
+        after["tags"] = dict(after["tags"], **MANAGED_TAGS)
         create = dict(EngineFamily=after["engine_family"], Auth=_auth_request(after["auth"]),
                       RoleArn=after["role_arn"], VpcSubnetIds=list(after["vpc_subnet_ids"]),
                       RequireTLS=after["require_tls"], IdleClientTimeout=after["idle_client_timeout"],
                       DebugLogging=after["debug_logging"])
         if desired["vpc_security_group_ids"]:
             create["VpcSecurityGroupIds"] = list(desired["vpc_security_group_ids"])
-        if after["tags"]:
-            create["Tags"] = ansible_dict_to_boto3_tag_list(dict(sorted(after["tags"].items())))
+        create["Tags"] = ansible_dict_to_boto3_tag_list(dict(sorted(after["tags"].items())))
         plan.update(action="create", create=create)
     else:
         modify = {}
@@ -480,7 +488,10 @@ def plan_proxy(desired, current, purge_tags=True):
             modify["SecurityGroups"] = list(after["vpc_security_group_ids"])
         add_tags, remove_tags = {}, []
         if desired["tags"] is not None:
-            add_tags, remove_tags = compare_aws_tags(current["tags"], desired["tags"], purge_tags=purge_tags)
+            wanted_tags = dict(desired["tags"])
+            if is_managed(current["tags"]):
+                wanted_tags.update(MANAGED_TAGS)  # purge_tags never removes the marker
+            add_tags, remove_tags = compare_aws_tags(current["tags"], wanted_tags, purge_tags=purge_tags)
             add_tags = {k: str(v) for k, v in add_tags.items()}
             remove_tags = sorted(remove_tags)
             tags_after = dict(current["tags"])
@@ -529,13 +540,65 @@ def plan_proxy(desired, current, purge_tags=True):
     if problems:
         return dict(_no_change(current), problems=problems)
 
-    changed = bool(plan["create"] or plan["modify"] or plan["add_tags"] or plan["remove_tags"] or plan["pool"]
-                   or plan["register"] or plan["delete_endpoints"] or plan["modify_endpoints"]
-                   or plan["create_endpoints"])
+    changed = _changed(plan)
     if current is not None:
         plan["action"] = "update" if changed else "none"
     plan.update(changed=changed, after=after)
     return plan
+
+
+def _changed(plan):
+    return bool(plan["create"] or plan["modify"] or plan["add_tags"] or plan["remove_tags"] or plan["pool"]
+                or plan["register"] or plan["delete_endpoints"] or plan["modify_endpoints"]
+                or plan["create_endpoints"])
+
+
+# ------------------------------------------------------------------------------------------------------- ownership
+
+def is_managed(tags):
+    """Whether tags (a dict) carry the marker of what this module created (or what its owner adopted)."""
+    return (tags or {}).get(MANAGED_TAG_KEY) == MANAGED_TAG_VALUE
+
+
+def unmanaged_proxy_message(name):
+    return (f"RDS proxy {name} was not created by dbre.rds.rds_proxy (no {MANAGED_TAG_KEY} tag); add the tag "
+            f"({MANAGED_TAG_KEY}={MANAGED_TAG_VALUE}) if it is yours, then run again")
+
+
+def unmanaged_endpoint_reason(name):
+    return (f"endpoint {name} was not created by dbre.rds.rds_proxy (no {MANAGED_TAG_KEY}={MANAGED_TAG_VALUE} "
+            "tag): left in place; delete it yourself, or add the tag if it is yours")
+
+
+def limit_to_managed(name, plan, proxy_tags, endpoint_tags):
+    """The proxy ``name``'s ``plan``, deleting only what carries the marker: returns ``(plan, skipped)``.
+
+    ``proxy_tags`` are the proxy's tags, ``endpoint_tags`` ``{endpoint name: tags}`` of the endpoints the plan
+    deletes (a name missing counts as unmarked). Removing the proxy (action delete) is refused, as a problem and a
+    plan of nothing, when the proxy or one of its endpoints (RDS deletes them with the proxy) lacks the marker.
+    Otherwise an unmarked endpoint is left in place and listed in ``skipped`` (``{"endpoint", "reason"}``).
+    """
+    unmarked = [endpoint for endpoint in plan["delete_endpoints"] if not is_managed(endpoint_tags.get(endpoint))]
+    if plan["action"] == "delete":
+        if not is_managed(proxy_tags):
+            problems = [unmanaged_proxy_message(name)]
+        else:
+            problems = [f"endpoint {endpoint} was not created by dbre.rds.rds_proxy (no {MANAGED_TAG_KEY} tag) and "
+                        "RDS deletes a proxy's endpoints with it: delete the endpoint yourself, or add the tag if "
+                        "it is yours, then run again" for endpoint in unmarked]
+        if problems:
+            return dict(_no_change(plan["before"]), problems=problems), []
+        return plan, []
+    if not unmarked:
+        return plan, []
+    before = {e["name"]: e for e in (plan["before"] or {}).get("endpoints") or []}
+    after = dict(plan["after"], endpoints=sorted(plan["after"]["endpoints"] + [before[e] for e in unmarked],
+                                                 key=lambda e: e["name"]))
+    plan = dict(plan, after=after, delete_endpoints=[e for e in plan["delete_endpoints"] if e not in unmarked])
+    plan["changed"] = _changed(plan)
+    if plan["action"] == "update" and not plan["changed"]:
+        plan["action"] = "none"
+    return plan, [dict(endpoint=e, reason=unmanaged_endpoint_reason(e)) for e in unmarked]
 
 
 def read_only_problems(after):

@@ -19,6 +19,11 @@ its reason (``reason_code`` in :data:`KEEP_REASONS`):
 6. ``blue_green``: its source is in a blue/green deployment that is not finished;
 7. ``shared``: it is shared with another account (its ``restore`` attribute lists accounts or ``all``);
 8. ``retention``: it is younger than ``retention_days``.
+
+Deletion runs later than the plan (in batches, DR copies after waiting for the new copies), so just before each
+deletion the snapshot is described again and :func:`recheck_reason` re-applies the rules that can change meanwhile
+(keep tag, this module's own copy, status, restore drill, sharing); one that must now stay is kept with reason code
+``changed_since_plan``.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ COPY_SOURCE_CREATED_TAG = "dbre:copy-source-created"
 BLUE_GREEN_FINISHED = frozenset(["SWITCHOVER_COMPLETED", "INVALID_CONFIGURATION", "SWITCHOVER_FAILED", "DELETING"])
 
 KEEP_REASONS = ("keep_tag", "newest", "not_available", "being_copied", "restore_drill", "blue_green", "shared",
-                "retention")
+                "retention", "changed_since_plan")
 DEFAULT_KEEP_TAG = {"key": "Permanent", "value": "true"}
 MAX_BATCH = 100
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -102,6 +107,10 @@ def option_problems(params, region=None):
         copy_keep = params.get("copy_keep_last")
         if copy_keep is not None and int(copy_keep) < 1:
             problems.append(f"copy_keep_last must be at least 1 (got {copy_keep})")
+        if params.get("endpoint_url"):
+            problems.append(f"copy_to_region cannot be used with endpoint_url {params['endpoint_url']}: the clients "
+                            f"of {copy_region} would keep that endpoint, which serves only the snapshots' region; "
+                            "drop endpoint_url or run the copies without it")
     elif params.get("copy_kms_key_id"):
         problems.append("copy_kms_key_id needs copy_to_region (the region whose key it is)")
     if params.get("copy_kms_key_id") is not None and not str(params["copy_kms_key_id"]).strip():
@@ -231,6 +240,12 @@ def blue_green_uses(deployments, source_arns):
     return uses
 
 
+def blue_green_unknown(source_arns, why):
+    """{source ARN: reason} keeping every snapshot of every source when the deployments cannot be read (``why``)."""
+    return {str(arn): f"the blue/green deployments could not be read ({why}), so none of its snapshots is deleted"
+            for arn in source_arns}
+
+
 def copies_in_progress(dr_snapshots, region):
     """{source snapshot ARN: "being copied to <region> as <id>"} for copies not yet available."""
     uses = {}
@@ -320,6 +335,34 @@ def _keep_reason(snapshot, entry, source, *, newest, keep_last, keep_tag, cutoff
         return "shared", f"shared with {', '.join(shared[arn])}"
     return None, (f"{entry['age_days']} days old, older than retention_days {retention_days}; not among the newest "
                   f"{keep_last}; no keep tag; not in use")
+
+
+def recheck_reason(entry, snapshot, *, keep_tag, drills=None, drill_sources=None, shared=None,
+                   copy_source_arn=None):
+    """Why a snapshot planned for deletion must now be kept, or None when it may still go.
+
+    ``snapshot``: the snapshot described again with its tags just before its deletion (None when it is no longer
+    described); ``drills``/``drill_sources``: the running drills read again (:func:`drill_uses`,
+    :func:`drills_without_snapshot`); ``shared``: its accounts read again (None: not read yet, not checked);
+    ``copy_source_arn``: for a DR copy, the source ARN its tags must still name as this module's copy.
+    """
+    if snapshot is None:
+        return "it is no longer described (deleted or renamed since the plan)"
+    if has_keep_tag(snapshot, keep_tag):
+        return f"tagged {keep_tag['key']}={keep_tag.get('value')} since the plan"
+    if copy_source_arn is not None and not is_our_copy(snapshot, copy_source_arn):
+        return f"its tags no longer mark it as this module's DR copy of {entry.get('source')}"
+    if snapshot.get("Status") != "available":
+        return f"status is now {snapshot.get('Status')}, not available"
+    identifier, arn = str(entry.get("identifier") or ""), str(entry.get("arn") or snapshot_arn(snapshot) or "")
+    drills = drills or {}
+    drill = drills.get(identifier.lower()) or drills.get(arn.lower()) or _drill_of_source(entry.get("source") or "",
+                                                                                          drill_sources)
+    if drill:
+        return f"now {drill}"
+    if shared:
+        return f"now shared with {', '.join(shared)}"
+    return None
 
 
 def storage_gib(entries):

@@ -42,6 +42,12 @@ description:
     and never changes a parameter group. It also refuses tables without a primary key or replica identity (a
     publication would make their UPDATE and DELETE fail), tables the login cannot TRUNCATE and write, and other
     databases holding tables (one subscription carries O(login_db) only). DDL during the cutover is not replicated.
+  - With O(cutover=logical) the subscription never carries the login's password. The module creates a login role
+    for the run only on the source, C(dbre_encrypt_<run id>), with a random password sent as a SCRAM-SHA-256
+    verifier, grants it C(rds_replication), C(USAGE) on the published tables' schemas and C(SELECT) on those tables,
+    marks it with C(COMMENT ON ROLE), and drops it with the replication objects (after a failure too), only while it
+    still carries this run's marker. Its random password is in the C(CREATE SUBSCRIPTION) text the copy logs and in
+    the copy's C(pg_subscription) until the subscription is dropped; it is useless once the role is gone.
 author:
   - dbre.rds maintainers (@dbre-rds)
 options:
@@ -108,6 +114,8 @@ options:
         cutover. The module tags it with C(dbre:encrypt-old-expires) (that time) and C(dbre:encrypt-replaced-by); it
         never deletes it. Delete it (and turn its deletion protection off first, if set) once the tag's time has
         passed. Between 0 and 8760.
+      - RDS starts a stopped instance again after 7 days, so with more than 168 hours the old instance runs (and is
+        billed) again unless you take a snapshot of it and delete it before.
     type: int
     default: 168
   probe:
@@ -175,6 +183,14 @@ notes:
     O(login_host) and O(login_port) apply to the source only; the copy is reached at its own endpoint.
   - O(wait_timeout) bounds the whole cutover; cleanup after a failure gets its own 30 minutes at most.
   - The probe table travels with the data into the copy; clients' tables are untouched.
+  - The default write stop (C(default_transaction_read_only)) is advisory, not a lock. A client that turns it off
+    (C(SET default_transaction_read_only = off), C(BEGIN READ WRITE)) or a superuser session can still write, and
+    such writes are lost with the old instance. To lock the application out, give O(pre_cutover_sql) (for example
+    C(ALTER ROLE app NOLOGIN) and ending its sessions) and O(post_cutover_sql).
+  - O(checks) run in a read-only session (in check mode too); a check that writes fails and changes nothing.
+  - Not carried over to the encrypted instance (the plan lists them in C(not_carried)) - the RDS-managed master user
+    secret (it stays with the old instance), associated IAM roles, the CA certificate, the Performance Insights KMS
+    key, the network type and the Kerberos domain. Set them on the new instance after the cutover.
   - "IAM actions: C(rds:DescribeDBInstances), C(rds:DescribeDBSnapshots), C(rds:ListTagsForResource),
     C(rds:CreateDBSnapshot), C(rds:CopyDBSnapshot), C(rds:RestoreDBInstanceFromDBSnapshot), C(rds:ModifyDBInstance),
     C(rds:StopDBInstance), C(rds:AddTagsToResource), C(rds:DeleteDBInstance), C(rds:DeleteDBSnapshot),
@@ -257,7 +273,8 @@ passed:
   sample: true
 plan:
   description: What the cutover does (or would do, in check mode). The names it creates, the key, the write stop, the
-    checks, and the settings carried over (boto3 names in snake case; C(tags) as a dict).
+    checks, the settings carried over (boto3 names in snake case; C(tags) as a dict) and, in C(not_carried), the
+    settings that are not carried over.
   returned: when the instance was not encrypted yet
   type: dict
   sample: {"cutover": "snapshot", "replication": null,
@@ -359,6 +376,7 @@ report_files:
 """
 
 import datetime
+import secrets
 import uuid
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
@@ -368,6 +386,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.dbre.rds.plugins.module_utils import encrypt_instance as enc
 from ansible_collections.dbre.rds.plugins.module_utils import failover_drill as probes
+from ansible_collections.dbre.rds.plugins.module_utils import scram
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import CallNotConfirmed
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import aws_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
@@ -412,6 +431,8 @@ CLEANUP_SECONDS = 1800
 # The module's own sessions must write (resume writes, probe table) whatever the databases' default says.
 READ_WRITE_OPTIONS = f"-c {enc.WRITE_STOP_SETTING}=off"
 MARKER_MARGIN_SECONDS = 600
+CHECKS_READ_ONLY_SQL = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+READ_ONLY_SQL_TRANSACTION = "25006"
 
 DATABASES_SQL = (
     "SELECT d.datname, pg_has_role(d.datdba, 'MEMBER'), "
@@ -454,6 +475,7 @@ SUBSCRIPTION_ERRORS_SQL = (
 SEQUENCES_SQL = ("SELECT schemaname, sequencename FROM pg_sequences "
                  "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2")
 # The slot of the subscription and those of its table synchronisation workers (pg_<subid>_sync_<relid>_<sysid>).
+ROLE_COMMENT_SQL = "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s"
 OUR_SLOTS_SQL = ("SELECT slot_name, active_pid FROM pg_replication_slots WHERE slot_name = %s "
                  "OR (%s::text IS NOT NULL AND slot_name LIKE 'pg\\_' || %s || '\\_sync\\_%%')")
 
@@ -475,9 +497,12 @@ def run_statements(conn, statements):
 
 
 def run_checks(conn, checks):
-    """{name: (rows, error)} of each check, read-only."""
+    """{name: (rows, error)} of each check, in a read-only session (the connection is autocommit: a check that
+    writes would be committed, in check mode too). A writing check fails with read_only_sql_transaction."""
     import psycopg2
 
+    with conn.cursor() as cursor:
+        cursor.execute(CHECKS_READ_ONLY_SQL)
     found = {}
     for check in checks:
         try:
@@ -485,7 +510,10 @@ def run_checks(conn, checks):
                 cursor.execute(check["sql"])
                 found[check["name"]] = (cursor.fetchall() if cursor.description else [], None)
         except psycopg2.Error as exc:
-            found[check["name"]] = (None, short_message(exc))
+            error = short_message(exc)
+            if getattr(exc, "pgcode", None) == READ_ONLY_SQL_TRANSACTION:
+                error += " (checks run in a read-only session: a check must only read)"
+            found[check["name"]] = (None, error)
     return found
 
 
@@ -589,6 +617,9 @@ class EncryptRun:
         self.subscribed = False
         self.subscription_oid = None
         self.replication_removed = None
+        self.replication_role = enc.replication_role_name(run_id)
+        self.replication_role_created = False
+        self.replication_schemas = []
 
     def remaining(self):
         return max(0.0, self.deadline - self.clock.elapsed())
@@ -764,9 +795,10 @@ class EncryptRun:
         name = enc.replication_name(self.run_id)
         self.runtime.enter("subscription", timed=True)
         tables = with_connection(self.connector, lambda conn: _rows(conn, PUBLISHED_TABLES_SQL, (name,)))
+        password = self.create_replication_role(tables)
         address, port = endpoint_of(self.source)
-        conninfo = enc.subscription_conninfo(address, port, self.params["login_db"], self.params["login_user"],
-                                             self.params["login_password"], self.params["ssl_mode"])
+        conninfo = enc.subscription_conninfo(address, port, self.params["login_db"], self.replication_role, password,
+                                             self.params["ssl_mode"])
         quoted = enc.quote_ident(name)
 
         def create(conn):
@@ -804,6 +836,40 @@ class EncryptRun:
         self._poll("subscription", lambda: with_connection(self.target_connector, states), ready,
                    "initial copy of the tables")
         self.log.finish("subscription")
+
+    def create_replication_role(self, tables):
+        """The subscription's login on the source, for this run only (never the master user's password): returns
+        its random password, which reaches the server only as a SCRAM verifier here."""
+        role = self.replication_role
+        password = secrets.token_urlsafe(32)
+        self.module.no_log_values.add(password)
+        self.replication_schemas = sorted({schema for schema, _table in tables})
+        statements = enc.replication_role_statements(role, scram.verifier(password), tables, self.run_id)
+        self.replication_role_created = True  # set first: an interruption during the statements is still undone
+        try:
+            with_connection(self.connector, lambda conn: run_statements(conn, statements), options=READ_WRITE_OPTIONS)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise DrillAborted("subscription", f"Creating the replication login {role} on {self.connector.target} "
+                               f"failed ({short_message(exc)}): log in as the master user (it may create roles and "
+                               "grant rds_replication)", exc)
+        self.log.event(f"replication login {role} created on the source (rds_replication, SELECT on "
+                       f"{len(tables)} table(s))", phase="subscription")
+        return password
+
+    def drop_replication_role(self):
+        """Drop the run's replication login, only if it still carries this run's marker; returns the problem."""
+        role = self.replication_role
+
+        def drop(conn):
+            found = _rows(conn, ROLE_COMMENT_SQL, (role,))
+            statements, problem = enc.replication_role_drop(role, bool(found), found[0][0] if found else None,
+                                                            self.replication_schemas, self.run_id)
+            run_statements(conn, statements)
+            return problem
+
+        problem = with_connection(self.connector, drop, options=READ_WRITE_OPTIONS)
+        self.replication_role_created = False
+        return problem
 
     def _poll(self, phase, fetch, done, what, timeout=None):
         try:
@@ -889,6 +955,14 @@ class EncryptRun:
             with_connection(self.connector, lambda conn: run_statements(
                 conn, [f"DROP PUBLICATION IF EXISTS {quoted}"]), options=READ_WRITE_OPTIONS)
             self.published = False
+        if self.replication_role_created:
+            problem = self.drop_replication_role()
+            if problem and phase == "rollback":
+                raise RuntimeError(problem)
+            if problem:
+                warn(self.module, problem)
+            else:
+                self.log.event(f"replication login {self.replication_role} dropped", phase=phase)
         self.replication_removed = True
         self.log.event(f"subscription, slot and publication {name} removed", phase=phase)
         if phase == "replication removed":
@@ -965,24 +1039,60 @@ class EncryptRun:
         self.log.finish("writes stopped")
 
     def after_swap(self):
+        """Deletion protection, tags, stop of the old instance, the unencrypted snapshot gone. The swap is done: a
+        failing step does not stop the others; the failure lists what is left to do by hand."""
         target, old = self.names["target"], self.names["old"]
         self.runtime.enter("after the swap", timed=True)
+        left = []
+
+        def step(what, by_hand, action):
+            try:
+                action()
+            except Exception as exc:  # pylint: disable=broad-except
+                left.append(f"{what} failed ({short_message(exc)}): {by_hand}")
+                self.log.event(f"{what} failed ({short_message(exc)})", phase="after the swap")
+
         if self.plan["settings"]["DeletionProtection"]:
-            self.rds.modify_db_instance(DBInstanceIdentifier=target, DeletionProtection=True, ApplyImmediately=True,
-                                        aws_retry=True)
+            step(f"turning deletion protection on for {target}", f"turn deletion protection on for {target}",
+                 lambda: self.rds.modify_db_instance(DBInstanceIdentifier=target, DeletionProtection=True,
+                                                     ApplyImmediately=True, aws_retry=True))
         # The copy carries the run's tags from the restore; as the instance now in service it keeps only the source's.
-        self.rds.remove_tags_from_resource(ResourceName=self.final["DBInstanceArn"],
-                                           TagKeys=list(self.tags), aws_retry=True)
-        old_described = describe_instance(self.rds, old)
-        self.rds.add_tags_to_resource(
-            ResourceName=old_described["DBInstanceArn"],
-            Tags=tag_list(enc.old_instance_tags(target, self.clock.now(), self.params["keep_old_hours"])),
-            aws_retry=True)
-        self.call("after the swap", "stop_db_instance", {"DBInstanceIdentifier": old},
-                  lambda: status_of(describe_instance(self.rds, old)) in ("stopping", "stopped"),
-                  f"Stopping the old instance {old}")
-        self.delete_snapshot(self.names["final_snapshot"])
+        step(f"removing the run's tags from {target}", f"remove the tags {', '.join(sorted(self.tags))} from {target}",
+             lambda: self.rds.remove_tags_from_resource(ResourceName=self.final["DBInstanceArn"],
+                                                        TagKeys=list(self.tags), aws_retry=True))
+        old_tags = enc.old_instance_tags(target, self.clock.now(), self.params["keep_old_hours"])
+        tag_and_stop = (f"tag {old} with " + ", ".join(f"{k}={v}" for k, v in sorted(old_tags.items())) +
+                        f" and stop it (aws rds stop-db-instance --db-instance-identifier {old})")
+
+        def tag_old():
+            described = describe_instance(self.rds, old)
+            if described is None:
+                raise DrillAborted("after the swap", f"{old} was not found")
+            self.rds.add_tags_to_resource(ResourceName=described["DBInstanceArn"], Tags=tag_list(old_tags),
+                                          aws_retry=True)
+
+        tagged = len(left)
+        step(f"tagging the old instance {old}", tag_and_stop, tag_old)
+        if len(left) == tagged:
+            step(f"stopping the old instance {old}", f"stop {old} (aws rds stop-db-instance "
+                 f"--db-instance-identifier {old})",
+                 lambda: self.call("after the swap", "stop_db_instance", {"DBInstanceIdentifier": old},
+                                   lambda: status_of(describe_instance(self.rds, old)) in ("stopping", "stopped"),
+                                   f"Stopping the old instance {old}"))
+        snapshot = self.names["final_snapshot"]
+
+        def delete_final_snapshot():
+            skipped = self.delete_snapshot(snapshot)
+            if skipped:
+                warn(self.module, f"left the unencrypted snapshot {snapshot}: {skipped}")
+
+        step(f"deleting the unencrypted snapshot {snapshot}", f"delete the snapshot {snapshot} (it is unencrypted)",
+             delete_final_snapshot)
         self.final = self.wait_instance(target, "after the swap")
+        if left:
+            self.log.finish("after the swap", "failed")
+            raise DrillAborted("after the swap", f"The swap is done ({target} is the encrypted instance); left to do "
+                               "by hand: " + "; ".join(left))
         self.log.finish("after the swap")
 
     def settle(self):
@@ -994,7 +1104,19 @@ class EncryptRun:
                    interval=self.params["probe_interval"], phase="writes to settle", clock=self.clock)
 
     # -- removal
+    def _deletable(self, kind, name):
+        """Described and tag-checked right before a deletion: ``(delete, reason)`` (enc.deletion_decision)."""
+        found = describe_instance(self.rds, name) if kind == "instance" else described_snapshot(self.rds, name)
+        if found is not None:
+            found = dict(found, TagList=tag_list(read_tags(self.rds, found)))
+        return enc.deletion_decision(found, self.run_id)
+
     def delete_snapshot(self, name):
+        """Delete a snapshot of this run; None when done, else why it was left (gone already counts as done)."""
+        ok, reason = self._deletable("snapshot", name)
+        if not ok:
+            return None if described_snapshot(self.rds, name) is None else reason
+
         def took_effect():
             found = described_snapshot(self.rds, name)
             return found is None or status_of(found) == "deleting"
@@ -1004,8 +1126,14 @@ class EncryptRun:
         except is_boto3_error_code(list(NOT_FOUND_CODES["snapshot"])):
             pass
         self.removed.append(name)
+        return None
 
     def delete_instance(self, name):
+        """Delete an instance of this run; None when done, else why it was left (gone already counts as done)."""
+        ok, reason = self._deletable("instance", name)
+        if not ok:
+            return None if describe_instance(self.rds, name) is None else reason
+
         def took_effect():
             return status_of(describe_instance(self.rds, name)) in ("deleting", "gone")
 
@@ -1019,6 +1147,7 @@ class EncryptRun:
                    interval=self.params["poll_interval"], phase=f"instance {name} deleted", state_of=status_of,
                    clock=self.clock)
         self.removed.append(name)
+        return None
 
     # -- cleanup, whatever happened
     def cleanup(self, failure):
@@ -1050,7 +1179,7 @@ class EncryptRun:
                 undo = "post_cutover_sql" if self.params["post_cutover_sql"] else \
                     f"ALTER DATABASE ... RESET {enc.WRITE_STOP_SETTING}"
                 problems.append(f"resuming writes on {target} failed ({short_message(exc)}): run {undo} by hand")
-        if self.subscribed or self.published:
+        if self.subscribed or self.published or self.replication_role_created:
             try:
                 if self.subscribed and self.target_connector is None:
                     self.subscribed = False
@@ -1060,7 +1189,8 @@ class EncryptRun:
                 self.replication_removed = False
                 name = enc.replication_name(self.run_id)
                 problems.append(f"removing the replication objects {name} failed ({short_message(exc)}): drop the "
-                                f"publication and the replication slot {name} on {target} by hand (a slot keeps WAL)")
+                                f"publication, the replication slot and the role {name} on {target} by hand (a slot "
+                                "keeps WAL)")
         described = {}
         for item in self.created:
             try:
@@ -1078,10 +1208,11 @@ class EncryptRun:
         # The instance first: a snapshot being restored cannot go before it.
         for item in sorted(delete, key=lambda i: i["kind"] != "instance"):
             try:
-                if item["kind"] == "instance":
-                    self.delete_instance(item["identifier"])
-                else:
-                    self.delete_snapshot(item["identifier"])
+                delete = self.delete_instance if item["kind"] == "instance" else self.delete_snapshot
+                left = delete(item["identifier"])
+                if left:
+                    problems.append(f"left {item['identifier']}: {left}")
+                    continue
                 self.log.event(f"removed {item['kind']} {item['identifier']}", phase="rollback")
             except Exception as exc:  # pylint: disable=broad-except
                 problems.append(f"removing {item['kind']} {item['identifier']} failed ({short_message(exc)}): "
@@ -1258,7 +1389,7 @@ def main():
             "after_restore_request": enc.after_restore_request(settings, names["temporary"])}
     shown = {"cutover": plan["cutover"], "names": names, "kms_key_arn": key["Arn"], "write_stop": write_stop,
              "checks": [c["name"] for c in checks], "run_id": run_id, "replication": replication,
-             "settings": camel_dict_to_snake_dict(settings, ignore_list=["Tags"])}
+             "settings": camel_dict_to_snake_dict(settings, ignore_list=["Tags"]), "not_carried": list(enc.NOT_CARRIED)}
     if module.check_mode:
         module.exit_json(changed=True, encrypted=False, passed=None, plan=shown, kms_key_id=key["Arn"])
 

@@ -21,6 +21,11 @@ description:
     (O(require_tls), O(idle_client_timeout), O(debug_logging) and the keys of a given O(target_group)).
   - Creating the proxy, registering its target and creating or deleting an endpoint are sent once. On a throttle or a
     lost answer the module first describes the proxy and sends the call again only when it did not take effect.
+  - The module tags the proxy and every endpoint it creates with C(dbre:managed-by=rds_proxy), keeps that tag
+    whatever O(purge_tags) says, and deletes nothing without it. Right before each deletion it reads the tags again.
+    An endpoint without the tag is left in place, listed in RV(skipped_endpoints) and warned about. O(state=absent)
+    of a proxy without the tag (or with an endpoint without it, since RDS deletes a proxy's endpoints with it) fails
+    and changes nothing; add the tag to what is yours, then run again.
   - A second run with the same options changes nothing and makes no mutating call. In check mode only describe calls
     are made and the result shows what the run would do.
 author:
@@ -35,7 +40,8 @@ options:
     aliases: [db_proxy_name]
   state:
     description:
-      - V(present) creates or updates the proxy, V(absent) deletes its extra endpoints, then the proxy.
+      - V(present) creates or updates the proxy, V(absent) deletes its extra endpoints, then the proxy. V(absent)
+        is refused for a proxy (or an endpoint of it) without the C(dbre:managed-by=rds_proxy) tag.
     type: str
     choices: [present, absent]
     default: present
@@ -109,7 +115,8 @@ options:
     elements: str
   tags:
     description:
-      - Tags of the proxy, as a dict.
+      - Tags of the proxy, as a dict. The marker C(dbre:managed-by=rds_proxy) is added on creation and kept; give it
+        here to adopt an existing proxy that is yours (any other value of that key is refused).
     type: dict
     aliases: [resource_tags]
   purge_tags:
@@ -167,8 +174,10 @@ options:
   endpoints:
     description:
       - The proxy's extra endpoints, as a declaration. Endpoints of this proxy that are not listed are deleted; an
-        empty list deletes them all. The proxy's default endpoint (read-write, created with the proxy) is never
-        touched. Omit the option to leave the endpoints as they are.
+        empty list deletes them all. Only endpoints with the C(dbre:managed-by=rds_proxy) tag (which the module puts
+        on those it creates) are deleted; others are left in place and listed in RV(skipped_endpoints). The proxy's
+        default endpoint (read-write, created with the proxy) is never touched. Omit the option to leave the
+        endpoints as they are.
       - RDS cannot change an endpoint's role or subnets; a different value for an existing endpoint is refused, so give
         the endpoint a new name instead.
       - A V(READ_ONLY) endpoint leads to the readers of an Aurora cluster; in front of a DB instance every request
@@ -238,6 +247,13 @@ notes:
     C(rds:ListTagsForResource), C(rds:AddTagsToResource), C(rds:RemoveTagsFromResource), C(rds:DescribeDBInstances)
     or C(rds:DescribeDBClusters) for the target, C(secretsmanager:DescribeSecret) on the secrets, and
     C(iam:PassRole) on O(role_arn)."
+  - Changing the target sends C(DeregisterDBProxyTargets), then C(RegisterDBProxyTargets). Between the two calls
+    (and when the second fails) the proxy has no target and refuses client connections; run again to register it.
+  - The IAM role in O(role_arn) must exist some seconds before the proxy is created on AWS (IAM is eventually
+    consistent, and RDS refuses a role it cannot see yet). Its trust policy should let C(rds.amazonaws.com) assume it
+    only for your account, with a C(StringEquals) condition on C(aws:SourceAccount) set to your account ID.
+  - A proxy whose O(auth) is the master user's secret makes every client of the proxy the master user. Give the proxy
+    the secrets of application logins (for example those dbre.rds.rds_users manages) instead.
   - Clients connect to RV(proxy.endpoint) (or an endpoint's RV(endpoints[].endpoint)) on port 5432 with the
     user name and password of a secret in O(auth), or with an IAM token when its O(auth[].iam_auth=REQUIRED). With
     O(require_tls=true), use C(sslmode=verify-full) and Amazon's root CA.
@@ -462,6 +478,13 @@ actions:
   type: list
   elements: str
   sample: [CreateDBProxy, ModifyDBProxyTargetGroup, RegisterDBProxyTargets, CreateDBProxyEndpoint]
+skipped_endpoints:
+  description: Endpoints the declaration would delete but the module left in place, since they lack the
+    C(dbre:managed-by=rds_proxy) tag (in check mode, those it would leave), each with C(endpoint) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{endpoint: reports-adhoc, reason: "endpoint reports-adhoc was not created by dbre.rds.rds_proxy ..."}]
 waited:
   description: Seconds spent waiting for RDS, and the states seen on the way (each C(state) lists what was not
     ready yet).
@@ -489,12 +512,18 @@ from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_o
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import once_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
+from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
 PROXY_NOT_FOUND = list(rds_resources.NOT_FOUND_CODES["proxy"])
 ENDPOINT_NOT_FOUND = list(rds_resources.NOT_FOUND_CODES["proxy_endpoint"])
+TARGET_NOT_FOUND = ["DBProxyTargetNotFoundFault", "DBProxyTargetNotFound"]
+
+
+class NotManaged(Exception):
+    """A proxy to delete lost its dbre:managed-by tag (or an endpoint of it lacks one) since it was read."""
 
 
 # ------------------------------------------------------------------------------------------------------------ reads
@@ -514,6 +543,20 @@ def read_proxy(client, name):
         targets=rds_resources.describe_proxy_targets(client, name),
         endpoints=rds_resources.describe_proxy_endpoints(client, name),
     )
+
+
+def resource_tags(client, arn):
+    return rds_resources.tags_dict(client.list_tags_for_resource(ResourceName=arn, aws_retry=True).get("TagList"))
+
+
+def read_endpoint_tags(client, name, endpoint_names):
+    """``{endpoint name: tags}`` of the proxy's endpoints ``endpoint_names`` (those that still exist)."""
+    tags = {}
+    for endpoint_name in endpoint_names:
+        found = describe_endpoint(client, name, endpoint_name)
+        if found is not None:
+            tags[endpoint_name] = resource_tags(client, found["DBProxyEndpointArn"])
+    return tags
 
 
 def read_or_fail(module, client, name):
@@ -593,6 +636,7 @@ class Applier:
         self.actions = []
         self.transitions = []
         self.waited = 0.0
+        self.skipped = []
 
     def done(self):
         """The calls made so far, for a message."""
@@ -642,9 +686,18 @@ class Applier:
             self._call("ModifyDBProxyTargetGroup", "modify_db_proxy_target_group", DBProxyName=name,
                        TargetGroupName=rds_resources.DEFAULT_TARGET_GROUP, ConnectionPoolConfig=plan["pool"])
         if plan["deregister"]:
+            old = plan["before"]["target"]
+
+            def deregistered():
+                targets = rds_resources.describe_proxy_targets(self.client, name)
+                return rds_proxy.registered_target(targets) != old and "the old target is deregistered"
             self.proxy_available("its old target is deregistered")
-            self._call("DeregisterDBProxyTargets", "deregister_db_proxy_targets", DBProxyName=name,
-                       TargetGroupName=rds_resources.DEFAULT_TARGET_GROUP, **plan["deregister"])
+            try:
+                self._once("DeregisterDBProxyTargets", "deregister_db_proxy_targets",
+                           dict(DBProxyName=name, TargetGroupName=rds_resources.DEFAULT_TARGET_GROUP,
+                                **plan["deregister"]), deregistered)
+            except is_boto3_error_code(TARGET_NOT_FOUND):
+                self.actions.append("DeregisterDBProxyTargets")  # not registered (any more): what the call wanted
         if plan["register"]:
             def registered():
                 targets = rds_resources.describe_proxy_targets(self.client, name)
@@ -663,7 +716,24 @@ class Applier:
             self._once("CreateDBProxyEndpoint", "create_db_proxy_endpoint", dict(DBProxyName=name, **request),
                        lambda: describe_endpoint(self.client, name, endpoint) and f"endpoint {endpoint} exists")
 
+    def managed_endpoint(self, endpoint):
+        """Whether the endpoint still exists and carries the marker, read right before deleting it; an unmarked one
+        is recorded in ``skipped`` with a warning."""
+        found = describe_endpoint(self.client, self.name, endpoint)
+        if found is None:
+            return False
+        if rds_proxy.is_managed(resource_tags(self.client, found["DBProxyEndpointArn"])):
+            return True
+        self.skip(dict(endpoint=endpoint, reason=rds_proxy.unmanaged_endpoint_reason(endpoint)))
+        return False
+
+    def skip(self, item):
+        if item not in self.skipped:
+            self.skipped.append(item)
+            warn(self.module, f"RDS proxy {self.name}: {item['reason']}")
+
     def delete_endpoints(self, names, wait):
+        names = [endpoint for endpoint in names if self.managed_endpoint(endpoint)]
         for endpoint in names:
             def gone_or_going(endpoint=endpoint):
                 found = describe_endpoint(self.client, self.name, endpoint)
@@ -682,6 +752,12 @@ class Applier:
         name = self.name
         # The endpoints go first and completely: a proxy is deleted only once nothing hangs from it.
         self.delete_endpoints(plan["delete_endpoints"], wait=True)
+        if self.skipped:
+            raise NotManaged(f"endpoint {self.skipped[0]['endpoint']} lost its {rds_proxy.MANAGED_TAG_KEY} tag since "
+                             "the run read it, and RDS deletes a proxy's endpoints with it: the proxy was kept")
+        found = rds_resources.describe_proxy(self.client, name)
+        if found is not None and not rds_proxy.is_managed(resource_tags(self.client, found["DBProxyArn"])):
+            raise NotManaged(rds_proxy.unmanaged_proxy_message(name))
 
         def deleting():
             found = rds_resources.describe_proxy(self.client, name)
@@ -766,12 +842,25 @@ def main():
     if desired is not None:
         problems = resource_problems(module, client, params)
     plan = rds_proxy.plan_proxy(desired, current, purge_tags=params["purge_tags"])
+    skipped = []
+    if not plan["problems"] and plan["delete_endpoints"]:
+        try:
+            endpoint_tags = read_endpoint_tags(client, name, plan["delete_endpoints"])
+        except AWS_ERRORS as e:
+            module.fail_json_aws(e, msg=f"Reading the tags of RDS proxy {name}'s endpoints: allow "
+                                        "rds:ListTagsForResource on them")
+        plan, skipped = rds_proxy.limit_to_managed(name, plan, read["tags"], endpoint_tags)
+    elif plan["action"] == "delete":
+        plan, skipped = rds_proxy.limit_to_managed(name, plan, read["tags"], {})
     problems += plan["problems"]
     if problems:
         module.fail_json(msg=f"Invalid RDS proxy {name}; nothing was changed: " + "; ".join(problems),
                          problems=problems)
 
-    result = dict(changed=plan["changed"], actions=rds_proxy.planned_actions(plan) if plan["changed"] else [])
+    for item in skipped:
+        warn(module, f"RDS proxy {name}: {item['reason']}")
+    result = dict(changed=plan["changed"], actions=rds_proxy.planned_actions(plan) if plan["changed"] else [],
+                  skipped_endpoints=skipped)
     if module.check_mode or not plan["changed"]:
         result.update(result_parts(rds_proxy.predicted_read(name, read, plan) if plan["changed"] else read))
     else:
@@ -786,6 +875,9 @@ def main():
         except (WaitTimeout, WaitFailed) as e:
             module.fail_json(msg=f"Waiting for RDS proxy {name} (calls made before: {applier.done()}): {e}; check the "
                                  "proxy's status and its targets' health, then run again", actions=applier.actions)
+        except NotManaged as e:
+            module.fail_json(msg=f"Removing RDS proxy {name} (calls made before: {applier.done()}): {e}",
+                             actions=applier.actions, skipped_endpoints=applier.skipped)
         except CallNotConfirmed as e:
             module.fail_json(msg=f"Changing RDS proxy {name} (calls made before: {applier.done()}): {e}; check the "
                                  "proxy in the RDS console, then run again", actions=applier.actions)
@@ -794,6 +886,7 @@ def main():
                                         f"{applier.done()}): check the secrets, the role, the subnets and the IAM "
                                         "permissions, then run again", actions=applier.actions)
         result["actions"] = applier.actions
+        result["skipped_endpoints"] += [item for item in applier.skipped if item not in skipped]
         if applier.transitions:
             result["waited"] = dict(seconds=round(applier.waited, 3), transitions=applier.transitions)
         result.update(result_parts(read_or_fail(module, client, name)))

@@ -25,6 +25,10 @@ description:
     without ever being repeated blindly), and each batch is confirmed by a describe before the next. When a deletion
     fails the run stops there and fails, listing what was deleted (RV(deleted)), what failed and why
     (RV(not_deleted)) and what was not attempted (RV(remaining)); running it again continues.
+  - The plan is made once, but just before each deletion the snapshot is described again with its tags and its
+    sharing (and the running restore drills are read again once per batch); a snapshot that now carries the keep
+    tag, is not available, is restored by a running drill, is shared, or (a DR copy) no longer carries this module's
+    tags is kept with the reason C(changed_since_plan) instead of being deleted.
   - With O(copy_to_region), the newest O(copy_keep_last) snapshots the run keeps of each source are copied to that
     region (encrypted with O(copy_kms_key_id)), once each, and this module's older copies there are deleted once
     newer ones are available. Copies carry the tags C(dbre:managed-by), C(dbre:copy-of) (the source snapshot's ARN),
@@ -87,6 +91,8 @@ options:
     description:
       - An AWS region other than the module's region where the newest O(copy_keep_last) kept snapshots of each source
         are copied, for disaster recovery.
+      - Cannot be used with O(endpoint_url): the clients of O(copy_to_region) would keep that endpoint, which serves
+        only the module's region (for example a VPC interface endpoint).
     type: str
   copy_kms_key_id:
     description:
@@ -135,8 +141,9 @@ notes:
     C(rds:DescribeDBClusterSnapshotAttributes), C(rds:DescribeBlueGreenDeployments), C(rds:DeleteDBSnapshot),
     C(rds:DeleteDBClusterSnapshot); with O(copy_to_region) also C(rds:CopyDBSnapshot), C(rds:CopyDBClusterSnapshot),
     C(rds:AddTagsToResource) and C(kms:DescribeKey), C(kms:CreateGrant) on O(copy_kms_key_id)."
-  - When C(DescribeBlueGreenDeployments) is not allowed or not available, the module warns and treats no source as
-    part of a blue/green deployment.
+  - When C(DescribeBlueGreenDeployments) is refused (any AWS error), the module fails before any change: allow
+    C(rds:DescribeBlueGreenDeployments). Only when botocore is too old to know the call does it go on, with a
+    warning, keeping every snapshot of the selected sources (C(blue_green)).
   - Only copies in progress in O(copy_to_region) are seen; a copy to any other region does not keep its source.
   - Check mode writes no report files.
 seealso:
@@ -203,7 +210,10 @@ kept:
   description:
     - Every manual snapshot of the selected sources (and every DR copy of this module) that stays, with
       C(reason_code) (V(keep_tag), V(newest), V(not_available), V(being_copied), V(restore_drill), V(blue_green),
-      V(shared), V(retention)) and C(reason) in words.
+      V(shared), V(retention), V(changed_since_plan)) and C(reason) in words.
+    - V(changed_since_plan) is a snapshot the plan would delete that, described again just before its deletion, now
+      carries the keep tag, is no longer this module's DR copy, is not available, is restored by a running drill or
+      is shared.
   returned: always
   type: list
   elements: dict
@@ -271,6 +281,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_cl
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
 from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillRuntime
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import aws_errors
 from ansible_collections.dbre.rds.plugins.module_utils.module_warnings import warn
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
@@ -280,8 +291,15 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 SELECTORS = ("db_instance_identifiers", "db_cluster_identifiers", "tags", "all")
 
 
-def aws_errors():
-    return (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+def _unknown_operation_errors():
+    """What a botocore too old to know an operation raises for it (the method or its model is missing)."""
+    try:
+        return (AttributeError, botocore.exceptions.OperationNotPageableError)
+    except NameError:
+        return (AttributeError,)
+
+
+_UNKNOWN_OPERATION = _unknown_operation_errors()
 
 
 def regional_clients(module, region):
@@ -368,16 +386,19 @@ def read_in_use(module, client, sources):
     except aws_errors() as e:
         module.fail_json_aws(e, msg="Looking for running restore drills failed: allow rds:DescribeDBInstances and "
                                     "rds:DescribeDBClusters")
+    source_arns = [s["arn"] for s in sources]
     try:
-        deployments = rds_resources.describe_blue_green_deployments(client)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, AttributeError) as e:
-        # AttributeError: a botocore too old to know the call.
-        reason = e.response["Error"]["Code"] if isinstance(e, botocore.exceptions.ClientError) else type(e).__name__
-        warn(module, f"Could not describe the blue/green deployments ({reason}): no source is treated as part of "
-                     "one; allow rds:DescribeBlueGreenDeployments")
-        deployments = []
-    return ((sr.drill_uses(drills), sr.drills_without_snapshot(drills)),
-            sr.blue_green_uses(deployments, [s["arn"] for s in sources]))
+        blue_green = sr.blue_green_uses(rds_resources.describe_blue_green_deployments(client), source_arns)
+    except _UNKNOWN_OPERATION as e:
+        # A botocore too old to know the call: nothing tells which source is in a deployment, so every snapshot stays.
+        why = f"this botocore does not know DescribeBlueGreenDeployments ({type(e).__name__})"
+        warn(module, f"Could not describe the blue/green deployments: {why}; no snapshot of the selected sources is "
+                     "deleted in this run: upgrade botocore (and boto3)")
+        blue_green = sr.blue_green_unknown(source_arns, why)
+    except aws_errors() as e:
+        module.fail_json_aws(e, msg="Describing the blue/green deployments failed, so it is unknown which sources "
+                                    "one holds; nothing was changed: allow rds:DescribeBlueGreenDeployments")
+    return (sr.drill_uses(drills), sr.drills_without_snapshot(drills)), blue_green
 
 
 def read_sharing(module, client, entries):
@@ -440,8 +461,32 @@ def _gone(client, entry):
     return "status deleting" if described.get("Status") == "deleting" else None
 
 
-def delete_in_batches(client, once, entries, batch_size, outcome):
+def read_drills(client):
+    """(drill uses, drills naming no snapshot) of the running restore drills the client's region holds."""
+    drills = []
+    for kind in (rds_resources.INSTANCE, rds_resources.CLUSTER):
+        drills += rds_resources.describe_tagged(client, kind, sr.DRILL_ID_TAG)
+    return sr.drill_uses(drills), sr.drills_without_snapshot(drills)
+
+
+def recheck(client, entry, keep_tag, drills, copy_source_arn=None):
+    """Why ``entry`` must now be kept, from the snapshot, its tags and its sharing read again (None: it may go)."""
+    described = rds_resources.describe_snapshot(client, entry["kind"], entry["identifier"])
+    options = dict(keep_tag=keep_tag, drills=drills[0], drill_sources=drills[1], copy_source_arn=copy_source_arn)
+    why = sr.recheck_reason(entry, described, **options)
+    if why is None:
+        attributes = rds_resources.describe_snapshot_attributes(client, entry["kind"], entry["identifier"])
+        why = sr.recheck_reason(entry, described, shared=sr.shared_accounts(attributes), **options)
+    return why
+
+
+def delete_in_batches(client, once, entries, batch_size, outcome, keep_tag=None, copy_sources=None):
     """Delete ``entries`` ``batch_size`` at a time, each call sent once, each batch confirmed by describes.
+
+    With ``keep_tag``, the running drills are read again once per batch and each snapshot is described again (with
+    its tags and sharing) just before its deletion; one that must now stay goes to ``outcome["kept"]`` with reason
+    code ``changed_since_plan``. ``copy_sources`` ({source identifier: source ARN}) marks ``entries`` as DR copies
+    that must still carry this module's tags.
 
     Adds to ``outcome["deleted"]``; at the first failure adds ``not_deleted`` (with the error) and ``remaining`` (not
     attempted) and returns the exception; None when every deletion went through.
@@ -449,12 +494,21 @@ def delete_in_batches(client, once, entries, batch_size, outcome):
     queue = list(entries)
     for batch in sr.batches(entries, batch_size):
         sent, error = [], None
+        drills = None
         for entry in batch:
             queue.remove(entry)
             cluster = entry["kind"] == rds_resources.CLUSTER
             operation = "delete_db_cluster_snapshot" if cluster else "delete_db_snapshot"
             request = {"DBClusterSnapshotIdentifier" if cluster else "DBSnapshotIdentifier": entry["identifier"]}
             try:
+                if keep_tag is not None:
+                    drills = drills if drills is not None else read_drills(client)
+                    copy_source_arn = copy_sources.get(entry["source"], "") if copy_sources is not None else None
+                    why = recheck(client, entry, keep_tag, drills, copy_source_arn)
+                    if why is not None:
+                        outcome.setdefault("kept", []).append(dict(entry, reason_code="changed_since_plan",
+                                                                   reason=f"changed since the plan: {why}"))
+                        continue
                 call_once(once, operation, request, lambda entry=entry: _gone(client, entry))
             except (CallNotConfirmed,) + aws_errors() as e:
                 outcome["not_deleted"].append(dict(entry, error=_error_text(e)))
@@ -532,7 +586,7 @@ def build_result(module, sources, plan, dr_plan, outcome, check_mode):
         else bool(deleted or copied),
         selected=[{"kind": s["kind"], "identifier": s["identifier"]} for s in sources],
         deleted=deleted,
-        kept=plan["keep"] + dr_plan["keep"],
+        kept=plan["keep"] + dr_plan["keep"] + outcome.get("kept", []),
         copied=copied,
         not_deleted=outcome["not_deleted"],
         not_copied=outcome["not_copied"],
@@ -605,7 +659,7 @@ def main():
         module.fail_json(msg="rds_snapshot_retention refused before any change: " + "; ".join(problems),
                          changed=False)
 
-    outcome = dict(deleted=[], not_deleted=[], remaining=[], copied=[], not_copied=[])
+    outcome = dict(deleted=[], not_deleted=[], remaining=[], copied=[], not_copied=[], kept=[])
     failure, error = None, None
     if not module.check_mode:
         error = start_copies(dr, dr_once, dr_plan["copy"], region, kms_key_arn, outcome) if dr_plan["copy"] else None
@@ -614,7 +668,8 @@ def main():
                        f"after {len(outcome['copied'])} copies started; nothing was deleted: fix the cause (key "
                        "grants, quotas) and run again")
         if failure is None:
-            error = delete_in_batches(rds, once, plan["delete"], params["batch_size"], outcome)
+            error = delete_in_batches(rds, once, plan["delete"], params["batch_size"], outcome,
+                                      keep_tag=params["keep_tag"])
             if error is not None:
                 failed = outcome["not_deleted"][0]
                 failure = (f"Deleting snapshot {failed['identifier']} of {failed['source']} failed "
@@ -633,7 +688,9 @@ def main():
                     module.fail_json_aws(e, msg=f"Waiting for the copies in {copy_region} failed: the copies were "
                                                 "started and nothing is lost; run again later",
                                          **build_result(module, sources, plan, dr_plan, outcome, False))
-            error = delete_in_batches(dr, dr_once, dr_delete, params["batch_size"], outcome)
+            error = delete_in_batches(dr, dr_once, dr_delete, params["batch_size"], outcome,
+                                      keep_tag=params["keep_tag"],
+                                      copy_sources={s["identifier"]: s["arn"] for s in sources})
             if error is not None:
                 failed = outcome["not_deleted"][0]
                 failure = (f"Deleting the old DR copy {failed['identifier']} in {copy_region} failed "

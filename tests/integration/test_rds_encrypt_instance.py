@@ -157,6 +157,16 @@ def test_check_mode_plans_and_changes_nothing(lab, shop):
     assert settings["db_instance_class"] == "db.t3.micro"
     assert settings["backup_retention_period"] == 3 and settings["deletion_protection"] is True
     assert settings["tags"] == {"team": "orders"}
+    not_carried = " ".join(plan["not_carried"])
+    assert "master user secret" in not_carried and "AssociatedRoles" in not_carried and "CA certificate" in not_carried
+    # A check that writes fails in its read-only session and changes nothing on the source.
+    writing = run_module(lab, args(shop, checks=[{"name": "cleanup", "sql": "DELETE FROM orders WHERE id = 1 "
+                                                  "RETURNING id"}]), check=True)
+    assert writing["failed"] is True and writing["changed"] is False
+    assert "check cleanup fails on the source" in writing["msg"] and "read-only" in writing["msg"], writing["msg"]
+    conn = connect(shop["endpoint"])
+    assert scalar(conn, "SELECT count(*) FROM orders WHERE id = 1") == 1
+    conn.close()
     assert [c["action"] for c in lab.control.calls(service="rds")
             if not c["action"].startswith(READ_ONLY_PREFIXES)] == []
 

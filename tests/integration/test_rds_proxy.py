@@ -5,7 +5,9 @@ One converge sequence for the whole file (module-scoped fixture ``runs``, three 
 create (an Aurora PostgreSQL cluster as target, a read-only endpoint, a pool, tags), the same again, connections
 through both endpoints with TLS the way a client makes them, check mode of a change with its diff, the change (pool,
 tags, IAM authentication, an RDS PostgreSQL instance as target, a read-write endpoint instead of the read-only one),
-the same again, a connection with an IAM token to the new target, removal and removal again.
+the same again, a connection with an IAM token to the new target, removal and removal again. An endpoint made by
+hand (boto3, without the module's dbre:managed-by tag) before the change survives it, and a proxy made by hand is
+refused removal in the removal run.
 The lab's proxy statuses take a second (``proxy`` timing), so the module's waiting is exercised. Every test reads
 what the lab holds and what its call log shows, not only what the module said.
 """
@@ -30,7 +32,9 @@ pytestmark = pytest.mark.lab
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = pathlib.Path(sys.executable).parent / "ansible-playbook"
-PROXY, READER, WRITER = "it-proxy", "it-proxy-ro", "it-proxy-rw"
+PROXY, READER, WRITER, HANDMADE = "it-proxy", "it-proxy-ro", "it-proxy-rw", "it-proxy-byhand"
+FOREIGN = "it-proxy-foreign"
+MARKER = {"dbre:managed-by": "rds_proxy"}
 CLUSTER, MEMBER, INSTANCE = "it-proxy-aurora", "it-proxy-aurora-1", "it-proxy-db"
 PROXY_PORT = 5432
 
@@ -104,9 +108,10 @@ def connect(host, password, ca_cert, sslmode="verify-full", dbname="postgres", a
 
 
 def server_port_and_tls(conn):
-    """The port of the PostgreSQL server behind the proxy, and whether the client's own connection uses TLS."""
+    """The port of the PostgreSQL server behind the proxy, and whether the client's own connection uses TLS (the
+    server's own setting: the lab's pool reaches PostgreSQL over its unix socket, where inet_server_port() is null)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT inet_server_port()")
+        cur.execute("SELECT current_setting('port')::int")
         port = cur.fetchone()[0]
     return port, conn.info.ssl_in_use
 
@@ -169,15 +174,31 @@ def runs(lab):
     except psycopg2.OperationalError as exc:
         record["plain_refused"] = str(exc)
 
+    # an endpoint someone added by hand: the change's endpoints do not list it, and it has no marker
+    rds.create_db_proxy_endpoint(DBProxyName=PROXY, DBProxyEndpointName=HANDMADE, VpcSubnetIds=subnets,
+                                 TargetRole="READ_WRITE")
     record["changed"] = converge(lab, record, [("check_change", changed, True), ("change", changed, False),
                                                ("change_again", changed, False)])
+    record["lab_tags"] = {
+        e["DBProxyEndpointName"]: {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(
+            ResourceName=e["DBProxyEndpointArn"])["TagList"]}
+        for e in rds.describe_db_proxy_endpoints(DBProxyName=PROXY)["DBProxyEndpoints"] if not e.get("IsDefault")}
     token = rds.generate_db_auth_token(DBHostname=proxy["Endpoint"], Port=PROXY_PORT, DBUsername=MASTER_USER)
     conn = connect(proxy["Endpoint"], token, ca_cert, attempts=record["attempts"])
     record["iam"] = server_port_and_tls(conn)
     conn.close()
 
+    rds.delete_db_proxy_endpoint(DBProxyEndpointName=HANDMADE)  # its owner removes it: the proxy can go
+    deadline = time.time() + 60
+    while HANDMADE in observe(lab)["endpoints"] and time.time() < deadline:
+        time.sleep(0.3)
+    rds.create_db_proxy(DBProxyName=FOREIGN, EngineFamily="POSTGRESQL", RoleArn=role_arn, VpcSubnetIds=subnets,
+                        Auth=[{"AuthScheme": "SECRETS", "SecretArn": secret_arn, "IAMAuth": "DISABLED"}],
+                        Tags=[{"Key": "team", "Value": "other"}])
     absent = dict(name=PROXY, state="absent", poll_interval=0.3)
-    record["removed"] = converge(lab, record, [("remove", absent, False), ("remove_again", absent, False)])
+    record["removed"] = converge(lab, record, [("remove_foreign", dict(absent, name=FOREIGN), False),
+                                               ("remove", absent, False), ("remove_again", absent, False)])
+    record["foreign"] = [p["DBProxyName"] for p in rds.describe_db_proxies()["DBProxies"]]
     yield record
     lab.control.reset()
 
@@ -216,7 +237,7 @@ def test_create_builds_the_declared_proxy_and_waits_for_it(runs):
     assert held["proxy"]["IdleClientTimeout"] == 1800 and held["proxy"]["RoleArn"] == runs["role_arn"]
     assert sorted(held["proxy"]["VpcSubnetIds"]) == sorted(runs["subnets"])
     assert [(a["SecretArn"], a["IAMAuth"]) for a in held["proxy"]["Auth"]] == [(runs["secret_arn"], "DISABLED")]
-    assert held["tags"] == {"team": "dbre", "env": "lab"}
+    assert held["tags"] == dict(MARKER, team="dbre", env="lab")
     assert (held["pool"]["MaxConnectionsPercent"], held["pool"]["MaxIdleConnectionsPercent"],
             held["pool"]["ConnectionBorrowTimeout"]) == (60, 20, 30)
     assert [(t["RdsResourceId"], t["Type"], t.get("TargetHealth", {}).get("State")) for t in held["targets"]] == [
@@ -260,12 +281,14 @@ def test_check_mode_of_a_change_shows_the_diff_and_changes_nothing(runs):
     before, after = result["diff"]["before"], result["diff"]["after"]
     assert before["target"] == {"db_cluster_identifier": CLUSTER}
     assert after["target"] == {"db_instance_identifier": INSTANCE}
-    assert (before["tags"], after["tags"]) == ({"team": "dbre", "env": "lab"}, {"team": "platform"})
+    assert (before["tags"], after["tags"]) == (dict(MARKER, team="dbre", env="lab"), dict(MARKER, team="platform"))
     assert before["target_group"]["max_connections_percent"] == 60
     assert after["target_group"]["max_connections_percent"] == 40
     assert after["auth"][0]["iam_auth"] == "REQUIRED" and before["auth"][0]["iam_auth"] == "DISABLED"
-    assert [e["name"] for e in before["endpoints"]] == [READER]
-    assert [(e["name"], e["target_role"]) for e in after["endpoints"]] == [(WRITER, "READ_WRITE")]
+    assert [e["name"] for e in before["endpoints"]] == [HANDMADE, READER]
+    assert [(e["name"], e["target_role"]) for e in after["endpoints"]] == [(HANDMADE, "READ_WRITE"),
+                                                                           (WRITER, "READ_WRITE")]
+    assert [item["endpoint"] for item in result["skipped_endpoints"]] == [HANDMADE]
 
 
 def test_change_applies_pool_tags_auth_target_and_endpoints(runs):
@@ -276,15 +299,21 @@ def test_change_applies_pool_tags_auth_target_and_endpoints(runs):
                                "DeregisterDBProxyTargets", "ModifyDBProxy", "ModifyDBProxyTargetGroup",
                                "RegisterDBProxyTargets", "RemoveTagsFromResource"]
     held = runs["changed"]
-    assert held["tags"] == {"team": "platform"}
+    assert held["tags"] == dict(MARKER, team="platform")  # purge_tags kept the marker
     assert (held["pool"]["MaxConnectionsPercent"], held["pool"]["MaxIdleConnectionsPercent"],
             held["pool"]["ConnectionBorrowTimeout"], held["pool"]["InitQuery"]) == (
         40, 10, 5, "SET application_name = 'via-proxy'")
     assert [a["IAMAuth"] for a in held["proxy"]["Auth"]] == ["REQUIRED"]
     assert [(t["RdsResourceId"], t["TargetHealth"]["State"]) for t in held["targets"]] == [(INSTANCE, "AVAILABLE")]
-    # the read-only endpoint, useless in front of an instance, is gone; the default one was left alone
+    # the read-only endpoint, useless in front of an instance, is gone; the default one was left alone, and so was
+    # the one made by hand (not listed, but without the module's marker): reported as skipped, with a warning
     roles = {name: endpoint["TargetRole"] for name, endpoint in held["endpoints"].items()}
-    assert roles == {"default": "READ_WRITE", WRITER: "READ_WRITE"}
+    assert roles == {"default": "READ_WRITE", WRITER: "READ_WRITE", HANDMADE: "READ_WRITE"}
+    assert [item["endpoint"] for item in result["skipped_endpoints"]] == [HANDMADE]
+    assert "not created by dbre.rds.rds_proxy" in result["skipped_endpoints"][0]["reason"]
+    assert any(HANDMADE in w for w in result.get("warnings") or []), result.get("warnings")
+    assert runs["change_again"]["result"]["skipped_endpoints"] == result["skipped_endpoints"]
+    assert runs["lab_tags"][WRITER] == MARKER and runs["lab_tags"][HANDMADE] == {}
 
 
 def test_iam_token_reaches_the_new_target(runs):
@@ -298,6 +327,14 @@ def test_removal_deletes_endpoints_then_the_proxy_and_waits(runs):
     assert run["mutating"] == ["DeleteDBProxy", "DeleteDBProxyEndpoint"]
     assert runs["removed"] is None and result["proxy"] == {} and result["endpoints"] == []
     assert "deleting" in " ".join(t["state"] for t in result["waited"]["transitions"])
+
+
+def test_removal_of_a_proxy_made_by_hand_is_refused_and_changes_nothing(runs):
+    run = runs["remove_foreign"]
+    assert run["rc"] != 0 and run["mutating"] == []
+    assert (f"RDS proxy {FOREIGN} was not created by dbre.rds.rds_proxy (no dbre:managed-by tag); add the tag"
+            in run["result"]["msg"])
+    assert runs["foreign"] == [FOREIGN]  # still there, after the removal of the module's own proxy
 
 
 def test_every_mutating_call_came_from_a_task(runs):

@@ -180,12 +180,23 @@ def test_a_failure_in_the_middle_of_the_deletions_reports_the_split(lab, fleet):
 
 
 def test_the_next_run_finishes_and_copies_are_encrypted_in_the_dr_region(lab, fleet, tmp_path):
+    since = time.time()
     result = run(lab, dict(ARGS, report_dir=str(tmp_path)))
     assert result.get("failed") is not True, result.get("msg")
     assert result["changed"] is True
     assert [(e["identifier"], e["region"]) for e in result["deleted"]] == [
         ("b-70", "us-east-1"), ("a-40", "us-east-1"), ("b-33", "us-east-1"), (OLD_COPY, WEST)]
     assert result["copied"] == [] and result["not_deleted"] == [] and result["remaining"] == []
+    # Each snapshot is described again (its tags, then its sharing) just before its deletion, not only at plan time.
+    calls = [(c["action"], c["params"].get("DBSnapshotIdentifier")) for c in lab.control.calls(since=since)]
+    for name in ("b-70", "a-40", "b-33", OLD_COPY):
+        delete = calls.index(("DeleteDBSnapshot", name))
+        previous = max([i for i, c in enumerate(calls[:delete]) if c[0] == "DeleteDBSnapshot"], default=-1)
+        between = calls[previous + 1:delete]
+        # (the plan describes snapshots by source, never by name: a describe naming one is the re-check)
+        assert ("DescribeDBSnapshots", name) in between, name
+        last = {c: i for i, c in enumerate(between)}
+        assert last[("DescribeDBSnapshots", name)] < last.get(("DescribeDBSnapshotAttributes", name), -1), name
     found = present(lab)
     assert found["us-east-1"] == {entry[1] for entry in SNAPSHOTS} - set(TO_DELETE)
     assert found[WEST] == COPIES | {"a-35-mine"}

@@ -2,6 +2,8 @@
 """Behaviour: logical replication as on RDS. With rds.logical_replication=1 the master user (a member of
 rds_superuser and rds_replication, never a superuser) publishes FOR ALL TABLES, and the master user of another
 instance subscribes; rows replicate. Without the parameter, wal_level stays replica and no logical slot can be made.
+A login the master user makes a member of rds_replication (GRANT, or CREATE ROLE ... IN ROLE) may replicate at once,
+as on RDS; here the subscription connects as such a login, not as the master user.
 """
 
 import time
@@ -30,6 +32,13 @@ def test_master_user_replicates_between_instances(lab_clean):
     query(pub, "INSERT INTO orders SELECT g, 'before' FROM generate_series(1, 10) g")
     query(pub, "CREATE PUBLICATION everything FOR ALL TABLES")
 
+    # A login for the subscription only: GRANT rds_replication is enough (no superuser sets REPLICATION on RDS).
+    query(pub, "CREATE ROLE replicator LOGIN PASSWORD 'Replicat0r-pw'")
+    assert query(pub, "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'") == [(False,)]
+    query(pub, "GRANT rds_replication TO replicator")
+    query(pub, "GRANT SELECT ON orders TO replicator")
+    assert query(pub, "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'") == [(True,)]
+
     sub = connect_instance(copy)
     # Without rds.logical_replication the master user cannot use logical decoding (as on RDS).
     assert query(sub, "SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = current_user") == \
@@ -38,7 +47,7 @@ def test_master_user_replicates_between_instances(lab_clean):
         query(sub, "SELECT pg_create_logical_replication_slot('nope', 'pgoutput')")
     query(sub, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
     conninfo = (f"host={source['Endpoint']['Address']} port={source['Endpoint']['Port']} dbname=app "
-                f"user={MASTER_USER} password={MASTER_PASSWORD}")
+                "user=replicator password=Replicat0r-pw")
     query(sub, f"CREATE SUBSCRIPTION follow CONNECTION '{conninfo}' PUBLICATION everything")
     query(pub, "INSERT INTO orders SELECT g, 'after' FROM generate_series(11, 15) g")
     query(pub, "UPDATE orders SET note = 'changed' WHERE id = 1")

@@ -220,6 +220,24 @@ def test_cleanup_deletes_only_what_carries_the_run_id():
     assert skipped == [dict(created[1], reason=f"it does not carry {enc.RUN_ID_TAG}=r1")]
 
 
+@pytest.mark.parametrize("found, expected", [
+    (None, (False, "it is gone already")),
+    ({"TagList": [{"Key": enc.RUN_ID_TAG, "Value": "r1"}]}, (True, None)),
+    ({"TagList": [{"Key": enc.RUN_ID_TAG, "Value": "r2"}]}, (False, f"it does not carry {enc.RUN_ID_TAG}=r1")),
+    ({"TagList": []}, (False, f"it does not carry {enc.RUN_ID_TAG}=r1")),
+    ({}, (False, f"it does not carry {enc.RUN_ID_TAG}=r1")),
+])
+def test_deletion_decision_deletes_only_what_carries_this_runs_id(found, expected):
+    assert enc.deletion_decision(found, "r1") == expected
+
+
+def test_not_carried_names_the_settings_the_new_instance_does_not_get():
+    text = " ".join(enc.NOT_CARRIED)
+    for setting in ("master user secret", "AssociatedRoles", "CA certificate", "Performance Insights KMS key",
+                    "NetworkType", "Kerberos"):
+        assert setting in text
+
+
 def test_old_instance_tags_say_when_it_may_go():
     assert enc.old_instance_tags("orders", STARTED, 48) == {
         enc.OLD_EXPIRES_TAG: "2026-12-01T23:50:01.000Z", enc.REPLACED_BY_TAG: "orders"}

@@ -12,6 +12,7 @@ OTHER_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-ro-G
 ROLE = "arn:aws:iam::123456789012:role/orders-proxy-secrets"
 SUBNETS = ["subnet-0a1b2c3d", "subnet-1a2b3c4d"]
 SG = "sg-0123456789abcdef0"
+MARKER = [{"Key": "dbre:managed-by", "Value": "rds_proxy"}]
 
 
 def _params(**changes):
@@ -218,13 +219,14 @@ def test_create_plan_sends_everything_in_order():
     assert plan["action"] == "create" and plan["changed"] and not plan["problems"]
     assert plan["create"] == dict(
         EngineFamily="POSTGRESQL", RoleArn=ROLE, VpcSubnetIds=sorted(SUBNETS), VpcSecurityGroupIds=[SG],
-        RequireTLS=True, IdleClientTimeout=1800, DebugLogging=False, Tags=[{"Key": "team", "Value": "dbre"}],
+        RequireTLS=True, IdleClientTimeout=1800, DebugLogging=False,
+        Tags=MARKER + [{"Key": "team", "Value": "dbre"}],
         Auth=[dict(AuthScheme="SECRETS", SecretArn=SECRET, IAMAuth="DISABLED",
                    ClientPasswordAuthType="POSTGRES_SCRAM_SHA_256")])
     assert plan["pool"] == dict(MaxConnectionsPercent=80, MaxIdleConnectionsPercent=20, ConnectionBorrowTimeout=120)
     assert plan["register"] == {"DBClusterIdentifiers": ["orders-aurora"]} and plan["deregister"] is None
     assert plan["create_endpoints"] == [dict(DBProxyEndpointName="orders-proxy-ro", TargetRole="READ_ONLY",
-                                             VpcSubnetIds=sorted(SUBNETS))]
+                                             VpcSubnetIds=sorted(SUBNETS), Tags=MARKER)]
     assert rp.planned_actions(plan) == ["CreateDBProxy", "ModifyDBProxyTargetGroup", "RegisterDBProxyTargets",
                                         "CreateDBProxyEndpoint"]
     assert plan["before"] is None and plan["after"]["target"] == {"db_cluster_identifier": "orders-aurora"}
@@ -355,14 +357,15 @@ def test_registering_on_a_proxy_without_target():
 @pytest.mark.parametrize("endpoints, delete, modify, create", [
     ([], ["orders-proxy-ro"], [], []),
     ([dict(name="orders-proxy-ro2", target_role="READ_ONLY")], ["orders-proxy-ro"], [],
-     [dict(DBProxyEndpointName="orders-proxy-ro2", TargetRole="READ_ONLY", VpcSubnetIds=sorted(SUBNETS))]),
+     [dict(DBProxyEndpointName="orders-proxy-ro2", TargetRole="READ_ONLY", VpcSubnetIds=sorted(SUBNETS),
+           Tags=MARKER)]),
     ([dict(name="orders-proxy-ro", target_role="READ_ONLY", vpc_security_group_ids=["sg-0bbbbbbb"])], [],
      [dict(DBProxyEndpointName="orders-proxy-ro", VpcSecurityGroupIds=["sg-0bbbbbbb"])], []),
     ([dict(name="orders-proxy-ro", target_role="READ_ONLY"),
       dict(name="orders-proxy-rw2", target_role="READ_WRITE", vpc_subnet_ids=["subnet-0ccccccc"],
            vpc_security_group_ids=[SG])], [], [],
      [dict(DBProxyEndpointName="orders-proxy-rw2", TargetRole="READ_WRITE", VpcSubnetIds=["subnet-0ccccccc"],
-           VpcSecurityGroupIds=[SG])]),
+           VpcSecurityGroupIds=[SG], Tags=MARKER)]),
 ])
 def test_endpoints_are_a_declaration(endpoints, delete, modify, create):
     plan = _plan(_params(endpoints=endpoints), _current())
@@ -459,7 +462,7 @@ def test_predicted_read_of_a_new_proxy():
                                          Type="TRACKED_CLUSTER", TargetHealth={"State": "REGISTERING"})]
     assert [(e["DBProxyEndpointName"], e["Status"], e["TargetRole"]) for e in predicted["endpoints"]] == [
         ("orders-proxy-ro", "creating", "READ_ONLY")]
-    assert predicted["tags"] == {"team": "dbre"}
+    assert predicted["tags"] == {"team": "dbre", "dbre:managed-by": "rds_proxy"}
 
 
 def test_predicted_read_of_a_change_keeps_what_stays():
@@ -473,3 +476,91 @@ def test_predicted_read_of_a_change_keeps_what_stays():
     unchanged = rp.predicted_read("orders-proxy", READ, _plan(_params(), _current()))
     assert unchanged["targets"] == TARGETS
     assert rp.predicted_read("orders-proxy", READ, rp.plan_proxy(None, _current()))["proxy"] is None
+
+
+# ------------------------------------------------------------------------------------------------------ ownership
+
+MANAGED = {"dbre:managed-by": "rds_proxy"}
+
+
+@pytest.mark.parametrize("tags, expected", [
+    ({"dbre:managed-by": "rds_proxy"}, True),
+    ({"dbre:managed-by": "rds_proxy", "team": "dbre"}, True),
+    ({"dbre:managed-by": "someone-else"}, False),
+    ({"team": "dbre"}, False),
+    ({}, False),
+    (None, False),
+])
+def test_is_managed(tags, expected):
+    assert rp.is_managed(tags) is expected
+
+
+def test_create_tags_the_proxy_even_without_user_tags():
+    plan = _plan(_params(tags=None))
+    assert plan["create"]["Tags"] == MARKER and plan["after"]["tags"] == MANAGED
+
+
+@pytest.mark.parametrize("tags, purge, add, remove", [
+    ({}, True, {}, ["team"]),
+    ({"env": "prod"}, True, {"env": "prod"}, ["team"]),
+    ({"env": "prod"}, False, {"env": "prod"}, []),
+])
+def test_purge_tags_never_removes_the_marker(tags, purge, add, remove):
+    plan = _plan(_params(tags=tags), _current(tags=dict(MANAGED, team="dbre")), purge_tags=purge)
+    assert plan["add_tags"] == add and plan["remove_tags"] == remove
+    assert plan["after"]["tags"]["dbre:managed-by"] == "rds_proxy"
+
+
+def test_an_unmarked_proxy_is_not_adopted_silently_but_can_be_adopted_by_tag():
+    assert "dbre:managed-by" not in _plan(_params(tags={"team": "dbre"}), _current())["add_tags"]
+    adopt = _plan(_params(tags=dict(MANAGED, team="dbre")), _current())
+    assert adopt["add_tags"] == MANAGED and adopt["remove_tags"] == []
+
+
+def test_the_marker_key_takes_only_its_value():
+    problems = rp.option_problems(_params(tags={"dbre:managed-by": "me"}))
+    assert any("marker" in p and "rds_proxy" in p for p in problems)
+    assert rp.option_problems(_params(tags=dict(MANAGED))) == []
+
+
+def test_endpoints_without_the_marker_are_skipped_not_deleted():
+    plan = _plan(_params(endpoints=[]), _current())
+    limited, skipped = rp.limit_to_managed("orders-proxy", plan, MANAGED, {"orders-proxy-ro": {"team": "x"}})
+    assert limited["delete_endpoints"] == [] and limited["changed"] is False and limited["action"] == "none"
+    assert [e["name"] for e in limited["after"]["endpoints"]] == ["orders-proxy-ro"]
+    assert rp.planned_actions(limited) == []
+    assert [s["endpoint"] for s in skipped] == ["orders-proxy-ro"]
+    assert "not created by dbre.rds.rds_proxy" in skipped[0]["reason"]
+    # a missing read (the endpoint vanished meanwhile) counts as unmarked too
+    assert rp.limit_to_managed("orders-proxy", plan, MANAGED, {})[0]["delete_endpoints"] == []
+
+
+def test_endpoints_with_the_marker_are_deleted():
+    plan = _plan(_params(endpoints=[]), _current())
+    limited, skipped = rp.limit_to_managed("orders-proxy", plan, MANAGED, {"orders-proxy-ro": dict(MANAGED)})
+    assert limited == plan and skipped == []
+
+
+def test_skipping_keeps_the_other_changes():
+    plan = _plan(_params(endpoints=[], require_tls=False), _current())
+    limited, skipped = rp.limit_to_managed("orders-proxy", plan, MANAGED, {})
+    assert limited["changed"] is True and limited["action"] == "update"
+    assert rp.planned_actions(limited) == ["ModifyDBProxy"] and len(skipped) == 1
+
+
+@pytest.mark.parametrize("proxy_tags, endpoint_tags, fragment", [
+    ({"team": "dbre"}, {"orders-proxy-ro": dict(MANAGED)},
+     "RDS proxy orders-proxy was not created by dbre.rds.rds_proxy (no dbre:managed-by tag); add the tag"),
+    (dict(MANAGED), {"orders-proxy-ro": {}}, "endpoint orders-proxy-ro was not created by dbre.rds.rds_proxy"),
+])
+def test_removing_what_the_module_did_not_create_is_refused(proxy_tags, endpoint_tags, fragment):
+    plan = rp.plan_proxy(None, _current(tags=proxy_tags))
+    limited, skipped = rp.limit_to_managed("orders-proxy", plan, proxy_tags, endpoint_tags)
+    assert skipped == [] and limited["changed"] is False and rp.planned_actions(limited) == []
+    assert limited["action"] == "none" and any(fragment in p for p in limited["problems"])
+
+
+def test_removing_a_marked_proxy_goes_ahead():
+    plan = rp.plan_proxy(None, _current(tags=dict(MANAGED)))
+    limited, _ = rp.limit_to_managed("orders-proxy", plan, MANAGED, {"orders-proxy-ro": dict(MANAGED)})
+    assert limited == plan and rp.planned_actions(limited) == ["DeleteDBProxyEndpoint", "DeleteDBProxy"]

@@ -63,6 +63,8 @@ def _params(**changes):
     (dict(copy_kms_key_id="alias/dr"), "copy_kms_key_id needs copy_to_region"),
     (dict(batch_size=0), "batch_size must be from 1 to 100"),
     (dict(keep_last=-1), "keep_last must be 0 or more"),
+    (dict(copy_to_region="us-west-2", endpoint_url="https://vpce-1.rds.us-east-1.vpce.amazonaws.com"),
+     "copy_to_region cannot be used with endpoint_url https://vpce-1.rds.us-east-1.vpce.amazonaws.com"),
 ])
 def test_option_problems_name_the_problem(changes, fragment):
     problems = sr.option_problems(_params(**changes), region="us-east-1")
@@ -75,6 +77,7 @@ def test_option_problems_name_the_problem(changes, fragment):
     dict(db_instance_identifiers=None, all=False, tags={"backup": "daily"}),
     dict(copy_to_region="us-west-2", copy_kms_key_id="alias/dr", copy_keep_last=3),
     dict(keep_last=0, retention_days=1),
+    dict(endpoint_url="https://vpce-1.rds.us-east-1.vpce.amazonaws.com"),
 ])
 def test_good_options_have_no_problem(changes):
     assert sr.option_problems(_params(**changes), region="us-east-1") == []
@@ -336,3 +339,56 @@ def test_a_drill_that_names_no_snapshot_holds_every_snapshot_of_its_source(drill
     reasons = {e["identifier"]: e["reason_code"] for e in plan["keep"]}
     assert (reasons.get("old") == "restore_drill") is kept
     assert bool(plan["delete"]) is not kept
+
+
+# ------------------------------------------------------------------------------------------- re-check before delete
+
+def _planned(name, source="shop"):
+    return {"identifier": name, "arn": _arn(name), "kind": "instance", "source": source}
+
+
+OURS = {sr.MANAGED_BY_TAG: sr.MODULE_NAME, sr.COPY_SOURCE_TAG: SOURCE_ARN}
+
+
+@pytest.mark.parametrize("snapshot, options, fragment", [
+    (None, {}, "no longer described"),
+    (_snap("s", 90, tags={"Permanent": "true"}), {}, "tagged Permanent=true since the plan"),
+    (_snap("s", 90, tags={"Keep": "yes"}), dict(keep_tag={"key": "Keep", "value": "yes"}), "tagged Keep=yes"),
+    (_snap("s", 90, status="copying"), {}, "status is now copying"),
+    (_snap("s", 90, status="deleting"), {}, "status is now deleting"),
+    (_snap("s", 90), dict(drills={"s": "restored by the running restore drill d-2 (x)"}), "drill d-2"),
+    (_snap("s", 90), dict(drills={_arn("s").lower(): "restored by the running restore drill d-3 (x)"}), "d-3"),
+    (_snap("s", 90), dict(drill_sources={"shop": "the restore drill d-4 (shop-drill-1) of its source is running"}),
+     "d-4"),
+    (_snap("s", 90), dict(shared=["all"]), "now shared with all"),
+    (_snap("s", 90, tags=dict(OURS, **{sr.COPY_SOURCE_TAG: "arn:other"})), dict(copy_source_arn=SOURCE_ARN),
+     "no longer mark it as this module's DR copy of shop"),
+    (_snap("s", 90), dict(copy_source_arn=SOURCE_ARN), "no longer mark it as this module's DR copy"),
+])
+def test_recheck_keeps_what_changed_since_the_plan(snapshot, options, fragment):
+    why = sr.recheck_reason(_planned("s"), snapshot, **dict(dict(keep_tag=KEEP_TAG), **options))
+    assert why is not None and fragment in why, why
+    assert "changed_since_plan" in sr.KEEP_REASONS
+
+
+@pytest.mark.parametrize("snapshot, options", [
+    (_snap("s", 90), {}),
+    (_snap("s", 90, tags={"Permanent": "false"}), dict(shared=[])),
+    (_snap("s", 90), dict(drills={"other": "restored by d-1"}, drill_sources={"shopx": "drill of shopx"})),
+    (_snap("s", 90, tags=OURS), dict(copy_source_arn=SOURCE_ARN, shared=[])),
+])
+def test_recheck_lets_an_unchanged_snapshot_go(snapshot, options):
+    assert sr.recheck_reason(_planned("s"), snapshot, **dict(dict(keep_tag=KEEP_TAG), **options)) is None
+
+
+def test_blue_green_unknown_keeps_every_snapshot_of_every_source():
+    other = _snap("o", 90, source="ledger", DBSnapshotArn=_arn("o"))
+    sources = [_source(_snap("s", 90), _snap("t", 1)),
+               _source(other, identifier="ledger", arn=SOURCE_ARN.replace("shop", "ledger"))]
+    blue_green = sr.blue_green_unknown([s["arn"] for s in sources], "too old")
+    plan = sr.plan_retention(sources, now=NOW, retention_days=30, keep_last=1, keep_tag=KEEP_TAG,
+                             region="us-east-1", blue_green=blue_green, shared={})
+    assert plan["delete"] == []
+    assert {e["identifier"]: e["reason_code"] for e in plan["keep"]} == {"s": "blue_green", "t": "newest",
+                                                                        "o": "newest"}
+    assert "could not be read (too old)" in next(e["reason"] for e in plan["keep"] if e["identifier"] == "s")

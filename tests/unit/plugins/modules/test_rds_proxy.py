@@ -27,6 +27,7 @@ class FakeRDS:
         self.pool = {"MaxConnectionsPercent": 100, "MaxIdleConnectionsPercent": 50, "ConnectionBorrowTimeout": 120}
         self.creating_describes, self.busy = creating_describes, 0
         self.lose_create_answer = lose_create_answer
+        self.lose_deregister_answer = False
 
     def _available(self, operation):
         if self.busy:
@@ -57,7 +58,28 @@ class FakeRDS:
         return {"DBProxies": [dict(self.proxy, Status=status)]}
 
     def list_tags_for_resource(self, aws_retry, ResourceName):
+        for endpoint in self.endpoints.values():
+            if endpoint["DBProxyEndpointArn"] == ResourceName:
+                return {"TagList": endpoint.get("Tags", [])}
         return {"TagList": self.proxy.get("Tags", [])}
+
+    def deregister_db_proxy_targets(self, DBProxyName, TargetGroupName, DBInstanceIdentifiers):
+        self.calls.append("DeregisterDBProxyTargets")
+        before = len(self.targets)
+        self.targets = [t for t in self.targets if t["RdsResourceId"] not in DBInstanceIdentifiers]
+        if len(self.targets) == before:
+            raise _error("DBProxyTargetNotFoundFault", "DeregisterDBProxyTargets")
+        if self.lose_deregister_answer:
+            self.lose_deregister_answer = False
+            raise botocore.exceptions.ReadTimeoutError(endpoint_url="https://rds.us-east-1.amazonaws.com")
+
+    def delete_db_proxy_endpoint(self, DBProxyEndpointName):
+        self.calls.append("DeleteDBProxyEndpoint")
+        del self.endpoints[DBProxyEndpointName]
+
+    def delete_db_proxy(self, DBProxyName):
+        self.calls.append("DeleteDBProxy")
+        self.proxy = None
 
     def describe_db_proxy_target_groups(self, aws_retry, DBProxyName):
         return {"TargetGroups": [{"TargetGroupName": "default", "ConnectionPoolConfig": dict(self.pool)}]}
@@ -80,7 +102,9 @@ class FakeRDS:
         self._available("CreateDBProxyEndpoint")
         self.calls.append("CreateDBProxyEndpoint")
         self.endpoints[DBProxyEndpointName] = dict(request, DBProxyName=DBProxyName, Status="available",
-                                                   DBProxyEndpointName=DBProxyEndpointName, IsDefault=False)
+                                                   DBProxyEndpointName=DBProxyEndpointName, IsDefault=False,
+                                                   DBProxyEndpointArn=f"arn:aws:rds:us-east-1:1:db-proxy-endpoint:"
+                                                                      f"{DBProxyEndpointName}")
 
     def describe_db_proxy_endpoints(self, aws_retry, DBProxyName=None, DBProxyEndpointName=None):
         found = [e for e in self.endpoints.values()
@@ -94,6 +118,10 @@ class FakeModule:
     def __init__(self, rds, wait=True):
         self.rds = rds
         self.params = dict(wait=wait, wait_timeout=30, poll_interval=0.001)
+        self.warnings = []
+
+    def warn(self, message):
+        self.warnings.append(message)
 
     def client(self, service, **_config):
         assert service == "rds"
@@ -160,3 +188,64 @@ def test_result_parts_are_snake_case_and_empty_for_a_missing_proxy():
     assert parts["endpoints"] == [{"db_proxy_endpoint_name": "default", "is_default": True}]
     assert module.result_parts(dict(proxy=None, tags={}, target_group=None, targets=[], endpoints=[])) == dict(
         proxy={}, target_group={}, targets=[], endpoints=[])
+
+
+def _built(tags=None):
+    """A proxy (tags: its own) with the marked endpoint p-rw the module created and one p-adhoc made by hand."""
+    rds = FakeRDS(creating_describes=0)
+    module.Applier(FakeModule(rds), rds, "p").present(*_plan())
+    if tags is not None:
+        rds.proxy["Tags"] = tags
+    rds.create_db_proxy_endpoint("p", "p-adhoc", TargetRole="READ_WRITE", VpcSubnetIds=["subnet-0a"])
+    rds.calls.clear()
+    return rds
+
+
+@pytest.mark.parametrize("lose_answer, gone_already", [(False, False), (True, False), (False, True)])
+def test_deregister_is_sent_once_and_a_missing_target_is_done(lose_answer, gone_already):
+    rds = _built()
+    rds.lose_deregister_answer = lose_answer
+    if gone_already:
+        rds.targets = []
+    applier = module.Applier(FakeModule(rds), rds, "p")
+    plan = dict(rds_proxy.plan_proxy(None, None), action="update", register=None,
+                before=dict(target={"db_instance_identifier": "db1"}), deregister={"DBInstanceIdentifiers": ["db1"]})
+    applier.present(plan, None)
+    # a lost answer is confirmed by describing the targets, never resent (a resend would fail with NotFound)
+    assert rds.calls == ["DeregisterDBProxyTargets"] and applier.actions == ["DeregisterDBProxyTargets"]
+    assert rds.targets == []
+
+
+def test_endpoints_without_the_marker_are_read_again_and_skipped():
+    rds = _built()
+    fake = FakeModule(rds)
+    applier = module.Applier(fake, rds, "p")
+    applier.delete_endpoints(["p-adhoc", "p-rw"], wait=True)
+    assert rds.calls == ["DeleteDBProxyEndpoint"] and sorted(rds.endpoints) == ["p-adhoc"]
+    assert [item["endpoint"] for item in applier.skipped] == ["p-adhoc"]
+    assert len(fake.warnings) == 1 and "p-adhoc was not created by dbre.rds.rds_proxy" in fake.warnings[0]
+
+
+def test_absent_keeps_a_proxy_that_lost_its_marker():
+    rds = _built(tags=[{"Key": "team", "Value": "dbre"}])
+    del rds.endpoints["p-adhoc"]
+    applier = module.Applier(FakeModule(rds), rds, "p")
+    with pytest.raises(module.NotManaged, match="no dbre:managed-by tag"):
+        applier.absent(dict(delete_endpoints=[]))
+    assert rds.calls == [] and rds.proxy is not None
+
+
+def test_absent_keeps_the_proxy_when_an_endpoint_lost_its_marker():
+    rds = _built(tags=[{"Key": "dbre:managed-by", "Value": "rds_proxy"}])
+    applier = module.Applier(FakeModule(rds), rds, "p")
+    with pytest.raises(module.NotManaged, match="p-adhoc"):
+        applier.absent(dict(delete_endpoints=["p-adhoc", "p-rw"]))
+    assert rds.calls == ["DeleteDBProxyEndpoint"] and rds.proxy is not None and list(rds.endpoints) == ["p-adhoc"]
+
+
+def test_absent_deletes_a_marked_proxy():
+    rds = _built(tags=[{"Key": "dbre:managed-by", "Value": "rds_proxy"}])
+    del rds.endpoints["p-adhoc"]
+    applier = module.Applier(FakeModule(rds), rds, "p")
+    applier.absent(dict(delete_endpoints=["p-rw"]))
+    assert rds.calls == ["DeleteDBProxyEndpoint", "DeleteDBProxy"] and rds.proxy is None
