@@ -77,8 +77,8 @@ def option_problems(params):
     if not valid_table_name(params.get("probe_table") or ""):
         problems.append(f"probe_table {params.get('probe_table')!r} must be a plain lower-case identifier")
     if params.get("cutover") == "logical" and params.get("iam_auth"):
-        problems.append("cutover=logical needs login_password (not iam_auth): the encrypted copy's subscription "
-                        "connects to the source with it")
+        problems.append("cutover=logical needs login_password (not iam_auth) for now: give the master user's "
+                        "password")
     if bool(params.get("pre_cutover_sql")) != bool(params.get("post_cutover_sql")):
         problems.append("pre_cutover_sql and post_cutover_sql go together: post_cutover_sql undoes the write stop on "
                         "the encrypted instance (and on the source if the cutover is abandoned)")
@@ -165,9 +165,11 @@ def name_problems(names, existing):
 def logical_problems(identifier, parameter_group, facts):
     """Why the source cannot be caught up by logical replication (empty when it can).
 
-    ``facts`` is what the module read on the source: ``wal_level``, ``can_replicate`` (the login is a member of
-    rds_replication or has REPLICATION), ``without_identity`` (tables whose UPDATE/DELETE a publication would refuse),
-    ``not_writable`` (tables the login may not TRUNCATE and INSERT into on the copy), ``other_databases`` (other
+    ``facts`` is what the module read on the source: ``wal_level``, ``can_replicate`` (the login may create the
+    run's replication login and grant it rds_replication: CREATEROLE and rds_replication WITH ADMIN OPTION, or a
+    superuser), ``without_identity`` (tables whose UPDATE/DELETE a publication would refuse), ``not_writable``
+    (tables the login may not TRUNCATE and write on the copy, or not grant SELECT and their schema's USAGE on to the
+    replication login), ``other_databases`` (other
     databases with tables of their own: ``{name: count}``).
     """
     problems = []
@@ -181,14 +183,16 @@ def logical_problems(identifier, parameter_group, facts):
                         f"is {facts.get('wal_level')}: set rds.logical_replication=1 {where} and reboot it (the "
                         "parameter is static), or use cutover=snapshot")
     elif not facts.get("can_replicate"):
-        problems.append("cutover=logical needs a login that may use logical replication (a member of "
-                        "rds_replication, as the master user is): log in as the master user")
+        problems.append("cutover=logical needs a login that may create roles and grant rds_replication (CREATEROLE "
+                        "and rds_replication WITH ADMIN OPTION, as the master user has) for the run's replication "
+                        "login: log in as the master user")
     if facts.get("without_identity"):
         problems.append("tables without a primary key or replica identity would refuse UPDATE and DELETE while they "
                         f"are published: {', '.join(facts['without_identity'])}; add a primary key (or ALTER TABLE "
                         "... REPLICA IDENTITY FULL), or use cutover=snapshot")
     if facts.get("not_writable"):
-        problems.append("the login cannot TRUNCATE and write these tables, which the copy reloads: "
+        problems.append("the login cannot TRUNCATE and write these tables, which the copy reloads, or grant SELECT "
+                        "on them (and USAGE on their schema) to the run's replication login: "
                         f"{', '.join(facts['not_writable'])}; log in as their owner or the master user")
     for name, count in sorted((facts.get("other_databases") or {}).items()):
         problems.append(f"database {name} holds {count} table(s) and cutover=logical catches up login_db only: "

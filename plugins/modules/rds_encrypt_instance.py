@@ -40,8 +40,10 @@ description:
   - O(cutover=logical) requires C(rds.logical_replication=1) in effect on the source (its wal_level is
     C(logical)); the module checks and refuses with the fix (set it in the source's parameter group and reboot),
     and never changes a parameter group. It also refuses tables without a primary key or replica identity (a
-    publication would make their UPDATE and DELETE fail), tables the login cannot TRUNCATE and write, and other
-    databases holding tables (one subscription carries O(login_db) only). DDL during the cutover is not replicated.
+    publication would make their UPDATE and DELETE fail), tables the login cannot TRUNCATE, write and grant
+    C(SELECT) on (with C(USAGE) on their schema), a login that cannot create roles and grant C(rds_replication),
+    and other databases holding tables (one subscription carries O(login_db) only). DDL during the cutover is not
+    replicated.
   - With O(cutover=logical) the subscription never carries the login's password. The module creates a login role
     for the run only on the source, C(dbre_encrypt_<run id>), with a random password sent as a SCRAM-SHA-256
     verifier, grants it C(rds_replication), C(USAGE) on the published tables' schemas and C(SELECT) on those tables,
@@ -453,8 +455,8 @@ USER_TABLES = ("FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WH
                "AND c.relpersistence = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
                "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'")
 LOGICAL_FACTS_SQL = (
-    "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication OR CASE WHEN to_regrole('rds_replication') "
-    "IS NULL THEN false ELSE pg_has_role(current_user, 'rds_replication', 'MEMBER') END "
+    "SELECT current_setting('wal_level'), r.rolsuper OR r.rolcreaterole AND CASE WHEN to_regrole('rds_replication') "
+    "IS NULL THEN false ELSE pg_has_role(current_user, 'rds_replication', 'MEMBER WITH ADMIN OPTION') END "
     "FROM pg_roles r WHERE r.rolname = current_user")
 WITHOUT_IDENTITY_SQL = (
     "SELECT format('%I.%I', n.nspname, c.relname) " + USER_TABLES + " AND NOT (c.relreplident = 'f' "
@@ -463,7 +465,8 @@ WITHOUT_IDENTITY_SQL = (
 NOT_WRITABLE_SQL = (
     "SELECT format('%I.%I', n.nspname, c.relname) " + USER_TABLES + " AND NOT (has_table_privilege(c.oid, "
     "'TRUNCATE') AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'UPDATE') "
-    "AND has_table_privilege(c.oid, 'DELETE')) ORDER BY 1")
+    "AND has_table_privilege(c.oid, 'DELETE') AND has_table_privilege(c.oid, 'SELECT WITH GRANT OPTION') "
+    "AND has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION')) ORDER BY 1")
 COUNT_TABLES_SQL = "SELECT count(*) " + USER_TABLES
 PUBLISHED_TABLES_SQL = "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s ORDER BY 1, 2"
 SYNC_STATES_SQL = (

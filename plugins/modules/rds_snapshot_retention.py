@@ -91,8 +91,8 @@ options:
     description:
       - An AWS region other than the module's region where the newest O(copy_keep_last) kept snapshots of each source
         are copied, for disaster recovery.
-      - Cannot be used with O(endpoint_url): the clients of O(copy_to_region) would keep that endpoint, which serves
-        only the module's region (for example a VPC interface endpoint).
+      - Cannot be used with O(endpoint_url), because the clients of O(copy_to_region) would keep that endpoint, which
+        serves only the module's region (for example a VPC interface endpoint).
     type: str
   copy_kms_key_id:
     description:
@@ -141,8 +141,8 @@ notes:
     C(rds:DescribeDBClusterSnapshotAttributes), C(rds:DescribeBlueGreenDeployments), C(rds:DeleteDBSnapshot),
     C(rds:DeleteDBClusterSnapshot); with O(copy_to_region) also C(rds:CopyDBSnapshot), C(rds:CopyDBClusterSnapshot),
     C(rds:AddTagsToResource) and C(kms:DescribeKey), C(kms:CreateGrant) on O(copy_kms_key_id)."
-  - When C(DescribeBlueGreenDeployments) is refused (any AWS error), the module fails before any change: allow
-    C(rds:DescribeBlueGreenDeployments). Only when botocore is too old to know the call does it go on, with a
+  - When C(DescribeBlueGreenDeployments) is refused (any AWS error), the module fails before any change (allow
+    C(rds:DescribeBlueGreenDeployments)). Only when botocore is too old to know the call does it go on, with a
     warning, keeping every snapshot of the selected sources (C(blue_green)).
   - Only copies in progress in O(copy_to_region) are seen; a copy to any other region does not keep its source.
   - Check mode writes no report files.

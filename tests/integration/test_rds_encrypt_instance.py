@@ -257,7 +257,9 @@ def test_logical_cutover_keeps_writes_going_until_a_short_stop(lab, shop):
     rds.create_db_parameter_group(DBParameterGroupName="ledger-logical", DBParameterGroupFamily="postgres15",
                                   Description="logical replication")
     rds.modify_db_parameter_group(DBParameterGroupName="ledger-logical", Parameters=[
-        {"ParameterName": "rds.logical_replication", "ParameterValue": "1", "ApplyMethod": "pending-reboot"}])
+        {"ParameterName": "rds.logical_replication", "ParameterValue": "1", "ApplyMethod": "pending-reboot"},
+        # DDL (CREATE ROLE, CREATE SUBSCRIPTION) reaches the server logs: a password in its text would show.
+        {"ParameterName": "log_statement", "ParameterValue": "ddl", "ApplyMethod": "immediate"}])
     rds.create_db_instance(DBInstanceIdentifier="ledger", Engine="postgres", DBInstanceClass="db.t3.micro",
                            MasterUsername="master", MasterUserPassword=PASSWORD, DBName="shop", AllocatedStorage=20,
                            DBParameterGroupName="ledger-logical")
@@ -296,6 +298,8 @@ def test_logical_cutover_keeps_writes_going_until_a_short_stop(lab, shop):
     assert scalar(conn, "SELECT count(*) FROM pg_replication_slots") == 0
     assert set(writer.acknowledged) <= {row[0] for row in _rows(conn, "SELECT seq FROM app_writes")}
     assert writer.failed == 0  # writes never stopped: the failure came before the write stop
+    # The run's replication login was dropped by the rollback too.
+    assert scalar(conn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'dbre\\_encrypt\\_%'") == 0
     with conn.cursor() as cursor:
         cursor.execute("DROP TRIGGER refuse ON orders")
         cursor.execute("TRUNCATE app_writes")
@@ -354,4 +358,13 @@ def test_logical_cutover_keeps_writes_going_until_a_short_stop(lab, shop):
     conn = connect((old["Endpoint"]["Address"], old["Endpoint"]["Port"]))
     assert scalar(conn, "SELECT count(*) FROM pg_publication WHERE pubname = %s" % f"'{name}'") == 0
     assert scalar(conn, "SELECT count(*) FROM pg_replication_slots") == 0
+    # The subscription used a login of the run's own, gone from the source; the master password reached no log.
+    assert scalar(conn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'dbre\\_encrypt\\_%'") == 0
     conn.close()
+    source_log, copy_log = lab.control.server_log(old_id), lab.control.server_log("ledger")
+    role = name  # the run's login has the replication objects' name
+    assert f'CREATE ROLE "{role}" LOGIN PASSWORD \'SCRAM-SHA-256$' in source_log
+    assert f'DROP ROLE "{role}"' in source_log
+    subscribed = [line for line in copy_log.splitlines() if "CREATE SUBSCRIPTION" in line]
+    assert subscribed and all(role in line for line in subscribed)
+    assert PASSWORD not in source_log and PASSWORD not in copy_log

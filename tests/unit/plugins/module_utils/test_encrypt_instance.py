@@ -2,6 +2,7 @@
 """rds_encrypt_instance's decisions: options, pre-checks, names, carried settings, write stop, checks, verdict."""
 
 import datetime
+import re
 
 import pytest
 
@@ -265,12 +266,13 @@ def test_logical_is_a_cutover_and_needs_a_password():
     ({"wal_level": "replica"}, "default.postgres15",
      ["set rds.logical_replication=1 in a custom parameter group (the default group default.postgres15 cannot be "
       "changed), attach it and reboot it"]),
-    ({"can_replicate": False}, "orders-pg15", ["a member of rds_replication"]),
+    ({"can_replicate": False}, "orders-pg15", ["may create roles and grant rds_replication"]),
     ({"without_identity": ["public.audit", "public.log"]}, "orders-pg15",
      ["without a primary key or replica identity would refuse UPDATE and DELETE while they are published: "
       "public.audit, public.log"]),
     ({"not_writable": ["billing.invoices"]}, "orders-pg15",
-     ["cannot TRUNCATE and write these tables, which the copy reloads: billing.invoices"]),
+     ["cannot TRUNCATE and write these tables, which the copy reloads, or grant SELECT on them (and USAGE on their "
+      "schema) to the run's replication login: billing.invoices"]),
     ({"other_databases": {"reports": 3, "audit": 1}}, "orders-pg15",
      ["database audit holds 1 table(s)", "database reports holds 3 table(s)"]),
 ])
@@ -319,3 +321,51 @@ def test_truncate_and_setval_statements():
                                   ("Sales", "Seq", 1, False)]) == [
         ("SELECT setval(%s, %s, %s)", ('"public"."orders_id_seq"', 41, True)),
         ("SELECT setval(%s, %s, %s)", ('"Sales"."Seq"', 1, False))]
+
+
+@pytest.mark.parametrize("run_id, expected", [
+    ("5F3A9C0011aa", "dbre_encrypt_5f3a9c0011aa"),
+    ("a-b.c d", "dbre_encrypt_a_b_c_d"),
+    ("x" * 80, "dbre_encrypt_" + "x" * 50),
+    ("é'\"", "dbre_encrypt____"),
+])
+def test_replication_role_name_is_a_plain_identifier_of_at_most_63_bytes(run_id, expected):
+    name = enc.replication_role_name(run_id)
+    assert name == expected
+    assert len(name.encode()) <= 63 and re.fullmatch(r"[a-z_][a-z0-9_]*", name)
+
+
+def test_replication_role_statements_send_only_the_verifier_and_grant_what_the_copy_reads():
+    verifier = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
+    statements = enc.replication_role_statements("dbre_encrypt_ab12", verifier,
+                                                 [("public", "orders"), ("Sales", 'odd"name'), ("public", "x")],
+                                                 "ab12")
+    assert statements == [
+        f'CREATE ROLE "dbre_encrypt_ab12" LOGIN PASSWORD \'{verifier}\'',
+        'COMMENT ON ROLE "dbre_encrypt_ab12" IS \'dbre.rds rds_encrypt_instance run ab12\'',
+        'GRANT rds_replication TO "dbre_encrypt_ab12"',
+        'GRANT USAGE ON SCHEMA "Sales" TO "dbre_encrypt_ab12"',
+        'GRANT USAGE ON SCHEMA "public" TO "dbre_encrypt_ab12"',
+        'GRANT SELECT ON "public"."orders", "Sales"."odd""name", "public"."x" TO "dbre_encrypt_ab12"',
+    ]
+    # No table published: no schema or table grant (an empty GRANT SELECT ON would be a syntax error).
+    assert [s.split()[0] for s in enc.replication_role_statements("r", verifier, [], "ab12")] == \
+        ["CREATE", "COMMENT", "GRANT"]
+    assert enc.quote_literal("it's") == "'it''s'"
+
+
+@pytest.mark.parametrize("found, comment, statements, problem", [
+    (False, None, [], None),
+    (True, "dbre.rds rds_encrypt_instance run ab12",
+     ['REVOKE ALL ON ALL TABLES IN SCHEMA "Sales" FROM "dbre_encrypt_ab12"',
+      'REVOKE USAGE ON SCHEMA "Sales" FROM "dbre_encrypt_ab12"',
+      'REVOKE ALL ON ALL TABLES IN SCHEMA "public" FROM "dbre_encrypt_ab12"',
+      'REVOKE USAGE ON SCHEMA "public" FROM "dbre_encrypt_ab12"',
+      'DROP ROLE "dbre_encrypt_ab12"'], None),
+    (True, "dbre.rds rds_encrypt_instance run other", [], "not this run's marker"),
+    (True, None, [], "not this run's marker"),
+])
+def test_replication_role_drop_only_with_this_runs_marker(found, comment, statements, problem):
+    got, why = enc.replication_role_drop("dbre_encrypt_ab12", found, comment, ["public", "Sales", "public"], "ab12")
+    assert got == statements
+    assert (why is None) if problem is None else (problem in why and "dbre_encrypt_ab12" in why)
