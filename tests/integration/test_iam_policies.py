@@ -76,8 +76,8 @@ def test_a_task_window_lasts_until_the_next_event_of_its_own_process():
     (3.0, AMAZON_AWS, ["rds_provision"]),                       # at the edge: the earlier task's (still running)
 ])
 def test_a_call_belongs_to_its_module_and_to_the_role_or_playbook_running_then(epoch, user_agent, subjects):
-    windows = [{"subject": "playbooks", "start": 1.0, "end": 2.0}, {"subject": "rds_provision", "start": 2.0,
-                                                                      "end": 3.0}]
+    windows = [{"subject": "playbooks", "start": 1.0, "end": 2.0},
+               {"subject": "rds_provision", "start": 2.0, "end": 3.0}]
     assert attribution({"epoch": epoch, "user_agent": user_agent}, windows) == subjects
 
 

@@ -11,7 +11,7 @@ import time
 import psycopg2
 import pytest
 
-from tests.lab.clients import MASTER_PASSWORD, MASTER_USER, connect_instance, create_postgres, query
+from tests.lab.clients import connect_instance, create_postgres, query
 
 pytestmark = pytest.mark.lab
 

@@ -562,5 +562,5 @@ def test_removing_what_the_module_did_not_create_is_refused(proxy_tags, endpoint
 
 def test_removing_a_marked_proxy_goes_ahead():
     plan = rp.plan_proxy(None, _current(tags=dict(MANAGED)))
-    limited, _ = rp.limit_to_managed("orders-proxy", plan, MANAGED, {"orders-proxy-ro": dict(MANAGED)})
+    limited, unused_skipped = rp.limit_to_managed("orders-proxy", plan, MANAGED, {"orders-proxy-ro": dict(MANAGED)})
     assert limited == plan and rp.planned_actions(limited) == ["DeleteDBProxyEndpoint", "DeleteDBProxy"]

@@ -389,6 +389,6 @@ def test_blue_green_unknown_keeps_every_snapshot_of_every_source():
     plan = sr.plan_retention(sources, now=NOW, retention_days=30, keep_last=1, keep_tag=KEEP_TAG,
                              region="us-east-1", blue_green=blue_green, shared={})
     assert plan["delete"] == []
-    assert {e["identifier"]: e["reason_code"] for e in plan["keep"]} == {"s": "blue_green", "t": "newest",
-                                                                        "o": "newest"}
+    kept = {e["identifier"]: e["reason_code"] for e in plan["keep"]}
+    assert kept == {"s": "blue_green", "t": "newest", "o": "newest"}
     assert "could not be read (too old)" in next(e["reason"] for e in plan["keep"] if e["identifier"] == "s")
