@@ -326,7 +326,10 @@ def _prepare(lab, work):
     variables.update({name: password for name in used})
     (work / "lab_vars.json").write_text(json.dumps(variables))
     os.chmod(work / "lab_vars.json", 0o600)
-    env = dict(os.environ, **lab.env, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"), ANSIBLE_LOCALHOST_WARNING="0",
+    # lab.env starts from os.environ, which under make already holds ANSIBLE_COLLECTIONS_PATH: update, never repeat.
+    env = dict(os.environ)
+    env.update(lab.env)
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"), ANSIBLE_LOCALHOST_WARNING="0",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_NOCOLOR="1", ANSIBLE_PIPELINING="1")
     return {"work": work, "env": env}
 
