@@ -26,10 +26,13 @@ fixtures: they belong to no one.
 Each policy has one statement per IAM service prefix (the signing name, except ``monitoring`` which is
 ``cloudwatch``), its actions sorted, and ``Resource: "*"`` to be scoped down to the account's ARNs.
 
-    python -m tests.tools.iam_policies --run-dir DIR [--write docs/iam]
+    python -m tests.tools.iam_policies --run-dir DIR [--write | --add]
 
 reads a run directory (``<worker>/calls``, ``<worker>/tasks``, as the integration suite leaves it with
-``DBRE_RDS_IAM_RUN_DIR`` set) and checks every attributed call against docs/iam, or writes the policies.
+``DBRE_RDS_IAM_RUN_DIR`` set) and checks every attributed call against docs/iam, or writes the policies. ``--add``
+reads the ``<worker>/attributed.tsv`` files that a partial ``IAM_POLICIES_WRITE=1`` run leaves in a run directory
+of your own and adds their actions to the policies in docs/iam, removing nothing: for new test files between two
+``make iam-policies`` runs (only the whole suite can find an action no longer needed).
 """
 
 import argparse
@@ -231,7 +234,18 @@ def main(argv=None):
                         help="a run directory: <worker>/calls/*.jsonl, <worker>/tasks/*.jsonl")
     parser.add_argument("--iam-dir", default=str(IAM_DIR), help="the policy files (default docs/iam)")
     parser.add_argument("--write", action="store_true", help="write the policy files instead of checking the calls")
+    parser.add_argument("--add", action="store_true",
+                        help="add the actions of <run-dir>/*/attributed.tsv to the policy files, removing nothing")
     args = parser.parse_args(argv)
+    if args.add:
+        subjects = {}
+        for journal in pathlib.Path(args.run_dir).glob("*/attributed.tsv"):
+            for row in journal.read_text().splitlines():
+                subject, action = row.split("\t")
+                subjects.setdefault(subject, allowed_actions(subject, args.iam_dir)).add(action)
+        for path in write_policies(subjects, args.iam_dir):
+            print(f"wrote {path} ({len(subjects[path.stem])} actions)")
+        return 0
     calls, tasks = read_run(args.run_dir)
     found = attributed_calls(calls, task_windows(tasks))
     if args.write:

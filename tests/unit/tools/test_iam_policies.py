@@ -1,9 +1,11 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """tests/tools/iam_policies.py: call log entries to policy documents."""
 
+import json
+
 import pytest
 
-from tests.tools.iam_policies import actions_by_subject, attribution, iam_action, policy_actions, policy_document
+from tests.tools.iam_policies import actions_by_subject, attribution, iam_action, main, policy_actions, policy_document
 
 # As amazon.aws 10 sends them: its own user agent, then the collection's module tag from aws_clients.py.
 UA_MODULE = "APN/1.0 Ansible/2.19.14 amazon.aws/10.1.2 Botocore/1.44.8 dbre.rds/rds_param_tune"
@@ -62,3 +64,22 @@ def test_policy_document_has_one_sorted_statement_per_service():
     ]}
     assert policy_actions(document) == {"rds:ModifyDBParameterGroup", "rds:DescribeDBInstances",
                                         "cloudwatch:PutMetricAlarm"}
+
+
+def test_add_unions_a_partial_run_into_the_policies_and_removes_nothing(tmp_path):
+    iam = tmp_path / "iam"
+    iam.mkdir()
+    (iam / "rds_provision.json").write_text(json.dumps(policy_document({"rds:CreateDBInstance"})))
+    (iam / "rds_users.json").write_text(json.dumps(policy_document({"rds:DescribeDBInstances"})))
+    worker = tmp_path / "run" / "gw0"
+    worker.mkdir(parents=True)
+    (worker / "attributed.tsv").write_text("rds_provision\trds:CreateGlobalCluster\n"
+                                           "rds_dr_drill\trds:PromoteReadReplica\n")
+
+    assert main(["--run-dir", str(tmp_path / "run"), "--iam-dir", str(iam), "--add"]) == 0
+
+    def actions(subject):
+        return policy_actions(json.loads((iam / f"{subject}.json").read_text()))
+    assert actions("rds_provision") == {"rds:CreateDBInstance", "rds:CreateGlobalCluster"}
+    assert actions("rds_dr_drill") == {"rds:PromoteReadReplica"}
+    assert actions("rds_users") == {"rds:DescribeDBInstances"}
