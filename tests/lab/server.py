@@ -25,6 +25,9 @@ from tests.lab.state import LabState
 
 LOG = logging.getLogger("tests.lab")
 HOST = "127.0.0.1"
+# Services moto 5.2.5 lacks, by signing name: handler(environ, body, start_response) -> body parts (WSGI style).
+# Fidelity patches register them (performance_insights: "pi"); with LAB_FIDELITY=off none is served.
+LAB_SERVICES: dict = {}
 
 
 class LabMiddleware:
@@ -58,7 +61,9 @@ class LabMiddleware:
             return lambda data: None  # moto's Flask app returns its body; nothing writes through this
 
         try:
-            if request["service"] == "rds":
+            if request["service"] in LAB_SERVICES:  # a service moto lacks, served by a fidelity module
+                result = b"".join(LAB_SERVICES[request["service"]](environ, body, capture))
+            elif request["service"] == "rds":
                 # One RDS request at a time: the patches touch moto models and PostgreSQL clusters together.
                 with self.lab.lock:
                     result = b"".join(self.app(environ, capture))
