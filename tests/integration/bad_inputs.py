@@ -28,7 +28,8 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(pathlib.Path(sys.executable).parent / "ansible-playbook")
-READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Download")
+# Query and JSON actions by name; REST calls (Route 53, S3) are logged as "<METHOD> <path>": GET and HEAD read.
+READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Download", "GET ", "HEAD ")
 # Password-like values given in cases are masked by no_log; the harness still checks that they are not in the output.
 
 

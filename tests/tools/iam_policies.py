@@ -36,12 +36,16 @@ of your own and adds their actions to the policies in docs/iam, removing nothing
 """
 
 import argparse
+import functools
 import json
 import math
 import os
 import pathlib
 import re
 import sys
+
+import botocore.exceptions
+import botocore.session
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 IAM_DIR = REPO / "docs" / "iam"
@@ -106,11 +110,36 @@ def attribution(entry, windows=()):
     return sorted(subjects)
 
 
+@functools.lru_cache(maxsize=None)
+def _rest_operations(service):
+    """``[(method, compiled path pattern, operation name)]`` of a REST service, from botocore's own model."""
+    try:
+        model = botocore.session.get_session().get_service_model(service)
+    except botocore.exceptions.UnknownServiceError:
+        return []
+    operations = []
+    for name in model.operation_names:
+        http = model.operation_model(name).http
+        template = http["requestUri"].split("?", 1)[0].rstrip("/")
+        pattern = "".join(("[^/]+" if not part.endswith("+}") else ".+") if part.startswith("{") else re.escape(part)
+                          for part in re.split(r"(\{[^}]+\})", template))
+        operations.append((http["method"], re.compile(f"^{pattern}/?$"), name))
+    return operations
+
+
 def iam_action(entry):
-    """``service:Action`` for a logged call; ValueError for a REST call whose action name the log does not hold."""
-    if entry.get("protocol") == "rest" or " /" in entry["action"]:
-        raise ValueError(f"cannot name the IAM action of a REST call: {entry['service']} {entry['action']}")
+    """``service:Action`` for a logged call. A REST call (logged as ``METHOD /path``) is named by the one operation of
+    botocore's model whose method and request URI match; ValueError when none or several do (S3's ``GET /bucket`` is
+    ListObjects or one of its sub-resources: the log does not keep the query that tells them apart)."""
     prefix = IAM_PREFIX.get(entry["service"], entry["service"])
+    if entry.get("protocol") == "rest" or " /" in entry["action"]:
+        method, _, path = entry["action"].partition(" ")
+        names = [name for verb, pattern, name in _rest_operations(entry["service"])
+                 if verb == method and pattern.match(path.split("?", 1)[0])]
+        if len(names) != 1:
+            raise ValueError(f"cannot name the IAM action of a REST call: {entry['service']} {entry['action']}"
+                             + (f" (it could be any of {', '.join(sorted(names))})" if names else ""))
+        return f"{prefix}:{names[0]}"
     return f"{prefix}:{entry['action']}"
 
 

@@ -42,6 +42,17 @@ def test_rest_calls_are_refused_rather_than_guessed():
         iam_action(call("s3", "GET /bucket", UA_MODULE))
 
 
+@pytest.mark.parametrize("action, expected", [
+    ("GET /2013-04-01/hostedzone/Z0123", "route53:GetHostedZone"),
+    ("POST /2013-04-01/hostedzone/Z0123/rrset/", "route53:ChangeResourceRecordSets"),
+    ("POST /2013-04-01/hostedzone/Z0123/rrset", "route53:ChangeResourceRecordSets"),
+    ("GET /2013-04-01/hostedzone/Z0123/rrset", "route53:ListResourceRecordSets"),
+    ("GET /2013-04-01/change/C0123", "route53:GetChange"),
+])
+def test_rest_calls_are_named_by_the_one_operation_of_botocore_s_model_that_matches(action, expected):
+    assert iam_action(dict(call("route53", action, UA_MODULE), protocol="rest")) == expected
+
+
 def test_actions_by_subject_counts_a_module_call_for_its_role_and_leaves_fixtures_to_no_one():
     calls = [
         call("rds", "ModifyDBParameterGroup", UA_MODULE, 12),
