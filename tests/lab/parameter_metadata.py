@@ -1,9 +1,12 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""RDS parameter metadata for the lab, derived from PostgreSQL 15's own pg_settings.
+"""RDS parameter metadata for the lab, derived from each PostgreSQL major version's own pg_settings.
 
 Pure functions only: the moto patches in ``tests.lab.fidelity`` and the tests call them.
 ``data/pg15_settings.json`` caches the pg_settings rows of a throwaway PostgreSQL 15
-(``tests.lab.postgres.engine_parameters()``); ``test_parameter_metadata.py`` keeps it in step.
+(``tests.lab.postgres.engine_parameters()``; ``test_parameter_metadata.py`` keeps it in step) and
+``data/pg18_settings.json`` those of a throwaway PostgreSQL 18 (``tests.lab.pg18.engine_parameters()``;
+``test_pg18.py`` keeps it in step). The families ``postgres15`` and ``aurora-postgresql15`` read the first,
+``postgres18`` the second; RDS's system defaults and RDS-only parameters are the same for both majors.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from functools import lru_cache
 from tests.lab import collection
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
-SETTINGS_CACHE = DATA / "pg15_settings.json"
+SETTINGS_CACHES = {"15": DATA / "pg15_settings.json", "18": DATA / "pg18_settings.json"}
+SETTINGS_CACHE = SETTINGS_CACHES["15"]
 SETTINGS_FIELDS = ("name", "unit", "category", "short_desc", "context", "vartype", "min_val", "max_val", "enumvals",
                    "boot_val")
 
@@ -31,8 +35,11 @@ DEFAULT_INSTANCE_CLASS = "db.t3.medium"
 # RDS keeps part of each class's memory for the OS and its own agents; DBInstanceClassMemory is what is left.
 MEMORY_RESERVE_SHARE = collection.instance_classes.RDS_RESERVED_MEMORY_SHARE
 
-FAMILY_ENGINES = {"postgres15": "postgres", "aurora-postgresql15": "aurora-postgresql", "mysql8.0": "mysql"}
-POSTGRES_FAMILIES = ("postgres15", "aurora-postgresql15")
+FAMILY_ENGINES = {"postgres15": "postgres", "aurora-postgresql15": "aurora-postgresql", "postgres18": "postgres",
+                  "mysql8.0": "mysql"}
+POSTGRES_FAMILIES = ("postgres15", "aurora-postgresql15", "postgres18")
+# The first minor version RDS offered of each major (a parameter's MinimumEngineVersion).
+FIRST_MINOR = {"15": "15.2", "18": "18.1"}
 
 # Values that RDS sets in its default parameter group (Source "system").
 _POSTGRES_SYSTEM_DEFAULTS = {
@@ -150,21 +157,33 @@ class ParameterError(Exception):
         self.message = message
 
 
-@lru_cache(maxsize=1)
-def settings_rows() -> tuple[dict, ...]:
-    return tuple(json.loads(SETTINGS_CACHE.read_text())["rows"])
+@lru_cache(maxsize=4)
+def settings_rows(major: str = "15") -> tuple[dict, ...]:
+    """The cached pg_settings rows of PostgreSQL ``major`` (15 or 18)."""
+    return tuple(json.loads(SETTINGS_CACHES[major].read_text())["rows"])
 
 
-def refresh_cache() -> pathlib.Path:
-    """Rewrite data/pg15_settings.json from a throwaway PostgreSQL 15 (``python -m tests.lab.parameter_metadata``)."""
-    from tests.lab.postgres import engine_parameters
+def major_of_family(family: str) -> str:
+    """The PostgreSQL major version of a PostgreSQL family: "postgres18" is "18"."""
+    return re.sub(r"^[a-z-]+", "", family)
+
+
+def refresh_cache(major: str = "15") -> pathlib.Path:
+    """Rewrite data/pg<major>_settings.json from a throwaway PostgreSQL of that major version
+    (``python -m tests.lab.parameter_metadata [15|18]``)."""
+    if major == "18":
+        from tests.lab.pg18 import engine_parameters
+        source = "tests.lab.pg18.engine_parameters()"
+    else:
+        from tests.lab.postgres import engine_parameters
+        source = "tests.lab.postgres.engine_parameters()"
 
     rows = settings_row_subset(engine_parameters())
-    SETTINGS_CACHE.write_text(json.dumps({"source": "pg_settings of a throwaway PostgreSQL 15 "
-                                                    "(tests.lab.postgres.engine_parameters())", "rows": rows},
-                                         indent=1, sort_keys=True) + "\n")
+    cache = SETTINGS_CACHES[major]
+    cache.write_text(json.dumps({"source": f"pg_settings of a throwaway PostgreSQL {major} ({source})", "rows": rows},
+                                indent=1, sort_keys=True) + "\n")
     settings_rows.cache_clear()
-    return SETTINGS_CACHE
+    return cache
 
 
 def settings_row_subset(rows) -> list[dict]:
@@ -222,7 +241,8 @@ def _family_parameters(family: str) -> tuple[dict, ...]:
         raise ParameterError("InvalidParameterValue",
                              f"Invalid parameter group family: {family}")
     system = _AURORA_SYSTEM_DEFAULTS if family.startswith("aurora") else _POSTGRES_SYSTEM_DEFAULTS
-    parameters = {row["name"].lower(): parameter_from_setting(row) for row in settings_rows()}
+    major = major_of_family(family)
+    parameters = {row["name"].lower(): parameter_from_setting(row) for row in settings_rows(major)}
     for extra in _RDS_EXTRA:
         if extra["ParameterName"] not in parameters:
             parameters[extra["ParameterName"]] = dict(extra, Source="engine-default", ApplyMethod="pending-reboot")
@@ -230,7 +250,7 @@ def _family_parameters(family: str) -> tuple[dict, ...]:
     for name, value in system.items():
         parameters[name].update(ParameterValue=value, Source="system")
     for parameter in parameters.values():
-        parameter["MinimumEngineVersion"] = "15.2"
+        parameter["MinimumEngineVersion"] = FIRST_MINOR[major]
         if family.startswith("aurora"):
             parameter["SupportedEngineModes"] = ["provisioned"]
     return tuple(sorted(parameters.values(), key=lambda p: p["ParameterName"]))
@@ -489,4 +509,6 @@ def local_settings(family: str, user_values: dict[str, dict], instance_class: st
 
 
 if __name__ == "__main__":
-    print(f"wrote {refresh_cache()}")
+    import sys
+
+    print(f"wrote {refresh_cache(*sys.argv[1:2])}")

@@ -1,11 +1,15 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Engine versions and orderable instance options as RDS has them for PostgreSQL 15 and Aurora PostgreSQL 15.
+"""Engine versions and orderable instance options as RDS has them for PostgreSQL 15 and 18 and Aurora PostgreSQL 15.
 
-- ``engine_versions``: DescribeDBEngineVersions (moto 5.2.5 has none) lists the 15.x versions of ``postgres``
-  (family ``postgres15``) and ``aurora-postgresql`` (family ``aurora-postgresql15``) with their minor upgrade
-  targets; CreateDBInstance / CreateDBCluster with a version RDS does not offer is
-  ``InvalidParameterCombination: Cannot find version 15.99 for postgres``; a major version alone ("15") means the
-  engine's default version, as on RDS.
+- ``engine_versions``: DescribeDBEngineVersions (moto 5.2.5 has none) lists the 15.x and 18.x versions of
+  ``postgres`` (families ``postgres15`` and ``postgres18``) and the 15.x versions of ``aurora-postgresql`` (family
+  ``aurora-postgresql15``), each with its ``ValidUpgradeTarget``: every later minor of its major
+  (``IsMajorVersionUpgrade`` false) and, from 15.x, every 18.x (``IsMajorVersionUpgrade`` true); never a downgrade.
+  CreateDBInstance / CreateDBCluster with a version RDS does not offer is
+  ``InvalidParameterCombination: Cannot find version 15.99 for postgres``; a major version alone ("15", "18") means
+  that major's default version, as on RDS. The lab runs PostgreSQL 15 behind new instances: a new instance of an 18.x
+  version is refused (InvalidParameterCombination naming the lab) rather than served by a 15 that says 18; 18 is
+  there to plan upgrades (tests/lab/pg18.py has its binaries).
 - ``orderable_instance_options``: DescribeOrderableDBInstanceOptions (moto 5.2.5 answers Aurora only, from a stale
   file) lists the classes of the collection's class table (``plugins/module_utils/instance_classes.py``) each engine
   offers, per version and storage type, with ``MaxRecords``/``Marker``; CreateDBInstance with a known class the engine
@@ -21,16 +25,22 @@ from moto.rds import responses as rds_responses
 from moto.rds.exceptions import InvalidParameterCombination, RDSClientError
 from moto.rds.models import RDSBackend
 
+from tests.lab import pg18
 from tests.lab.collection import instance_classes
 from tests.lab.fidelity._support import replace
 from tests.lab.fidelity.lifecycle import AZS, DEFAULT_VERSIONS
 
-# The 15.x minor versions RDS has offered (15.9 and 15.11 never reached RDS PostgreSQL).
+# The 15.x minor versions RDS has offered (15.9 and 15.11 never reached RDS PostgreSQL); the 18.x ones from the first
+# RDS offered (18.1) to the one the lab's PostgreSQL 18 binaries are (tests/lab/pg18.py).
 VERSIONS = {
-    "postgres": ("15.2", "15.3", "15.4", "15.5", "15.6", "15.7", "15.8", "15.10", "15.12", "15.13"),
+    "postgres": ("15.2", "15.3", "15.4", "15.5", "15.6", "15.7", "15.8", "15.10", "15.12", "15.13",
+                 "18.1", "18.2", "18.3", "18.4", "18.5", pg18.VERSION),
     "aurora-postgresql": ("15.2", "15.3", "15.4", "15.5", "15.6", "15.7", "15.8", "15.10"),
 }
-FAMILIES = {"postgres": "postgres15", "aurora-postgresql": "aurora-postgresql15"}
+# A major version's default minor, for the majors other than the engine's default one (DEFAULT_VERSIONS).
+MAJOR_DEFAULTS = {("postgres", pg18.MAJOR): pg18.VERSION}
+# The majors the lab runs behind a new DB instance or cluster (tests/lab/postgres.py: Debian's PostgreSQL 15).
+LAB_RUNS = {"postgres": ("15",), "aurora-postgresql": ("15",)}
 LICENSE_MODEL = "postgresql-license"
 # Class families each engine offers; Aurora has no m classes and no burstable class below medium.
 _CLASS_FAMILIES = {
@@ -43,6 +53,23 @@ _STORAGE = {"postgres": ("gp2", "gp3", "io1"), "aurora-postgresql": ("aurora",)}
 
 def _version_key(version: str) -> tuple:
     return tuple(int(part) for part in version.split("."))
+
+
+def major_of(version: str) -> str:
+    return version.split(".")[0]
+
+
+def family_of(engine: str, version: str) -> str:
+    """The parameter group family of an engine version: postgres 18.6 is ``postgres18``."""
+    return f"{engine}{major_of(version)}"
+
+
+def default_version(engine: str, major: str | None = None) -> str | None:
+    """The version RDS picks for engine (and a major version alone); None when that major is not offered."""
+    default = DEFAULT_VERSIONS[engine]
+    if major is None or major_of(default) == major:
+        return default
+    return MAJOR_DEFAULTS.get((engine, major))
 
 
 def instance_classes_of(engine: str) -> list[str]:
@@ -63,8 +90,8 @@ def resolve_version(engine: str, version: str | None) -> str | None:
         return DEFAULT_VERSIONS[engine]
     if version in offered:
         return version
-    if "." not in version and DEFAULT_VERSIONS[engine].split(".")[0] == version:
-        return DEFAULT_VERSIONS[engine]
+    if "." not in version:
+        return default_version(engine, version)
     return None
 
 
@@ -74,12 +101,13 @@ def engine_version_rows(engine: str | None = None, version: str | None = None, f
     for name, versions in VERSIONS.items():
         if engine and engine != name:
             continue
-        if family and family != FAMILIES[name]:
-            continue
+        default = default_version(name, major_of(version) if version else None)
         for current in versions:
+            if family and family != family_of(name, current):
+                continue
             if version and not (current == version or current.startswith(version + ".")):
                 continue
-            if default_only and current != DEFAULT_VERSIONS[name]:
+            if default_only and current != default:
                 continue
             rows.append(_engine_version(name, current))
     return rows
@@ -91,13 +119,14 @@ def _engine_version(engine: str, version: str) -> dict:
     return {
         "Engine": engine,
         "EngineVersion": version,
-        "MajorEngineVersion": version.split(".")[0],
-        "DBParameterGroupFamily": FAMILIES[engine],
+        "MajorEngineVersion": major_of(version),
+        "DBParameterGroupFamily": family_of(engine, version),
         "DBEngineDescription": "Aurora (PostgreSQL)" if aurora else "PostgreSQL",
         "DBEngineVersionDescription": (f"Aurora PostgreSQL (Compatible with PostgreSQL {version})" if aurora
                                        else f"PostgreSQL {version}-R1"),
         "ValidUpgradeTarget": [{
-            "Engine": engine, "EngineVersion": target, "AutoUpgrade": False, "IsMajorVersionUpgrade": False,
+            "Engine": engine, "EngineVersion": target, "AutoUpgrade": False,
+            "IsMajorVersionUpgrade": major_of(target) != major_of(version),
             "Description": (f"Aurora PostgreSQL (Compatible with PostgreSQL {target})" if aurora
                             else f"PostgreSQL {target}-R1"),
         } for target in later],
@@ -177,6 +206,10 @@ def check_engine_version(engine: str | None, version: str | None) -> str | None:
     resolved = resolve_version(engine, version)
     if resolved is None:
         raise InvalidParameterCombination(f"Cannot find version {version} for {engine}")
+    if major_of(resolved) not in LAB_RUNS[engine]:
+        raise InvalidParameterCombination(
+            f"The dbre.rds lab runs PostgreSQL {', '.join(LAB_RUNS[engine])} behind new resources: {engine} "
+            f"{resolved} is listed by DescribeDBEngineVersions to plan upgrades, not created.")
     return resolved
 
 
@@ -198,7 +231,7 @@ def check_orderable(engine: str | None, version: str | None, instance_class: str
 # patches
 
 def engine_versions() -> None:
-    """DescribeDBEngineVersions for PostgreSQL 15 engines; unknown engine versions refused at create."""
+    """DescribeDBEngineVersions for PostgreSQL 15 and 18 engines; unknown engine versions refused at create."""
 
     def describe_db_engine_versions(self):
         params = self.params
