@@ -10,7 +10,8 @@ Each cluster lives in ``<root>/pg/<name>/``::
     standby/         the asynchronous standby that lossy_failover promotes (only after prepare_standby)
     postgresql.log   server log: the postmaster's stderr (standby.log for the standby); LabControl.server_log()
     server.crt/.key  TLS certificate signed by the lab CA (tests/lab/tls.py), for 127.0.0.1 and localhost
-    lab.json         port, master user, database name, base backup time, rds.force_ssl
+    lab.json         port, master user, database name, base backup time, rds.force_ssl; while the cluster is a
+                     standby of another (create_standby, follow): ``upstream`` (socket, port, slot of the source)
 
 New clusters copy one initdb'd, never started data directory (faster than initdb; the clusters share a system
 identifier), shared by every lab on the machine as ``$TMPDIR/dbre-rds-lab/template-<version>``; ``<root>/pg/_engine`` is
@@ -42,12 +43,21 @@ How it differs from RDS, on purpose or by necessity:
   has the master user; SHOW shared_preload_libraries lists the library's path after the group's libraries). With
   wal_level=logical (rds.logical_replication=1) the login members of rds_replication get the REPLICATION attribute
   at each start (NOREPLICATION otherwise), as rds_replication gives them on RDS.
+- Read replicas, Aurora readers and global secondaries are clusters of their own made by ``create_standby``: a base
+  backup of the running source through a physical replication slot on it named after the standby
+  (``standby_slot_name``), then streaming over the source's unix socket as a hot standby (writes fail with SQLSTATE
+  25006). ``pause_replay`` cuts a standby off its source (no WAL arrives; the slot keeps it), ``set_replay_delay``
+  delays applying what arrives. ``promote`` stops the standby following (its stream cut), counts the source's rows in
+  one snapshot, lets the standby replay all it received and promotes it: the writes it had not received are gone,
+  and counted. ``replay_lag_seconds`` is 0 when the
+  standby has replayed the source's current WAL position (or the source's last commit, with track_commit_timestamp).
 - As root, binaries run as the ``postgres`` OS user (runuser); every ancestor of the state directory gets the
   other-search bit (o+x, never read) so that user can reach its files. Not as root, binaries run directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -130,8 +140,12 @@ COUNT_CAPS = {
     "max_wal_senders": lambda budget: 20,
     "max_replication_slots": lambda budget: 20,
 }
-# Lower bounds the lab needs for snapshots (pg_basebackup) and the lossy standby.
-COUNT_FLOORS = {"max_wal_senders": 4, "max_replication_slots": 2}
+# Lower bounds the lab needs for snapshots (pg_basebackup), the lossy standby and a few read replicas.
+COUNT_FLOORS = {"max_wal_senders": 10, "max_replication_slots": 10}
+
+# A hot standby refuses to start with any of these below its source's value: a standby gets at least the source's.
+HOT_STANDBY_MINIMUMS = ("max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions",
+                        "max_locks_per_transaction")
 
 LIST_SETTINGS = frozenset({
     "search_path", "shared_preload_libraries", "session_preload_libraries", "local_preload_libraries",
@@ -206,6 +220,11 @@ def _free_port() -> int:
                 _ports_handed_out.add(port)
                 return port
     raise PgLabError("no free loopback port found")
+
+
+def free_port() -> int:
+    """A loopback port no other lab PostgreSQL has been given (for a cluster made later with ``port=``)."""
+    return _free_port()
 
 
 def _pid_from_pidfile(data_dir: Path) -> int | None:
@@ -473,6 +492,12 @@ class PgCluster:
         meta = self._read_meta()
         self.port = port or meta.get("port") or _free_port()
         self.standby_port: int | None = meta.get("standby_port")
+        # While a standby of another cluster (create_standby, follow): {"name", "socket_dir", "port", "slot"}.
+        self.upstream: dict | None = meta.get("upstream")
+        self.replay_delay: float = float(meta.get("replay_delay") or 0)
+        self.replay_paused: bool = bool(meta.get("replay_paused"))
+        self.source: PgCluster | None = None     # the source's PgCluster, while this is its standby (this process)
+        self._streaming_since = 0.0               # epoch: every commit of the source before it had been replayed
         self.master_user: str | None = meta.get("master_user")
         self.db_name: str | None = meta.get("db_name")
         self.base_backup_at: str | None = meta.get("base_backup_at")
@@ -504,7 +529,8 @@ class PgCluster:
     def _write_meta(self) -> None:
         meta = {"name": self.name, "port": self.port, "standby_port": self.standby_port,
                 "master_user": self.master_user, "db_name": self.db_name, "base_backup_at": self.base_backup_at,
-                "force_ssl": self.force_ssl}
+                "force_ssl": self.force_ssl, "upstream": self.upstream, "replay_delay": self.replay_delay,
+                "replay_paused": self.replay_paused}
         tmp = self.meta_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, self.meta_file)
@@ -530,8 +556,8 @@ class PgCluster:
             "synchronous_commit": "on",
             "full_page_writes": "on",
             "wal_level": "replica",
-            "max_wal_senders": 6,
-            "max_replication_slots": 4,
+            "max_wal_senders": 10,
+            "max_replication_slots": 10,
             "wal_keep_size": "32MB",
             "archive_mode": "on",
             "archive_command": archive_command,
@@ -550,6 +576,7 @@ class PgCluster:
             "ssl_key_file": str(self.server_key),
             "dynamic_shared_memory_type": "posix",
             "cluster_name": self.name,
+            **self._upstream_settings(),
             **(recovery or {}),
         }
         body = "".join(f"{key} = {_conf_quote(value)}\n" for key, value in settings.items())
@@ -681,8 +708,11 @@ class PgCluster:
             self.stop("fast")
             self.start()
 
-    def _wait_ready(self, timeout: float = 60, writable: bool = True) -> None:
-        """Wait until the server accepts connections (and leaves recovery, when writable)."""
+    def _wait_ready(self, timeout: float = 60, writable: bool | None = None) -> None:
+        """Wait until the server accepts connections (and leaves recovery, when writable: by default unless this
+        cluster is a standby of another)."""
+        if writable is None:
+            writable = self.upstream is None
         deadline = time.monotonic() + timeout
         last_error = None
         while time.monotonic() < deadline:
@@ -1157,33 +1187,50 @@ class PgCluster:
             _make_pg_dir(self.standby_socket_dir)
             self.standby_port = _free_port()
             self._write_meta()
-            _make_pg_dir(self.standby_dir)
-            _run([PG_BIN / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER,
-                  "-D", self.standby_dir, "-X", "stream", "-c", "fast", "--no-sync", "-R"], timeout=300)
+            self._clone_into(self.standby_dir, "-R")
             self._write_config(self.standby_dir, port=self.standby_port, socket_dir=self.standby_socket_dir)
             self._pg_ctl_start(self.standby_dir, self.standby_log_file)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if self.admin_query("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")[0][0]:
-                    return
-                time.sleep(0.05)
-            raise PgLabError(f"standby of {self.name} is not streaming:\n{_log_tail(self.standby_log_file)}")
+            self._wait_streaming(self.name, self.standby_log_file)
 
-    def _count_rows(self, socket_dir: Path, port: int) -> dict[tuple[str, str, str], int]:
+    def _clone_into(self, data_dir: Path, *options) -> None:
+        """pg_basebackup of this running cluster into data_dir (made empty), WAL streamed along."""
+        _make_pg_dir(data_dir)
+        _run([PG_BIN / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER,
+              "-D", data_dir, "-X", "stream", "-c", "fast", "--no-sync", *options], timeout=300)
+
+    def _wait_streaming(self, application_name: str, log_file: Path, timeout: float = 30) -> None:
+        """Wait until this (source) cluster streams WAL to the standby known by application_name."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.admin_query("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' "
+                                "AND application_name = %s", (application_name,))[0][0]:
+                return
+            time.sleep(0.05)
+        raise PgLabError(f"standby {application_name} of {self.name} is not streaming:\n{_log_tail(log_file)}")
+
+    def _count_rows(self, socket_dir: Path | None = None, port: int | None = None) -> dict[tuple[str, str, str], int]:
+        """Rows of every user table, {(db, schema, table): count}: each database's in one snapshot (the snapshots of
+        all databases are taken first, one after the other, before any table is counted)."""
         counts = {}
         databases = [row[0] for row in self._query(
             "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
             socket_dir=socket_dir, port=port)]
-        for db in databases:
-            tables = self._query(
-                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                "AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%' ORDER BY 1, 2",
-                db=db, socket_dir=socket_dir, port=port)
-            for schema, table in tables:
-                count = self._query(sql.SQL("SELECT count(*) FROM {}.{}").format(
-                    sql.Identifier(schema), sql.Identifier(table)), db=db, socket_dir=socket_dir, port=port)[0][0]
-                counts[(db, schema, table)] = count
+        with contextlib.ExitStack() as stack:
+            cursors = {}
+            for db in databases:
+                conn = stack.enter_context(self._admin_connection(db, socket_dir, port))
+                cur = stack.enter_context(conn.cursor())
+                cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                            "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2")
+                cursors[db] = (cur, cur.fetchall())
+            for db, (cur, tables) in cursors.items():
+                for schema, table in tables:
+                    cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema),
+                                                                               sql.Identifier(table)))
+                    counts[(db, schema, table)] = cur.fetchone()[0]
+                cur.execute("COMMIT")
         return counts
 
     def lossy_failover(self, freeze_seconds: float, outage_seconds: float, on_phase=None) -> dict:
@@ -1244,13 +1291,7 @@ class PgCluster:
             rows_before = self._count_isolated(old_primary)
             shutil.rmtree(old_primary)
 
-        tables = set(rows_before) | set(rows_after)
-        ambiguous = {key for key in {(s, t) for unused, s, t in tables}
-                     if sum(1 for d, s, t in tables if (s, t) == key) > 1}
-        dropped = {}
-        for db, schema, table in sorted(tables):
-            label = f"{db}.{schema}.{table}" if (schema, table) in ambiguous else f"{schema}.{table}"
-            dropped[label] = rows_before.get((db, schema, table), 0) - rows_after.get((db, schema, table), 0)
+        dropped = _row_difference(rows_before, rows_after)
         return {"dropped_rows": dropped, "dropped_total": sum(dropped.values()),
                 "frozen_at": frozen_at.isoformat(), "primary_stopped_at": stopped_at.isoformat(),
                 "promoted_at": promoted_at.isoformat(), "timeline": timeline}
@@ -1269,6 +1310,327 @@ class PgCluster:
             _stop_data_dir(data_dir, "immediate")
             (self.dir / "old_primary.log").unlink(missing_ok=True)
 
+    # -------------------------------------------------------------------------------------- standby of another cluster
+
+    def _upstream_settings(self) -> dict:
+        """lab.conf settings that make this cluster stream from its source, while it is a standby of one."""
+        settings = {}
+        if self.upstream and not self.replay_paused:
+            settings["primary_conninfo"] = (f"host={self.upstream['socket_dir']} port={self.upstream['port']} "
+                                            f"user={ADMIN_USER} application_name={self.upstream['slot']}")
+            settings["primary_slot_name"] = self.upstream["slot"]
+        if self.replay_delay:
+            settings["recovery_min_apply_delay"] = f"{int(self.replay_delay * 1000)}ms"
+        return settings
+
+    @classmethod
+    def create_standby(cls, root: Path, name: str, source: "PgCluster", settings=None,
+                       port: int | None = None) -> "PgCluster":
+        """A new cluster, started, streaming from the running ``source`` as a hot standby: read-only (a write fails
+        with SQLSTATE 25006), on its own port, socket and log.
+
+        A base backup through a physical replication slot on the source named after the standby
+        (``standby_slot_name(name)``), then streaming replication over the source's unix socket with that slot.
+        ``settings`` are the standby's own (its parameter group); the source's ALTER SYSTEM settings are dropped.
+        Static settings below the source's (max_connections and the like) pause its replay, as PostgreSQL does.
+        The standby has no base backup or archive of its own until promoted. ``port``: one handed out earlier
+        (``free_port()``), for an endpoint known before the standby exists.
+        """
+        cluster = cls(root, name, port=port)
+        with cluster._lock:
+            try:
+                cluster._prepare_dirs()
+                cluster._become_standby_of(source, settings)
+            except BaseException:
+                cluster.destroy()
+                raise
+        return cluster
+
+    def _become_standby_of(self, source: "PgCluster", settings=None, auto_conf: str | None = None) -> None:
+        """Fill the (stopped, empty) data directory from source and start streaming from it."""
+        slot = standby_slot_name(self.name)
+        source.admin_query("SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
+                           "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (slot, slot))
+        self.source = source
+        self.upstream = {"name": source.name, "socket_dir": str(source.socket_dir), "port": source.port,
+                         "slot": slot}
+        self.replay_delay, self.replay_paused = 0.0, False
+        self.master_user, self.db_name = source.master_user, source.db_name
+        self.base_backup_at = None
+        minimums = dict(source.admin_query("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                                           (list(HOT_STANDBY_MINIMUMS),)))
+        settings, raised = self._at_least(settings, auto_conf, minimums)
+        if auto_conf is not None:
+            auto_conf += "".join(f"{name} = {_conf_quote(value)}\n" for name, value in raised.items())
+        source._clone_into(self.data_dir, "-S", slot)
+        for leftover in ("postmaster.pid", "postmaster.opts", "recovery.signal"):
+            (self.data_dir / leftover).unlink(missing_ok=True)
+        self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir, reset_auto_conf=True)
+        written = [self.data_dir / "standby.signal"]
+        written[0].touch()
+        if auto_conf is not None:
+            written.append(self.data_dir / "postgresql.auto.conf")
+            written[1].write_text(auto_conf)
+        if AS_ROOT:
+            for path in written:
+                os.chown(path, *_pg_ids())
+        self._write_meta()
+        prepared = self._start_with_settings(settings if auto_conf is None else None)
+        self._settings_after_start(settings if auto_conf is None else None, prepared)
+        if self.start_result is not None and auto_conf is None:  # what the standby's parameter group asked, raised
+            self.start_result.setdefault("clamped", {}).update(
+                {name: {"requested": requested, "used": minimums[name]}
+                 for name, requested in raised.items() if requested is not None and name in minimums})
+        source._wait_streaming(slot, self.log_file)
+        self._streaming_since = time.time()
+
+    @staticmethod
+    def _at_least(settings: dict | None, auto_conf: str | None, minimums: dict) -> tuple[dict | None, dict]:
+        """The standby's settings with HOT_STANDBY_MINIMUMS raised to the source's values, and what was raised:
+        {name: the value asked for (None: the lab's default)} for settings, {name: value} lines for an auto_conf."""
+        if auto_conf is not None:
+            written = dict(re.findall(r"^(\w+) = '([^']*)'$", auto_conf, re.M))
+            lines = {name: value for name, value in minimums.items()
+                     if not written.get(name, "").isdigit() or int(written[name]) < int(value)}
+            return settings, lines
+        settings = dict(settings or {})
+        raised = {}
+        for name, value in minimums.items():
+            asked = next((v for k, v in settings.items() if k.lower() == name), None)
+            if asked is None or not str(asked).isdigit() or int(asked) < int(value):
+                settings = {k: v for k, v in settings.items() if k.lower() != name}
+                settings[name] = value
+                raised[name] = asked
+        return settings, raised
+
+    def follow(self, new_source: "PgCluster", settings=None) -> None:
+        """Make this cluster (an old primary) a hot standby of new_source: its data is replaced by a fresh base
+        backup of new_source; port, socket and, unless ``settings`` are given, its ALTER SYSTEM settings stay. Its
+        archive and base backup (of its old timeline) are emptied: restores come from the new source's."""
+        with self._lock:
+            auto_conf = None
+            if settings is None and (self.data_dir / "postgresql.auto.conf").exists():
+                auto_conf = (self.data_dir / "postgresql.auto.conf").read_text()
+            _stop_data_dir(self.data_dir, "fast")
+            _stop_data_dir(self.standby_dir, "immediate")
+            for directory in (self.data_dir, self.standby_dir, self.base_backup_dir):
+                shutil.rmtree(directory, ignore_errors=True)
+            for entry in self.archive_dir.iterdir():
+                entry.unlink()
+            self.standby_port = None
+            self._become_standby_of(new_source, settings, auto_conf)
+
+    def _require_standby(self, action: str) -> None:
+        if not self.upstream:
+            raise PgLabError(f"cluster {self.name} is not a standby of another cluster: cannot {action}")
+
+    def pause_replay(self) -> None:
+        """Cut the standby off its source, as a broken network would: no more WAL arrives (the slot keeps it on the
+        source), the standby replays what it has and its data stays as it is while the source moves on. Kept across
+        restarts of the standby until ``resume_replay``."""
+        with self._lock:
+            self._require_standby("pause replay")
+            self.replay_paused = True
+            self._write_meta()
+            self._stop_receiving(self.source, self.upstream["slot"])
+
+    def resume_replay(self) -> None:
+        """Stream again after pause_replay: the standby catches up from its slot."""
+        with self._lock:
+            self._require_standby("resume replay")
+            self.replay_paused = False
+            self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
+            self._write_meta()
+            self._reload()
+            self.admin_query("SELECT pg_wal_replay_resume()")
+
+    def set_replay_delay(self, seconds: float) -> None:
+        """Apply each commit only ``seconds`` after it happened on the source (recovery_min_apply_delay; 0 ends it).
+        WAL still arrives: a promotion applies it. Kept across restarts of the standby."""
+        with self._lock:
+            self._require_standby("delay replay")
+            self.replay_delay = max(0.0, float(seconds))
+            self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
+            self._write_meta()
+            self._reload()
+
+    def _cut_stream(self, source: "PgCluster | None", slot: str) -> None:
+        """Stop following for good: no primary_conninfo, no delay."""
+        self.upstream, self.replay_delay, self.replay_paused = None, 0.0, False
+        self._write_meta()
+        self._stop_receiving(source, slot)
+
+    def _stop_receiving(self, source: "PgCluster | None", slot: str) -> None:
+        """Rewrite lab.conf (no primary_conninfo now), reload, and end the WAL sender on the source (a startup process
+        whose replay waits does not restart its WAL receiver itself); wait until no WAL receiver runs."""
+        self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
+        self._reload()
+        deadline = time.monotonic() + 10
+        while self.admin_query("SELECT count(*) FROM pg_stat_wal_receiver")[0][0]:
+            if source is not None:
+                try:
+                    source.admin_query("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                                       "WHERE slot_name = %s AND active_pid IS NOT NULL", (slot,))
+                except psycopg2.Error as exc:  # the source is down: its WAL sender is gone with it
+                    log.debug("ending the WAL sender of %s on %s: %s", slot, source.name, exc)
+            if time.monotonic() > deadline:
+                raise PgLabError(f"WAL receiver of {self.name} did not stop")
+            time.sleep(0.05)
+
+    def _replay_received(self, timeout: float = 30) -> None:
+        """Wait until everything received is replayed (a replay pause or delay is lifted)."""
+        self.admin_query("SELECT pg_wal_replay_resume()")
+        deadline = time.monotonic() + timeout
+        while not self.admin_query(
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(), true)")[0][0]:
+            if time.monotonic() > deadline:
+                raise PgLabError(f"{self.name} did not replay the WAL it received:\n{_log_tail(self.log_file)}")
+            time.sleep(0.02)
+
+    def replication_status(self) -> dict:
+        """Where this standby stands against its source, from both servers now.
+
+        {"replay_lsn", "receive_lsn", "source_lsn" (text LSNs), "lag_bytes" (source's current WAL position minus
+        the replayed one, at least 0), "lag_seconds", "last_replay_at" (epoch of the last replayed commit, or None),
+        "paused" (cut off by pause_replay, or replay paused), "streaming" (the WAL receiver streams),
+        "replay_delay" (seconds)}.
+
+        lag_seconds is 0 when the standby has replayed the source's current position (or, with track_commit_timestamp
+        on, the source's last commit); else now minus the last replayed commit's time (minus the time the standby
+        began streaming, when it has replayed no commit since it started). A standby replaying normally gets a few
+        milliseconds to replay what was just written (WAL the source writes when idle is no lag). lag_bytes and the
+        source_lsn are None when the source cannot be asked (down, or unknown to this process).
+        """
+        self._require_standby("report replication")
+        status = {"source_lsn": None, "lag_bytes": None, "lag_seconds": None, "replay_delay": self.replay_delay}
+        try:
+            source_lsn, source_commit = self.source.admin_query(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() "
+                "END::text, CASE WHEN current_setting('track_commit_timestamp')::bool "
+                "THEN extract(epoch FROM (pg_last_committed_xact()).timestamp)::float8 END")[0]
+        except (AttributeError, psycopg2.Error):  # no source in this process, or it is down
+            source_lsn = source_commit = None
+        for attempt in range(4):
+            replay, receive, last_replay, pause_state, streaming = self.admin_query(
+                "SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_receive_lsn()::text, "
+                "extract(epoch FROM pg_last_xact_replay_timestamp())::float8, pg_get_wal_replay_pause_state(), "
+                "(SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming')")[0]
+            held = self.replay_paused or pause_state != "not paused" or self.replay_delay
+            behind = source_lsn is not None and (_lsn(replay) or 0) < (_lsn(source_lsn) or 0)
+            if not behind or held or attempt == 3:
+                break
+            time.sleep(0.02)
+        status.update(replay_lsn=replay, receive_lsn=receive, last_replay_at=last_replay,
+                      paused=self.replay_paused or pause_state != "not paused", streaming=bool(streaming))
+        since = last_replay if last_replay is not None else (self._streaming_since or None)
+        if source_lsn is None:
+            status["lag_seconds"] = max(0.0, time.time() - since) if since is not None else None
+            return status
+        status["source_lsn"] = source_lsn
+        status["lag_bytes"] = max(0, (_lsn(source_lsn) or 0) - (_lsn(replay) or 0))
+        caught_up = not status["lag_bytes"] or (source_commit is not None and since is not None
+                                                and source_commit <= since)
+        status["lag_seconds"] = 0.0 if caught_up else (max(0.0, time.time() - since) if since is not None else None)
+        return status
+
+    def replay_lag_seconds(self) -> float | None:
+        """0 when replay has reached the source's last commit; else now minus the last replayed commit's time."""
+        return self.replication_status()["lag_seconds"]
+
+    def lag_bytes(self) -> int | None:
+        """Bytes of WAL the source has written beyond what this standby has replayed."""
+        return self.replication_status()["lag_bytes"]
+
+    def drop_standby_slot(self, name: str, timeout: float = 10) -> bool:
+        """Drop, on this source, the replication slot of the standby cluster ``name`` (a WAL sender still using it
+        is ended first: stop the standby or cut its stream before, or it connects again). False when none."""
+        slot = standby_slot_name(name)
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.admin_query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            if not rows:
+                return False
+            try:
+                if rows[0][0] is None:
+                    self.admin_query("SELECT pg_drop_replication_slot(%s)", (slot,))
+                    return True
+                self.admin_query("SELECT pg_terminate_backend(%s)", (rows[0][0],))
+            except psycopg2.Error as exc:
+                if "does not exist" in str(exc):
+                    return False
+                if "is active" not in str(exc):
+                    raise
+            if time.monotonic() > deadline:
+                raise PgLabError(f"replication slot {slot} on {self.name} still in use after {timeout}s")
+            time.sleep(0.05)
+
+    def promote(self, hold_seconds: float = 0.0, on_phase=None, source: "PgCluster | None" = None) -> dict:
+        """Make this standby a primary of its own and count the source's rows it does not have.
+
+        In order: the standby stops following (its stream is cut); the source's rows are counted (each database in
+        one snapshot); ``on_phase("stopped_following", epoch)``; the standby replays all the WAL it received (a
+        delay is lifted, as PostgreSQL does at promotion); ``hold_seconds`` pass (counted from the call: the time RDS
+        takes to promote); the rows it holds are counted and it is promoted: ``on_phase("writable", epoch)`` once it
+        accepts writes. The writes lost are those the standby had not received: made while it was cut off
+        (``pause_replay``), or still on their way. Its slot on the source is dropped and its first base backup taken
+        (for snapshots and point-in-time restores). Blocks.
+
+        ``source`` defaults to the cluster it streams from. A source that is stopped (a writer stopped for a
+        switchover, a region gone) is counted afterwards, started in isolation (no TCP, no archiving).
+
+        Returns {"requested_at", "stopped_following_at", "writable_at" (epochs), "lag_seconds_at_request",
+        "lag_bytes_at_request", "replayed_lsn", "lost_rows" ({table: rows the source had that the promoted cluster
+        does not}, "schema.table" or "db.schema.table"), "lost_total", "timeline"}; lost_rows and lost_total are
+        None when the source could not be counted.
+        """
+        requested_at = time.time()
+
+        def phase(name: str) -> float:
+            at = time.time()
+            if on_phase:
+                on_phase(name, at)
+            return at
+
+        with self._lock:
+            self._require_standby("promote")
+            before = self.replication_status()
+            source, slot = source or self.source, self.upstream["slot"]
+            self._cut_stream(source, slot)
+            rows_source = None
+            if source is not None and source.is_running():
+                try:
+                    rows_source = source._count_rows()
+                except psycopg2.Error as exc:
+                    log.warning("promoting %s: the rows of %s cannot be counted: %s", self.name, source.name, exc)
+            stopped_at = phase("stopped_following")
+            self._replay_received()
+            time.sleep(max(0.0, hold_seconds - (time.time() - requested_at)))
+            self.admin_query("SELECT pg_wal_replay_pause()")  # nothing is left to replay: the count stays true
+            replayed = self.admin_query("SELECT pg_last_wal_replay_lsn()::text")[0][0]
+            rows_promoted = self._count_rows()
+            self.admin_query("SELECT pg_promote(true, 60)")
+            self._wait_ready(writable=True)
+            writable_at = phase("writable")
+            self.source = None
+            timeline = int(self.admin_query("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0][:8], 16)
+            if source is not None and source.is_running():
+                try:
+                    source.drop_standby_slot(self.name)
+                except (psycopg2.Error, PgLabError) as exc:
+                    log.warning("promoting %s: slot %s on %s not dropped: %s", self.name, slot, source.name, exc)
+            elif source is not None and rows_source is None:
+                try:
+                    rows_source = source._count_isolated(source.data_dir)
+                except PgLabError as exc:
+                    log.warning("promoting %s: the rows of the stopped %s cannot be counted: %s", self.name,
+                                source.name, exc)
+            self._take_initial_base_backup()
+        lost = _row_difference(rows_source, rows_promoted) if rows_source is not None else None
+        return {"requested_at": requested_at, "stopped_following_at": stopped_at, "writable_at": writable_at,
+                "lag_seconds_at_request": before["lag_seconds"], "lag_bytes_at_request": before["lag_bytes"],
+                "replayed_lsn": replayed, "lost_rows": lost,
+                "lost_total": sum(lost.values()) if lost is not None else None, "timeline": timeline}
+
     # -------------------------------------------------------------------------------------------- removal
 
     def destroy(self) -> None:
@@ -1280,10 +1642,40 @@ class PgCluster:
             still = [d for d in data_dirs if _postmaster_alive(d)]
             if still:
                 raise PgLabError(f"not removing {self.dir}: PostgreSQL still running in {still}")
+            if self.upstream and self.source is not None and self.source.is_running():
+                try:  # a deleted replica holds no WAL on its source any more
+                    self.source.drop_standby_slot(self.name)
+                except (psycopg2.Error, PgLabError) as exc:
+                    log.warning("slot of %s on %s not dropped: %s", self.name, self.source.name, exc)
             shutil.rmtree(self.dir, ignore_errors=True)
             for socket_dir in (self.socket_dir, self.standby_socket_dir, self._socket_dir("run-old")):
                 if not str(socket_dir).startswith(str(self.dir)):
                     shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _row_difference(before: dict, after: dict) -> dict[str, int]:
+    """Rows per table that ``before`` holds beyond ``after`` (``schema.table``; ``db.schema.table`` when two databases
+    have that table)."""
+    tables = set(before) | set(after)
+    ambiguous = {key for key in {(s, t) for unused, s, t in tables}
+                 if sum(1 for d, s, t in tables if (s, t) == key) > 1}
+    difference = {}
+    for db, schema, table in sorted(tables):
+        label = f"{db}.{schema}.{table}" if (schema, table) in ambiguous else f"{schema}.{table}"
+        difference[label] = before.get((db, schema, table), 0) - after.get((db, schema, table), 0)
+    return difference
+
+
+def standby_slot_name(name: str) -> str:
+    """The physical replication slot on the source of the standby cluster ``name`` (a valid slot name)."""
+    return re.sub(r"[^a-z0-9_]", "_", f"standby_{name}".lower())[:63]
+
+
+def _lsn(text: str | None) -> int | None:
+    if not text:
+        return None
+    high, low = str(text).split("/")
+    return (int(high, 16) << 32) + int(low, 16)
 
 
 class _Closing:

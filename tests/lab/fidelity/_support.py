@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import json
 import time
@@ -31,20 +32,35 @@ def pg_name(kind: str, identifier: str) -> str:
 
 
 # --- PostgreSQL behind resources -------------------------------------------------------------------------------
+# Keys of the lab's PostgreSQL registry (and of stuck states): "db:<id>" / "cluster:<id>" in us-east-1, the lab's
+# first region; "db:<id>@<region>" / "cluster:<id>@<region>" in any other, so that one identifier in two regions
+# never shares a PostgreSQL. Without an explicit region a key is of the region of the RDS request being served
+# (replication.regions_side_by_side sets it for each request), else of us-east-1.
 
-def instance_key(identifier: str) -> str:
-    return f"db:{identifier.lower()}"
+DEFAULT_REGION = "us-east-1"
+REQUEST_REGION: contextvars.ContextVar[str] = contextvars.ContextVar("lab_request_region", default=DEFAULT_REGION)
 
 
-def cluster_key(identifier: str) -> str:
-    return f"cluster:{identifier.lower()}"
+def regional(key: str, region: str | None = None) -> str:
+    """``key`` of ``region`` (default: the region of the request being served): unchanged in us-east-1."""
+    region = region or REQUEST_REGION.get()
+    return key if region == DEFAULT_REGION else f"{key}@{region}"
+
+
+def instance_key(identifier: str, region: str | None = None) -> str:
+    return regional(f"db:{identifier.lower()}", region)
+
+
+def cluster_key(identifier: str, region: str | None = None) -> str:
+    return regional(f"cluster:{identifier.lower()}", region)
 
 
 def pg_key_of_instance(database) -> str:
+    region = database.backend.region_name
     cluster_id = getattr(database, "db_cluster_identifier", None)
     if cluster_id:
-        return cluster_key(cluster_id)
-    return instance_key(database.db_instance_identifier)
+        return cluster_key(cluster_id, region)
+    return instance_key(database.db_instance_identifier, region)
 
 
 def pg_of_instance(database):
@@ -93,7 +109,8 @@ def begin_phase(model, status: str, seconds: float, job=None) -> Phase:
 
 
 def current_status(model, kind: str, identifier: str) -> str:
-    stuck = lab().stuck.get(f"{kind}:{identifier.lower()}") if state._CURRENT else None
+    region = getattr(getattr(model, "backend", None), "region_name", None) or DEFAULT_REGION
+    stuck = lab().stuck.get(regional(f"{kind}:{identifier.lower()}", region)) if state._CURRENT else None
     if stuck:
         return stuck
     now = time.time()
