@@ -124,9 +124,11 @@ class LabMiddleware:
 
 
 PLAIN_ROUTES = ("health", "reset", "shutdown", "state")
-CONTROL_ROUTES = ("health", "calls", "faults", "timing", "reset", "state", "stuck", "refuse_connections",
-                  "outage", "lossy_failover", "failovers", "shutdown", "wait_jobs", "status_history", "server_log",
-                  "snapshot_create_time")
+# Served by the function of the same name in tests/lab/fidelity/control.py: (lab, method, query and body as one dict).
+FIDELITY_ROUTES = ("stuck", "refuse_connections", "outage", "lossy_failover", "server_log", "load_metric_history",
+                   "replication_log", "pause_replay", "resume_replay", "delay_replay", "replication_status")
+CONTROL_ROUTES = ("health", "calls", "faults", "timing", "reset", "state", "failovers", "shutdown", "wait_jobs",
+                  "status_history", "snapshot_create_time") + FIDELITY_ROUTES
 
 
 def control_action(lab: LabState, method: str, route: str, query: dict, payload: dict):
@@ -175,12 +177,9 @@ def control_action(lab: LabState, method: str, route: str, query: dict, payload:
     if route == "snapshot_create_time":
         from tests.lab.fidelity import snapshot_copy
         return snapshot_copy.snapshot_create_time(lab, method, dict(query, **payload))
-    if route == "server_log":
+    if route in FIDELITY_ROUTES:
         from tests.lab.fidelity import control as fidelity_control
-        return fidelity_control.server_log(lab, method, dict(query, **payload))
-    if route in ("stuck", "refuse_connections", "outage", "lossy_failover"):
-        from tests.lab.fidelity import control as fidelity_control
-        return getattr(fidelity_control, route)(lab, method, payload)
+        return getattr(fidelity_control, route)(lab, method, dict(query, **payload))
     raise KeyError(f"no control route /_lab/{route}")
 
 

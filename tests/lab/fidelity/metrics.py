@@ -681,16 +681,6 @@ def load_history(lab: state.LabState, payload: dict) -> dict:
 
 # --- the patch -----------------------------------------------------------------------------------------------------
 
-def _serve_route(original):
-    """server.py dispatches its routes by name; this adds ``load_metric_history`` in front of them."""
-    def control_action(lab, method, route, query, payload):
-        if route == "load_metric_history":
-            from tests.lab.fidelity import control as fidelity_control
-            return fidelity_control.load_metric_history(lab, method, dict(query, **payload))
-        return original(lab, method, route, query, payload)
-    return control_action
-
-
 def _stopping_publisher(original):
     def shutdown(self):
         publisher = _PUBLISHER[0]
@@ -707,10 +697,6 @@ def rds_metrics() -> None:
     replace(CloudWatchBackend, "get_metric_statistics", get_metric_statistics)
     replace(CloudWatchBackend, "get_metric_data", _get_metric_data(CloudWatchBackend.get_metric_data))
     replace(CloudWatchResponse, "get_metric_statistics", _get_metric_statistics_response)
-    from tests.lab import server
-    replace(server, "control_action", _serve_route(server.control_action))
-    if "load_metric_history" not in server.CONTROL_ROUTES:
-        replace(server, "CONTROL_ROUTES", server.CONTROL_ROUTES + ("load_metric_history",))
     replace(state.LabState, "shutdown", _stopping_publisher(state.LabState.shutdown))
     register_sampler("rds_instances", sample_instances)
     if state._CURRENT is not None and _PUBLISHER[0] is None:

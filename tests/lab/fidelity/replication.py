@@ -25,7 +25,7 @@
   region, from its standby's replay position (``replica_lag_datapoints``, a sampler of the metrics publisher).
 - Deleting a source with replicas promotes each of them (AWS does the same), with lost_total None in the log.
 
-Control routes (``control_routes``): ``replication_log``, ``pause_replay``, ``resume_replay`` (also ends a delay),
+Control routes (server.py FIDELITY_ROUTES, through fidelity/control.py): ``replication_log``, ``pause_replay``, ``resume_replay`` (also ends a delay),
 ``delay_replay``, ``replication_status``; {identifier, region (us-east-1), kind ("cluster": a global database's
 secondary, through global_clusters.secondary_pg)}.
 """
@@ -417,26 +417,6 @@ def replica_lag_datapoints(now: float) -> list[tuple[str, str, str, dict, float,
 
 # --------------------------------------------------------------------------------------------------------------
 # control routes
-
-ROUTES = ("replication_log", "pause_replay", "resume_replay", "delay_replay", "replication_status")
-
-
-def control_routes() -> None:
-    """Serve ROUTES (functions of the same name in fidelity/control.py) on the lab's control API: server.py's
-    control_action knows only its own list of routes."""
-    from tests.lab import server
-    from tests.lab.fidelity import control as fidelity_control
-
-    original = server.control_action
-
-    def control_action(state, method: str, route: str, query: dict, payload: dict):
-        if route in ROUTES:
-            return getattr(fidelity_control, route)(state, method, dict(query, **payload))
-        return original(state, method, route, query, payload)
-
-    replace(server, "control_action", control_action)
-    replace(server, "CONTROL_ROUTES", tuple(server.CONTROL_ROUTES) + ROUTES)
-
 
 def _replica_pg(state, payload: dict):
     identifier = (payload.get("identifier") or "").lower()
