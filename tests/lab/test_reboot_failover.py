@@ -96,8 +96,11 @@ def test_aurora_failover_moves_the_writer(lab_clean):
     conn = connect(cluster["Endpoint"], cluster["Port"])
     assert query(conn, "SELECT current_user")[0][0] == MASTER_USER
     conn.close()
-    member = rds.describe_db_instances(DBInstanceIdentifier="aur-2")["DBInstances"][0]
+    # The writer serves the cluster's port; each reader is a hot standby on a port of its own.
+    member = rds.describe_db_instances(DBInstanceIdentifier="aur-1")["DBInstances"][0]
     assert member["Endpoint"]["Port"] == cluster["Port"]
+    reader = rds.describe_db_instances(DBInstanceIdentifier="aur-2")["DBInstances"][0]
+    assert reader["Endpoint"]["Port"] != cluster["Port"]
     writers = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]]
     assert writers == ["aur-1"]
 

@@ -64,7 +64,29 @@ def pg_key_of_instance(database) -> str:
 
 
 def pg_of_instance(database):
+    """The PostgreSQL of an instance's data: its own, or (an Aurora instance) its cluster's writer."""
     return lab().pg_for(pg_key_of_instance(database))
+
+
+def member_key(identifier: str, region: str | None = None) -> str:
+    """The PostgreSQL of an Aurora reader instance: a hot standby of its cluster's writer (``cluster_key`` stays the
+    current writer's)."""
+    return regional(f"member:{identifier.lower()}", region)
+
+
+def member_pg(database):
+    """The reader's own standby, or None (the writer, or a reader created before its cluster had a PostgreSQL)."""
+    return lab().pg_for(member_key(database.db_instance_identifier, database.region))
+
+
+def serving_pg(database):
+    """The PostgreSQL whose sessions, metrics and log are the instance's: an Aurora reader's own hot standby when it
+    has one, else ``pg_of_instance``."""
+    if getattr(database, "db_cluster_identifier", None) and not getattr(database, "is_cluster_writer", True):
+        pg = member_pg(database)
+        if pg is not None:
+            return pg
+    return pg_of_instance(database)
 
 
 def master_password_of(resource) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from moto.rds import models as rds_models
@@ -36,6 +37,9 @@ from tests.lab.fidelity._support import (
     master_password_of,
     pg_name,
     pg_of_instance,
+    member_key,
+    member_pg,
+    regional,
     replace,
     report_clamps,
 )
@@ -50,8 +54,13 @@ def _pg_module():
     return postgres
 
 
-def _other_az(az: str | None) -> str:
-    region_azs = [a for a in AZS if a != az]
+def _azs(region: str | None) -> tuple[str, ...]:
+    region = region or "us-east-1"
+    return tuple(f"{region}{letter}" for letter in "abc")
+
+
+def _other_az(az: str | None, region: str | None = None) -> str:
+    region_azs = [a for a in _azs(region or (az[:-1] if az else None)) if a != az]
     return region_azs[0]
 
 
@@ -80,6 +89,8 @@ def endpoints_reach_postgres() -> None:
 
 
 def _instance_endpoint(self) -> dict:
+    # An Aurora writer's port is its cluster's (the lab's instance endpoint of the writer is the writer endpoint); a
+    # reader's is its own standby's. Failovers swap them (_promote_reader, _rekey_members).
     return {"Address": "127.0.0.1", "Port": self.port, "HostedZoneId": HOSTED_ZONE_ID}
 
 
@@ -136,11 +147,24 @@ def create_db_instance(self: RDSBackend, db_kwargs: dict, pg_factory=None, creat
             raise InvalidDBInstanceEngine(str(database.engine), str(cluster.engine))
     started = None  # (key, PgCluster, settings) of a new instance's own PostgreSQL
     if database.multi_az and cluster is None:
-        database.secondary_availability_zone = _other_az(database.availability_zone)
+        database.secondary_availability_zone = _other_az(database.availability_zone, self.region_name)
     if cluster is not None:
         if not db_kwargs.get("availability_zone"):
-            database.availability_zone = AZS[len(cluster._members) % len(AZS)]
+            azs = _azs(self.region_name)
+            database.availability_zone = azs[len(cluster._members) % len(azs)]
         database.port = cluster.port
+        writer_pg = lab().pg_for(cluster_key(cluster.db_cluster_identifier, cluster.region))
+        if writer_pg is not None and cluster._members:
+            # Aurora reader: a hot standby of the cluster's writer (streaming from the global writer's PostgreSQL,
+            # which is the cluster's own unless the cluster is a global database's secondary).
+            key = member_key(database_id, self.region_name)
+            # The cluster's settings: a hot standby pauses replay with max_connections (and the like) below its
+            # source's, so readers run the writer's.
+            pg = _pg_module().PgCluster.create_standby(lab().root, pg_name("member", database_id),
+                                                       _replication_source(cluster),
+                                                       settings=parameters.settings_for_cluster(cluster))
+            lab().set_pg(key, pg)
+            database.port = pg.port
         # moto leaves DBSubnetGroup off cluster members; AWS shows the cluster's.
         subnet_group = self.subnet_groups.get(cluster.db_subnet_group_name)
         if subnet_group is not None:
@@ -184,10 +208,15 @@ def create_db_cluster(self: RDSBackend, kwargs: dict, pg_factory=None, creating_
     if cluster_id in self.clusters:
         raise RDSClientError("DBClusterAlreadyExistsFault", "DB Cluster already exists")
     cluster = DBCluster(self, **kwargs)
+    global_source = _global_primary_pg(self, cluster) if pg_factory is None else None
     if cluster.engine in POSTGRES_ENGINES:
         parameters.cluster_group_of(cluster)  # DBClusterParameterGroupNotFound before anything is started
         settings = parameters.settings_for_cluster(cluster)
-        if pg_factory is not None:
+        if global_source is not None:
+            # A global database's secondary: its PostgreSQL is a hot standby of the primary cluster's writer.
+            pg = _pg_module().PgCluster.create_standby(lab().root, pg_name("cluster", cluster_id), global_source,
+                                                       settings=settings)
+        elif pg_factory is not None:
             pg = pg_factory(pg_name("cluster", cluster_id), settings)
         else:
             pg = _pg_module().PgCluster(lab().root, pg_name("cluster", cluster_id))
@@ -380,12 +409,25 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
         begin_phase(database, "rebooting", 0.0, job=job)
         return database
 
+    reader_pg = member_pg(database) if database.db_cluster_identifier and not database.is_cluster_writer else None
+    reader_pgs = []
+    if restarts_pg and database.db_cluster_identifier:
+        reader_pgs = [standby for standby in (member_pg(m) for m in list(database.cluster._members)
+                                              if m is not database) if standby is not None]
+
     def restart():
         instance_event(database, "DB instance shutdown", ["availability"])
         began = time.monotonic()
         if restarts_pg:
             report_clamps(instance_key(identifier), pg.apply_settings(settings).get("clamped"), database)
             pg.restart()
+            # As Aurora restarts its readers with the writer: they take the cluster's settings too (a hot standby
+            # whose max_connections and the like are below its source's stops replaying).
+            for standby in reader_pgs:
+                standby.apply_settings(settings)
+                standby.restart()
+        elif reader_pg is not None:  # an Aurora reader restarts its own standby
+            reader_pg.restart()
         time.sleep(max(0.0, timing.seconds("reboot") - (time.monotonic() - began)))
         with state.lock:
             if state.generation != generation:
@@ -447,6 +489,10 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
     if current_status(target, "db", target.db_instance_identifier) != "available":
         raise rds_models.InvalidDBInstanceStateFault(
             f"Instance {target.db_instance_identifier} should be in valid state for failover.")
+    if _is_global_secondary(cluster):
+        raise InvalidDBClusterStateFault(
+            f"DB cluster {db_cluster_identifier} is a secondary cluster of a global database: use "
+            "SwitchoverGlobalCluster or FailoverGlobalCluster.")
     state = lab()
     generation = state.generation
     outage = state.timing.seconds("failover")
@@ -454,6 +500,7 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
     pg = state.pg_for(cluster_key(cluster.db_cluster_identifier))
     lossy = state.lossy.pop(cluster_key(cluster.db_cluster_identifier), None)
     target_id = target.db_instance_identifier
+    target_pg = member_pg(target)
 
     def work():
         started = datetime.now(timezone.utc)
@@ -462,7 +509,10 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
                  "outage_seconds": outage, "lossy": bool(lossy),
                  "from_writer": writer.db_instance_identifier if writer else None, "to_writer": target_id}
         state.failover_phase("started", entry)
-        if pg is not None:
+        rejoin = None  # what makes the other instances readers of the new writer again, after the failover
+        if pg is not None and target_pg is not None and not lossy:
+            rejoin = _promote_reader(state, generation, cluster, writer, target, pg, target_pg, entry, outage, dns)
+        elif pg is not None:
             if dns:
                 pg.refuse_tcp_logins(reload=False)
             if lossy:
@@ -471,6 +521,17 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
             else:
                 entry.update(pg.outage(outage))
             _writer_ready(state, generation, pg, entry, dns)
+            if target_pg is not None:
+                # The writer's PostgreSQL moved to a new timeline: the readers' standbys start again from it, the
+                # target's own standby now serves the old writer instance.
+                _rekey_members(state, target, writer)
+
+                def rejoin():
+                    _follow_writer(cluster, pg)
+        if rejoin is not None and state.generation == generation:
+            # Until the others are readers of the new writer again, the cluster is failing-over (a drill that waits
+            # for "available" may fail over again at once).
+            rejoin()
         with state.lock:
             if state.generation != generation:
                 return
@@ -485,6 +546,116 @@ def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str,
         if member is not None:
             begin_phase(member, "rebooting", 0.0, job=job)
     return cluster
+
+
+def _promote_reader(state, generation: int, cluster, writer, target, pg, target_pg, entry: dict, outage: float,
+                    dns: float):
+    """Aurora's failover is lossless (one shared storage volume): the writer takes no more writes, the target
+    reader's standby replays all it has, the writer stops, and after ``outage`` seconds the standby takes the
+    cluster's port (the writer endpoint) and is promoted there (the lab counts the rows it lacks: none). Returns what
+    then makes the old writer a hot standby of the new one on the target's former port, and the other readers follow
+    it (None if the lab was reset)."""
+    cluster_port = pg.port
+    reader_port = target_pg.port
+    fence(pg)
+    catch_up(target_pg)
+    pg.stop("fast")
+    stopped = time.monotonic()
+    entry["pg_stopped_at"] = datetime.now(timezone.utc).isoformat()
+    pg.refuse_tcp_logins(False, reload=False)
+    if dns:
+        target_pg.refuse_tcp_logins(reload=False)
+    time.sleep(max(0.0, outage - (time.monotonic() - stopped)))
+    # The standby takes the writer endpoint's port first, then is promoted there: clients that connect in between
+    # get read-only errors, as on AWS before the promotion ends.
+    target_pg.move_to_port(cluster_port)
+    promoted = target_pg.promote()
+    entry["pg_ready_at"] = datetime.fromtimestamp(promoted["writable_at"], timezone.utc).isoformat()
+    entry["lost_rows"], entry["lost_total"] = promoted.get("lost_rows"), promoted.get("lost_total")
+    if state.generation != generation:
+        return None
+    with state.lock:
+        state.set_pg(cluster_key(cluster.db_cluster_identifier, cluster.region), target_pg)
+        state.pg.pop(member_key(target.db_instance_identifier, cluster.region), None)
+        target.port = cluster_port
+    _writer_ready(state, generation, target_pg, entry, dns)
+    if writer is None or state.generation != generation:
+        return None
+
+    def rejoin():
+        pg.move_to_port(reader_port)
+        with state.lock:
+            state.set_pg(member_key(writer.db_instance_identifier, cluster.region), pg)
+            writer.port = pg.port
+        _follow_writer(cluster, target_pg, skip=(target.db_instance_identifier,))
+
+    return rejoin
+
+
+def _rekey_members(state, target, writer) -> None:
+    """After a failover that kept the writer's PostgreSQL: the target's standby now serves the old writer."""
+    with state.lock:
+        standby = state.pg.pop(member_key(target.db_instance_identifier, target.region), None)
+        if standby is None or writer is None:
+            return
+        state.set_pg(member_key(writer.db_instance_identifier, writer.region), standby)
+        cluster_port = writer.port
+        writer.port = standby.port
+        target.port = cluster_port
+
+
+def _follow_writer(cluster, writer_pg, skip=()) -> None:
+    """Every reader standby of the cluster streams from ``writer_pg`` from now on."""
+    standbys = [standby for standby in (member_pg(member) for member in list(cluster._members)
+                                        if member.db_instance_identifier not in skip)
+                if standby is not None and standby is not writer_pg]
+    follow_all(standbys, writer_pg)
+
+
+def follow_all(standbys: list, source) -> None:
+    """``standby.follow(source)`` for each, side by side (each is a base backup of the source and a start)."""
+    if len(standbys) <= 1:
+        for standby in standbys:
+            standby.follow(source)
+        return
+    with ThreadPoolExecutor(len(standbys), thread_name_prefix="lab-follow") as pool:
+        for future in [pool.submit(standby.follow, source) for standby in standbys]:
+            future.result()
+
+
+def fence(pg) -> None:
+    """The writer takes no more writes: new TCP logins refused, client sessions ended (the unix socket, which the
+    standbys stream over, stays open)."""
+    from tests.lab.postgres import ADMIN_USER
+    pg.refuse_tcp_logins(True)
+    pg.admin_query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                   "AND usename IS DISTINCT FROM %s AND pid <> pg_backend_pid()", (ADMIN_USER,))
+
+
+def catch_up(standby, timeout: float = 60.0) -> None:
+    """Wait until ``standby`` has replayed all its (fenced) source has."""
+    deadline = time.monotonic() + timeout
+    while standby.lag_bytes() > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"standby {standby.name} did not catch up in {timeout} s")
+        time.sleep(0.02)
+
+
+def _is_global_secondary(cluster) -> bool:
+    from tests.lab.fidelity import global_clusters
+    return global_clusters.is_secondary(cluster)
+
+
+def _global_primary_pg(backend, cluster):
+    from tests.lab.fidelity import global_clusters
+    return global_clusters.primary_pg_for_new_member(backend, cluster)
+
+
+def _replication_source(cluster):
+    """The PostgreSQL a new reader of ``cluster`` streams from: the global database's writer for a secondary
+    cluster, else the cluster's own writer."""
+    from tests.lab.fidelity import global_clusters
+    return global_clusters.writer_pg_of_topology(cluster)
 
 
 # --------------------------------------------------------------------------------------------------------------

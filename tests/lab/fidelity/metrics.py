@@ -16,8 +16,9 @@ PostgreSQL, with one admin connection per instance and tick (unrecorded by pg_st
   (an approximation: RDS's figure also counts the OS and its page cache)
 - ``ReadIOPS`` / ``ReadThroughput``: blocks read (``pg_stat_database.blks_read``) per second, times 8 KiB;
   ``WriteIOPS`` / ``WriteThroughput``: buffers written (``pg_stat_bgwriter`` checkpoints, cleaner, backends) plus WAL
-  writes (``pg_stat_wal.wal_write``) per second, bytes from buffers times 8 KiB plus ``wal_bytes``. PostgreSQL 15 has
-  no ``pg_stat_io``; these come from the second tick on (they are rates).
+  writes (``pg_stat_wal.wal_write``) per second, bytes from buffers times 8 KiB plus ``wal_bytes``; on PostgreSQL 17
+  and later the relation writes (and on 18 the WAL writes) come from ``pg_stat_io``, where those counters moved.
+  These come from the second tick on (they are rates).
 
 CloudWatch answers (moto 5.2.5 lacks them): ``GetMetricStatistics`` with ``ExtendedStatistics`` (``pNN``),
 ``GetMetricData`` with ``Stat: pNN``, periods aligned on ``StartTime``, a metric matched on its full dimension set (as
@@ -52,7 +53,7 @@ from moto.rds.models import rds_backends
 
 from tests.lab import parameter_metadata as meta
 from tests.lab import state
-from tests.lab.fidelity._support import pg_of_instance, replace
+from tests.lab.fidelity._support import replace, serving_pg
 from tests.lab.postgres import ADMIN_USER
 
 LOG = logging.getLogger("tests.lab.metrics")
@@ -242,11 +243,27 @@ SELECT (SELECT count(*) FROM pg_stat_activity
        (SELECT sum(pg_database_size(oid)) FROM pg_database),
        (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()),
        (SELECT sum(blks_read) FROM pg_stat_database),
-       (SELECT buffers_checkpoint + buffers_clean + buffers_backend FROM pg_stat_bgwriter),
-       (SELECT wal_write FROM pg_stat_wal),
+       {buffers_written},
+       {wal_writes},
        (SELECT wal_bytes FROM pg_stat_wal),
        pg_size_bytes(current_setting('shared_buffers'))
 """
+# The write counters moved between majors: 17 dropped pg_stat_bgwriter's buffers_checkpoint/buffers_backend (pg_stat_io
+# counts every process's relation writes), 18 dropped pg_stat_wal.wal_write (pg_stat_io's 'wal' object).
+_BUFFERS_WRITTEN = {15: "(SELECT buffers_checkpoint + buffers_clean + buffers_backend FROM pg_stat_bgwriter)",
+                    17: "(SELECT coalesce(sum(writes), 0) FROM pg_stat_io WHERE object = 'relation')"}
+_WAL_WRITES = {15: "(SELECT wal_write FROM pg_stat_wal)",
+               18: "(SELECT coalesce(sum(writes), 0) FROM pg_stat_io WHERE object = 'wal')"}
+
+
+def sample_sql(server_version: int) -> str:
+    """The sampler's query for a server of ``server_version`` (``server_version_num``, e.g. 150013 or 180006)."""
+    major = server_version // 10000
+
+    def pick(choices: dict) -> str:
+        return choices[max(m for m in choices if m <= major)] if major >= min(choices) else choices[min(choices)]
+
+    return _SAMPLE_SQL.format(buffers_written=pick(_BUFFERS_WRITTEN), wal_writes=pick(_WAL_WRITES))
 
 # The sampler's session leaves no trace in pg_stat_statements or the server log (RDS's monitoring is not the
 # customer's workload).
@@ -261,22 +278,10 @@ def _sample_query(pg) -> tuple:
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(_SAMPLE_SQL, {"admin": ADMIN_USER})
+            cur.execute(sample_sql(conn.server_version), {"admin": ADMIN_USER})
             return cur.fetchone()
     finally:
         conn.close()
-
-
-def _pg_of(database):
-    """The PostgreSQL serving an instance: an Aurora reader's own hot standby (``lifecycle.member_pg``) when it has
-    one, else the instance's (an Aurora writer: its cluster's)."""
-    if getattr(database, "db_cluster_identifier", None) and not getattr(database, "is_cluster_writer", True):
-        from tests.lab.fidelity import lifecycle
-        member_pg = getattr(lifecycle, "member_pg", None)
-        pg = member_pg(database) if member_pg is not None else None
-        if pg is not None:
-            return pg
-    return pg_of_instance(database)
 
 
 def _running_instances():
@@ -286,7 +291,7 @@ def _running_instances():
             try:
                 if database.status in SILENT_STATUSES:
                     continue
-                pg = _pg_of(database)
+                pg = serving_pg(database)
                 if pg is None or not pg.is_running():
                     continue
             except Exception:  # an instance half created or being deleted: next tick

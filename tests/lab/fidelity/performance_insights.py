@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 
 import psycopg2
 
-from tests.lab.fidelity._support import lab, pg_of_instance
+from tests.lab.fidelity._support import lab, serving_pg
 
 LOG = logging.getLogger("tests.lab")
 
@@ -198,7 +198,7 @@ class Sampler:
         return conn
 
     def _sample(self, resource_id: str, database, samples: InstanceSamples) -> list[Session] | None:
-        pg = _pg_of(database)
+        pg = serving_pg(database)
         if pg is None:
             return None
         try:
@@ -293,25 +293,13 @@ class Sampler:
 
     def refresh(self, samples: InstanceSamples) -> None:
         """Before an answer: digests still pending get another look in pg_stat_statements."""
-        pg = _pg_of(samples.database) if samples.database is not None else None
+        pg = serving_pg(samples.database) if samples.database is not None else None
         if pg is None:
             return
         with samples.lock:
             pending = [entry for entry in samples.digests.values() if not entry["pgss"]]
         if pending:
             self.resolve(pg, samples, pending, force=True)
-
-
-def _pg_of(database):
-    """The PostgreSQL whose sessions are the instance's: an Aurora reader's own hot standby when it has one
-    (``lifecycle.member_pg``), else the instance's (an Aurora writer: its cluster's)."""
-    if getattr(database, "db_cluster_identifier", None) and not getattr(database, "is_cluster_writer", True):
-        from tests.lab.fidelity import lifecycle
-        member_pg = getattr(lifecycle, "member_pg", None)
-        pg = member_pg(database) if member_pg is not None else None
-        if pg is not None:
-            return pg
-    return pg_of_instance(database)
 
 
 def _admin_user() -> str:

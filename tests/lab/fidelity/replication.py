@@ -54,6 +54,7 @@ from tests.lab.fidelity._support import (
     instance_event,
     instance_key,
     lab,
+    member_key,
     pg_name,
     pg_of_instance,
     replace,
@@ -430,7 +431,8 @@ def _replica_pg(state, payload: dict):
         database = rds_backends[ACCOUNT][region].databases.get(identifier)
         if database is None:
             raise LookupError(f"no DB instance {identifier!r} in {region}")
-        pg = state.pg_for(instance_key(identifier, region))
+        # A read replica, or an Aurora reader (its own standby; the writer has none).
+        pg = state.pg_for(instance_key(identifier, region)) or state.pg_for(member_key(identifier, region))
     if pg is None or not pg.upstream:
         raise LookupError(f"{identifier!r} in {region} is not a streaming standby (a read replica still creating, "
                           "or promoted)")

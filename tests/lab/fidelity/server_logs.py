@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from moto.rds import responses as rds_responses
 from moto.rds.exceptions import DBInstanceNotFoundError, RDSClientError
 
-from tests.lab.fidelity._support import pg_of_instance, replace
+from tests.lab.fidelity._support import replace, serving_pg
 
 _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}:\d{2}(?:\.\d+)?) UTC ")
 PREFIX = "error/postgresql.log."
@@ -47,7 +47,7 @@ def _log_text(backend, identifier: str) -> str:
     database = backend.databases.get(identifier) if identifier else None
     if database is None:
         raise DBInstanceNotFoundError(identifier)
-    pg = pg_of_instance(database)
+    pg = serving_pg(database)
     if pg is None:
         return ""
     try:

@@ -31,6 +31,7 @@ from tests.lab.fidelity._support import (
     instance_event,
     instance_key,
     lab,
+    member_key,
     pg_of_instance,
     replace,
 )
@@ -438,7 +439,7 @@ def delete_db_instance(self: RDSBackend, db_instance_identifier: str, final_db_s
                 database.is_cluster_writer = False
                 cluster.designate_writer()
 
-    _finish_delete(instance_key(identifier) if not clustered else f"member:{identifier}", remove, seconds)
+    _finish_delete(instance_key(identifier) if not clustered else member_key(identifier), remove, seconds)
     shown = copy.copy(database)
     shown.__dict__["_lab_phases"] = [Phase("deleting", float("inf"))]
     return shown
