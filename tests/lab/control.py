@@ -98,12 +98,59 @@ class LabControl:
         """Status transitions per resource ("db:<id>" / "cluster:<id>"): [{"status", "at" (ISO 8601 UTC)}, ...]."""
         return self._call("GET", "status_history", query={"identifier": identifier})["history"]
 
+    def load_metric_history(self, identifier: str | None, metric: str, points=None, spec: dict | None = None,
+                            region: str = "us-east-1", kind: str = "db", namespace: str = "AWS/RDS",
+                            dimensions: dict | None = None, unit: str | None = None, replace: bool = True,
+                            exclusive: bool = True) -> dict:
+        """Load a past CloudWatch series that GetMetricStatistics / GetMetricData then return as if published.
+
+        ``points``: [(epoch or ISO 8601 time, value), ...] or [{"timestamp", "value"}]; or ``spec``, a pattern over
+        ``days`` (14) with a point every ``period`` seconds (300) up to ``end`` (now): {"pattern": "daily", "low",
+        "high", "peak_hour" (14, UTC), "noise" (0: a share of high - low), "seed"}, {"pattern": "linear", "start"
+        (value at the first point), "per_day"} or {"pattern": "constant", "value"}. The series is ``metric`` in
+        ``namespace`` with dimension DBInstanceIdentifier (``kind="db"``) or DBClusterIdentifier (``kind="cluster"``)
+        = ``identifier``, or exactly ``dimensions``; ``unit`` defaults to the metric's AWS unit. ``replace`` drops
+        what the series held before; ``exclusive`` stops the lab's live samples of that series until a reset."""
+        if points is not None:  # datetimes as ISO 8601
+            pairs = ((p["timestamp"], p["value"]) if isinstance(p, dict) else p for p in points)
+            points = [[at.isoformat() if hasattr(at, "isoformat") else at, value] for at, value in pairs]
+        payload = {"identifier": identifier, "metric": metric, "points": points, "spec": spec, "region": region,
+                   "kind": kind, "namespace": namespace, "dimensions": dimensions, "unit": unit, "replace": replace,
+                   "exclusive": exclusive}
+        return self._call("POST", "load_metric_history", payload)
+
+    def replication_log(self) -> list[dict]:
+        """The lab's truth about promotions (kind "promote") and global switchovers/failovers: {kind, identifier,
+        region, requested_at, writable_at (epochs: the request, and when the promoted PostgreSQL accepted writes),
+        lag_seconds_at_request, lost_rows ({table: rows the source had that the promoted copy lacks}), lost_total}."""
+        return self._call("GET", "replication_log")["replication_log"]
+
+    def pause_replay(self, identifier: str, region: str = "us-east-1", kind: str | None = None) -> dict:
+        """Hold WAL replay on a read replica (``kind="cluster"``: a global database's secondary cluster) while the
+        source keeps writing: its lag grows honestly. Returns its replication status."""
+        return self._call("POST", "pause_replay", {"identifier": identifier, "region": region, "kind": kind})
+
+    def resume_replay(self, identifier: str, region: str = "us-east-1", kind: str | None = None) -> dict:
+        """Replay again (ends a pause and a delay): the replica catches up."""
+        return self._call("POST", "resume_replay", {"identifier": identifier, "region": region, "kind": kind})
+
+    def delay_replay(self, identifier: str, seconds: float, region: str = "us-east-1", kind: str | None = None) -> dict:
+        """Apply each commit on the replica only ``seconds`` after the source made it (0 ends the delay)."""
+        return self._call("POST", "delay_replay",
+                          {"identifier": identifier, "seconds": seconds, "region": region, "kind": kind})
+
+    def replication_status(self, identifier: str, region: str = "us-east-1", kind: str | None = None) -> dict:
+        """A replica's standby now: replay/receive/source LSNs, lag_bytes, lag_seconds, paused, streaming."""
+        return self._call("GET", "replication_status", query={"identifier": identifier, "region": region,
+                                                               "kind": kind})
+
     # --- timing and lifecycle -------------------------------------------------------------------------------
     def set_timing(self, **durations) -> dict:
         """Durations in seconds before LAB_TIME_SCALE (``scale=`` changes the scale): create, backing_up, modify,
         delete, snapshot, param_apply, reboot, failover, restore, start_stop, proxy (RDS Proxy statuses), snapshot_copy,
-        dns_propagation (after a failover's new writer is ready, its endpoint refuses TCP logins this much longer, as
-        clients still resolve the old primary; RDS Proxy reaches the new writer at once)."""
+        replica (read replicas creating), promote (PromoteReadReplica until writable), dns_propagation (after a failover's new writer is ready, its endpoint refuses TCP logins this much longer, as
+        clients still resolve the old primary; RDS Proxy reaches the new writer at once); not statuses: metrics
+        (CloudWatch metrics published this often, 0 pauses), pi_sample (Performance Insights sampling)."""
         return self._call("POST", "timing", durations)
 
     def timing(self) -> dict:

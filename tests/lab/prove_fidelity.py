@@ -42,6 +42,11 @@ BEHAVIOURS = (
     (19, "Snapshot copies with KMS, across regions", "test_snapshot_copy.py"),
     (20, "Renames, stop and start, encrypted restores", "test_encryption.py"),
     (21, "Logical replication by the master user", "test_logical_replication.py"),
+    (22, "Performance Insights from pg_stat_activity", "test_performance_insights.py"),
+    (23, "Aurora readers as hot standbys, lossless Aurora failover", "test_aurora_readers.py"),
+    (24, "Aurora Global Database across regions", "test_global_clusters.py"),
+    (25, "CloudWatch metrics from PostgreSQL, metric histories", "test_metrics.py"),
+    (26, "Read replicas as standbys across regions, promotion, lag", "test_replication.py"),
 )
 
 

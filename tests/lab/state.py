@@ -39,6 +39,10 @@ DEFAULT_DURATIONS = {
     "dns_propagation": 0.0,  # after a failover, the endpoint refuses TCP logins this long (clients resolve the old
                              # primary); RDS Proxy reaches the new writer at once
     "snapshot_copy": 1.0,  # snapshot copies creating (PercentProgress), same region or across regions
+    "metrics": 5.0,       # CloudWatch metrics published from each instance's PostgreSQL this often (0: paused)
+    "pi_sample": 1.0,     # Performance Insights samples each PI-enabled instance's sessions this often (0: paused)
+    "replica": 1.0,       # creating, for read replicas (at least: the standby's base backup and first stream)
+    "promote": 1.0,       # PromoteReadReplica: from the request until the promoted PostgreSQL accepts writes
 }
 
 _CURRENT: LabState | None = None

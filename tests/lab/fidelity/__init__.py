@@ -24,14 +24,25 @@ The patch functions live in:
 - ``snapshot_copy``: snapshot_copy (CopyDBSnapshot / CopyDBClusterSnapshot with KmsKeyId of the target region, across
   regions, copies holding the data and taking time; control route ``snapshot_create_time``)
 - ``db_proxy``: db_proxies (RDS Proxy actions, a PgBouncer behind each POSTGRESQL proxy, repointed on failovers)
+- ``metrics``: rds_metrics (CloudWatch AWS/RDS metrics from each instance's PostgreSQL every ``metrics`` seconds,
+  ``register_sampler`` for more, percentiles in GetMetricStatistics / GetMetricData, control route
+  ``load_metric_history``)
+- ``performance_insights``: performance_insights_api (the ``pi`` service: db load sampled every ``pi_sample`` seconds
+  from pg_stat_activity of each PI-enabled instance, by wait event, SQL, user, host)
+- ``global_clusters``: global_databases (Aurora Global Database across regions: secondary clusters as hot standbys of
+  the primary's writer, Switchover/FailoverGlobalCluster, RemoveFromGlobalCluster, Aurora lag metrics; the Aurora
+  readers' own standbys and lossless FailoverDBCluster are in ``lifecycle``)
+- ``replication``: regions_side_by_side (PostgreSQL keys per region), read_replicas_stream (read replicas as hot
+  standbys, same region and across regions), promote_read_replica (real promotion, lost writes counted in the
+  replication log), replica_lag_metric (ReplicaLag)
 """
 
 from __future__ import annotations
 
 from tests.lab.fidelity import (
     automated_backups, aws_managed_policies, db_proxy, encryption, engine_versions, event_subscriptions,
-    instance_class_memory, instance_fields, lifecycle, parameters, restore_by_resource_id, server_logs, snapshot_copy,
-    status_history, storage,
+    global_clusters, instance_class_memory, instance_fields, lifecycle, metrics, parameters, performance_insights,
+    replication, restore_by_resource_id, server_logs, snapshot_copy, status_history, storage,
 )
 
 PATCHES = (
@@ -63,6 +74,13 @@ PATCHES = (
     encryption.stop_start_events,
     snapshot_copy.snapshot_copy,  # after storage.snapshots_hold_data, whose copy it wraps
     db_proxy.db_proxies,
+    metrics.rds_metrics,
+    performance_insights.performance_insights_api,
+    global_clusters.global_databases,  # after storage.deletion_rules and metrics.rds_metrics, which it builds on
+    replication.regions_side_by_side,
+    replication.read_replicas_stream,  # after storage.deletion_rules, whose delete it wraps
+    replication.promote_read_replica,
+    replication.replica_lag_metric,
 )
 
 _applied = False

@@ -83,3 +83,36 @@ def server_log(lab, method: str, payload: dict) -> dict:
     except FileNotFoundError:
         text = ""
     return {"identifier": payload["identifier"], "path": str(pg.log_file), "log": text}
+
+
+def load_metric_history(lab, method: str, payload: dict) -> dict:
+    """Put a canned CloudWatch history of one metric (``tests.lab.fidelity.metrics.load_history``)."""
+    from tests.lab.fidelity import metrics
+    return metrics.load_history(lab, payload)
+
+
+def replication_log(lab, method: str, payload: dict) -> dict:
+    """Promotions, global switchovers and failovers the lab performed (``tests.lab.fidelity.replication``)."""
+    from tests.lab.fidelity import replication
+    return replication.control(lab, "replication_log", method, payload)
+
+
+def pause_replay(lab, method: str, payload: dict) -> dict:
+    """Hold replay on a read replica (or a global secondary, kind "cluster"): its lag grows with the source's writes."""
+    from tests.lab.fidelity import replication
+    return replication.control(lab, "pause_replay", method, payload)
+
+
+def resume_replay(lab, method: str, payload: dict) -> dict:
+    from tests.lab.fidelity import replication
+    return replication.control(lab, "resume_replay", method, payload)
+
+
+def delay_replay(lab, method: str, payload: dict) -> dict:
+    from tests.lab.fidelity import replication
+    return replication.control(lab, "delay_replay", method, payload)
+
+
+def replication_status(lab, method: str, payload: dict) -> dict:
+    from tests.lab.fidelity import replication
+    return replication.control(lab, "replication_status", method, payload)
