@@ -9,6 +9,10 @@ server acknowledged is still there. The drill proves the table its own before it
 process, the end it announces), and a DROP happens only, in one transaction with the table locked, when that marker
 is still there. A table without the marker is never written to or dropped; a marked table whose drill is gone is a
 leftover that the next drill drops.
+
+:class:`WriteProbes` is that lifecycle in one object (create the marked table, probe, read back which acknowledged
+writes are present on whichever server is the writer afterwards, drop the table); a :class:`FollowingConnector`
+moves the probes to a new writer, as clients that resolve the endpoint again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import threading
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
+from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
 READ_ONLY_SQLSTATE = "25006"
 QUERY_CANCELED_SQLSTATE = "57014"
@@ -89,6 +94,7 @@ class ProbeLoop:
         self._stop = threading.Event()
         self._thread = None
         self._conn = None
+        self._conn_generation = None
 
     # -- results, safe to call while the loop runs
     def samples(self):
@@ -132,8 +138,13 @@ class ProbeLoop:
         sent = self.clock.elapsed()
         sample = {"seq": seq, "sent": round(sent, 4), "ok": False, "error": None, "message": None}
         try:
+            generation = getattr(self.connector, "generation", None)
+            if self._conn is not None and generation != self._conn_generation:
+                # The connector now points elsewhere (a DNS cutover, a new writer): reconnect as a client would.
+                self._close()
             if self._conn is None:
                 self._conn = self._connect()
+                self._conn_generation = generation
             with self._conn.cursor() as cursor:
                 if self.mode == "write":
                     cursor.execute(f'INSERT INTO "{self.table}" (seq) VALUES (%s)', (seq,))
@@ -300,3 +311,132 @@ def rows_present(conn, table):
     with conn.cursor() as cursor:
         cursor.execute(f'SELECT seq FROM "{table}"')
         return [row[0] for row in cursor.fetchall()]
+
+
+# ------------------------------------------------------------------------------------------ the probe lifecycle
+
+class FollowingConnector:
+    """A connector whose target can move (to a new writer, through a DNS cutover): :meth:`retarget` bumps
+    ``generation``, and a :class:`ProbeLoop` reconnects on its next probe, as a client resolving the name again."""
+
+    def __init__(self, connector):
+        self._connector = connector
+        self.generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def target(self):
+        return self._connector.target
+
+    def retarget(self, connector):
+        with self._lock:
+            if connector.target != self._connector.target:
+                self._connector = connector
+                self.generation += 1
+
+    def connect(self, *args, **kwargs):
+        with self._lock:
+            connector = self._connector
+        return connector.connect(*args, **kwargs)
+
+
+def _with_connection(connector, action):
+    conn = connector.connect()
+    try:
+        return action(conn)
+    finally:
+        conn.close()
+
+
+class WriteProbes:
+    """One drill's write probes from start to end: create the marked probe table, run the :class:`ProbeLoop`, and
+    afterwards read which acknowledged writes are present (on whichever server is the writer then) and drop the table
+    (only while it still carries this drill's marker).
+
+    ``connector`` is where the table is created and the probes write (a :class:`FollowingConnector` to follow a
+    moving writer); ``marker`` is :func:`probe_marker` of this drill; ``clock`` the drill's clock. Waiting goes
+    through ``wait`` (waiting.wait_until's signature), so a drill keeps one deadline and one polling helper.
+    """
+
+    def __init__(self, connector, table, drill_id, marker, clock, interval=0.25, timeout=2, wait=None):
+        self.connector = connector
+        self.table = table
+        self.drill_id = drill_id
+        self.marker = marker
+        self.clock = clock
+        self.interval = interval
+        self.timeout = timeout
+        self._wait = wait or wait_until
+        self.loop = None
+        self.error = None
+        self.created = False
+        self.confirmed = False
+        self.present = None
+        self.dropped = None
+
+    def samples(self):
+        return self.loop.samples() if self.loop else []
+
+    def acknowledged(self):
+        return [s["seq"] for s in self.samples() if s["ok"]]
+
+    def last_permanent_error(self, _value=None):
+        samples = self.samples()
+        return samples[-1].get("permanent") if samples and not samples[-1]["ok"] else None
+
+    def start(self, baseline=3, timeout=30.0):
+        """Create the table (marked first, so an interruption still finds it) and start writing; wait until
+        ``baseline`` writes succeeded. Raises what creating the table raised, or the wait's WaitTimeout/WaitFailed."""
+        self.created = True
+        _with_connection(self.connector, lambda conn: create_probe_table(conn, self.table, self.marker))
+        self.confirmed = True
+        self.loop = ProbeLoop(self.connector, mode="write", interval=self.interval, timeout=self.timeout,
+                              table=self.table, clock=self.clock)
+        self.loop.start()
+        self._wait(self.loop.successes, lambda n: n >= baseline, timeout=timeout, interval=self.interval,
+                   phase="baseline probes", state_of=lambda n: "ready" if n >= baseline else "warming up",
+                   permanent=self.last_permanent_error, clock=self.clock)
+
+    def stop(self):
+        if self.loop is not None:
+            self.loop.stop()
+
+    def finish(self, connector=None, grace=60.0, interval=1.0):
+        """Stop writing, read the rows present on ``connector`` (default: the probes' own) and drop the table if it
+        is still this drill's. Returns ``(present seq list or None, dropped)``; retried within ``grace`` while the
+        server is away. Never raises for the database's sake: what could not be done is None/False."""
+        self.stop()
+        if not self.created:
+            return None, None
+        connector = connector or self.connector
+
+        def finish(conn):
+            state = probe_table_state(conn, self.table)
+            if state is None and self.confirmed:
+                # Created and written to, yet absent here: this server never got the table, so no row survived.
+                return [], True
+            if state is None:
+                return None, True  # never created (interrupted before the CREATE): nothing to remove
+            marker = parse_probe_marker(state["comment"])
+            if marker is None or marker.get("drill_id") != self.drill_id:
+                return None, False
+            return rows_present(conn, self.table), drop_probe_table(conn, self.table, self.drill_id)
+
+        def attempt():
+            try:
+                return _with_connection(connector, finish)
+            except Exception as exc:  # pylint: disable=broad-except
+                return exc
+
+        try:
+            outcome = self._wait(attempt, lambda v: not isinstance(v, Exception), timeout=grace, interval=interval,
+                                 phase="probe table removal",
+                                 state_of=lambda v: "error" if isinstance(v, Exception) else "removed",
+                                 permanent=lambda v: permanent_error(v) if isinstance(v, Exception) else None,
+                                 clock=self.clock)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.present, self.dropped = None, False
+            self.error = short_message(getattr(exc, "last_value", None) or exc)
+            return None, False
+        self.present, self.dropped = outcome.value
+        return self.present, self.dropped
