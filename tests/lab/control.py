@@ -58,30 +58,33 @@ class LabControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
-    def stick(self, identifier: str, status: str | None, kind: str | None = None) -> dict:
-        """Keep a DB instance (or cluster) in ``status`` until unstuck (status None)."""
-        return self._call("POST", "stuck", {"identifier": identifier, "status": status, "kind": kind})
+    def stick(self, identifier: str, status: str | None, kind: str | None = None, region: str = "us-east-1") -> dict:
+        """Keep a DB instance (or cluster) of ``region`` in ``status`` until unstuck (status None)."""
+        return self._call("POST", "stuck", {"identifier": identifier, "status": status, "kind": kind,
+                                            "region": region})
 
-    def unstick(self, identifier: str, kind: str | None = None) -> dict:
-        return self.stick(identifier, None, kind)
+    def unstick(self, identifier: str, kind: str | None = None, region: str = "us-east-1") -> dict:
+        return self.stick(identifier, None, kind, region=region)
 
-    def refuse_connections(self, identifier: str, seconds: float) -> dict:
-        """Make the PostgreSQL behind an instance or cluster refuse connections for ``seconds``."""
-        return self._call("POST", "refuse_connections", {"identifier": identifier, "seconds": seconds})
+    def refuse_connections(self, identifier: str, seconds: float, region: str = "us-east-1") -> dict:
+        """Make the PostgreSQL behind an instance or cluster of ``region`` refuse connections for ``seconds``."""
+        return self._call("POST", "refuse_connections", {"identifier": identifier, "seconds": seconds,
+                                                         "region": region})
 
-    def outage(self, identifier: str, seconds: float) -> dict:
-        """Stop the PostgreSQL behind an instance or cluster for ``seconds`` (the API status does not change)."""
-        return self._call("POST", "outage", {"identifier": identifier, "seconds": seconds})
+    def outage(self, identifier: str, seconds: float, region: str = "us-east-1") -> dict:
+        """Stop the PostgreSQL behind an instance or cluster of ``region`` for ``seconds`` (the API status does not
+        change)."""
+        return self._call("POST", "outage", {"identifier": identifier, "seconds": seconds, "region": region})
 
     def arm_lossy_failover(self, identifier: str, freeze_seconds: float = 1.0) -> dict:
         """Make the next failover of this instance/cluster promote a standby that stopped replicating
         ``freeze_seconds`` before the primary died: the writes of that window are lost."""
         return self._call("POST", "lossy_failover", {"identifier": identifier, "freeze_seconds": freeze_seconds})
 
-    def server_log(self, identifier: str) -> str:
-        """The text of the PostgreSQL server log behind a DB instance or Aurora cluster (what RDS serves as
-        ``error/postgresql.log.*``), e.g. to check that no password reached it."""
-        return self._call("GET", "server_log", query={"identifier": identifier})["log"]
+    def server_log(self, identifier: str, region: str = "us-east-1") -> str:
+        """The text of the PostgreSQL server log behind a DB instance or Aurora cluster of ``region`` (what RDS serves
+        as ``error/postgresql.log.*``), e.g. to check that no password reached it."""
+        return self._call("GET", "server_log", query={"identifier": identifier, "region": region})["log"]
 
     def failover_log(self) -> list[dict]:
         """Failovers the lab performed, with timestamps (``pg_stopped_at`` / ``pg_ready_at``: when PostgreSQL really
@@ -94,9 +97,10 @@ class LabControl:
         return self._call("POST", "snapshot_create_time",
                           {"identifier": identifier, "at": at.isoformat(), "region": region, "kind": kind})
 
-    def status_history(self, identifier: str | None = None) -> dict:
-        """Status transitions per resource ("db:<id>" / "cluster:<id>"): [{"status", "at" (ISO 8601 UTC)}, ...]."""
-        return self._call("GET", "status_history", query={"identifier": identifier})["history"]
+    def status_history(self, identifier: str | None = None, region: str = "us-east-1") -> dict:
+        """Status transitions per resource of ``region`` ("db:<id>" / "cluster:<id>" in us-east-1, "db:<id>@<region>"
+        / "cluster:<id>@<region>" elsewhere): [{"status", "at" (ISO 8601 UTC)}, ...]."""
+        return self._call("GET", "status_history", query={"identifier": identifier, "region": region})["history"]
 
     def load_metric_history(self, identifier: str | None, metric: str, points=None, spec: dict | None = None,
                             region: str = "us-east-1", kind: str = "db", namespace: str = "AWS/RDS",
@@ -148,8 +152,9 @@ class LabControl:
     def set_timing(self, **durations) -> dict:
         """Durations in seconds before LAB_TIME_SCALE (``scale=`` changes the scale): create, backing_up, modify,
         delete, snapshot, param_apply, reboot, failover, restore, start_stop, proxy (RDS Proxy statuses), snapshot_copy,
-        replica (read replicas creating), promote (PromoteReadReplica until writable), dns_propagation (after a failover's new writer is ready, its endpoint refuses TCP logins this much longer, as
-        clients still resolve the old primary; RDS Proxy reaches the new writer at once); not statuses: metrics
+        replica (read replicas creating), promote (PromoteReadReplica until writable), dns_propagation (after a
+        failover's new writer is ready, its endpoint refuses TCP logins this much longer, as clients still resolve
+        the old primary; RDS Proxy reaches the new writer at once); not statuses: metrics
         (CloudWatch metrics published this often, 0 pauses), pi_sample (Performance Insights sampling)."""
         return self._call("POST", "timing", durations)
 

@@ -411,6 +411,8 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
 
     reader_pg = member_pg(database) if database.db_cluster_identifier and not database.is_cluster_writer else None
     reader_pgs = []
+    # The job runs outside the request: its keys take the instance's region now (REQUEST_REGION is not set there).
+    clamp_key = instance_key(identifier, database.region)
     if restarts_pg and database.db_cluster_identifier:
         reader_pgs = [standby for standby in (member_pg(m) for m in list(database.cluster._members)
                                               if m is not database) if standby is not None]
@@ -419,7 +421,7 @@ def reboot_db_instance(self: RDSBackend, db_instance_identifier: str, force_fail
         instance_event(database, "DB instance shutdown", ["availability"])
         began = time.monotonic()
         if restarts_pg:
-            report_clamps(instance_key(identifier), pg.apply_settings(settings).get("clamped"), database)
+            report_clamps(clamp_key, pg.apply_settings(settings).get("clamped"), database)
             pg.restart()
             # As Aurora restarts its readers with the writer: they take the cluster's settings too (a hot standby
             # whose max_connections and the like are below its source's stops replaying).

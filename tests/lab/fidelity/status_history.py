@@ -6,6 +6,9 @@ A transition is recorded when the lab computes a status that differs from the la
 and for every resource each time the history is read. When the status before it came from a timed phase that has
 ended, the transition is dated at that phase's end (exact); otherwise at the moment the lab saw it (at most one poll
 late, e.g. for the end of a reboot or failover, whose real PostgreSQL times are in ``failover_log()``).
+
+Keys are the lab's regional keys (``_support.regional``): "db:<id>" / "cluster:<id>" in us-east-1,
+"db:<id>@<region>" / "cluster:<id>@<region>" elsewhere; a read answers for one region (``region``, default us-east-1).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from datetime import datetime, timezone
 
 from moto.rds.models import DBCluster, DBInstance, rds_backends
 
-from tests.lab.fidelity._support import lab, replace
+from tests.lab.fidelity._support import DEFAULT_REGION, lab, regional, replace
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
+ACCOUNT = "123456789012"
 _LOCK = threading.Lock()
 _HISTORY: dict[str, list[dict]] = {}
 _GENERATION = [None]
@@ -59,14 +62,25 @@ def _recording(getter, kind: str, id_attr: str):
         value = getter(self)
         identifier = self.__dict__.get(id_attr, "")
         if identifier:
-            record(self, f"{kind}:{identifier.lower()}", value)
+            region = getattr(self.__dict__.get("backend"), "region_name", None) or DEFAULT_REGION
+            record(self, regional(f"{kind}:{identifier.lower()}", region), value)
         return value
     return status
 
 
+def _key_parts(key: str) -> tuple[str, str]:
+    """(identifier, region) of a regional key."""
+    identifier, _, region = key.split(":", 1)[1].partition("@")
+    return identifier, region or DEFAULT_REGION
+
+
 def history(lab_state, method: str, payload: dict) -> dict:
-    """Sample every resource's status now, then return every recorded transition (optionally one identifier's)."""
-    backend = rds_backends[ACCOUNT][REGION]
+    """Sample the statuses of one region's resources now (``region``, default us-east-1), then return every
+    transition recorded there (optionally one identifier's)."""
+    region = payload.get("region") or DEFAULT_REGION
+    if region not in rds_backends[ACCOUNT]:
+        raise ValueError(f"no region {region!r}")
+    backend = rds_backends[ACCOUNT][region]
     for database in list(backend.databases.values()):
         database.status  # pylint: disable=pointless-statement  # reading it records a transition
     for cluster in list(backend.clusters.values()):
@@ -74,7 +88,8 @@ def history(lab_state, method: str, payload: dict) -> dict:
     wanted = (payload.get("identifier") or "").lower()
     with _LOCK:
         return {"history": {key: [{"status": e["status"], "at": e["at"]} for e in entries]
-                            for key, entries in _HISTORY.items() if not wanted or key.split(":", 1)[1] == wanted}}
+                            for key, entries in _HISTORY.items()
+                            if _key_parts(key)[1] == region and (not wanted or _key_parts(key)[0] == wanted)}}
 
 
 def status_history() -> None:
