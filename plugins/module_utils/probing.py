@@ -340,8 +340,8 @@ class FollowingConnector:
         return connector.connect(*args, **kwargs)
 
 
-def _with_connection(connector, action):
-    conn = connector.connect()
+def _with_connection(connector, action, **connect_options):
+    conn = connector.connect(**connect_options)
     try:
         return action(conn)
     finally:
@@ -356,9 +356,13 @@ class WriteProbes:
     ``connector`` is where the table is created and the probes write (a :class:`FollowingConnector` to follow a
     moving writer); ``marker`` is :func:`probe_marker` of this drill; ``clock`` the drill's clock. Waiting goes
     through ``wait`` (waiting.wait_until's signature), so a drill keeps one deadline and one polling helper.
+    ``mode="read"`` probes with ``SELECT 1`` and has no table (nothing to create, read back or drop).
+    ``absent_means_lost`` is for a writer that can move to a server that never got the table (see :meth:`finish`);
+    a drill whose table stays on the server the endpoint reaches passes False.
     """
 
-    def __init__(self, connector, table, drill_id, marker, clock, interval=0.25, timeout=2, wait=None):
+    def __init__(self, connector, table, drill_id, marker, clock, interval=0.25, timeout=2, wait=None, mode="write",
+                 absent_means_lost=True):
         self.connector = connector
         self.table = table
         self.drill_id = drill_id
@@ -366,6 +370,8 @@ class WriteProbes:
         self.clock = clock
         self.interval = interval
         self.timeout = timeout
+        self.mode = mode
+        self.absent_means_lost = absent_means_lost
         self._wait = wait or wait_until
         self.loop = None
         self.error = None
@@ -385,14 +391,29 @@ class WriteProbes:
         return samples[-1].get("permanent") if samples and not samples[-1]["ok"] else None
 
     def start(self, baseline=3, timeout=30.0):
-        """Create the table (marked first, so an interruption still finds it) and start writing; wait until
-        ``baseline`` writes succeeded. Raises what creating the table raised, or the wait's WaitTimeout/WaitFailed."""
+        """Create the table (write mode), start probing and wait until ``baseline`` probes succeeded: :meth:`create`,
+        :meth:`begin` and :meth:`wait_baseline` in a row, for a drill with nothing to do between them."""
+        if self.mode == "write":
+            self.create()
+        self.begin()
+        self.wait_baseline(baseline, timeout)
+
+    def create(self):
+        """Create the table, marked first so an interruption still finds it; raises what creating it raised (a table
+        of that name exists, the login cannot create it)."""
         self.created = True
         _with_connection(self.connector, lambda conn: create_probe_table(conn, self.table, self.marker))
         self.confirmed = True
-        self.loop = ProbeLoop(self.connector, mode="write", interval=self.interval, timeout=self.timeout,
+
+    def begin(self):
+        """Start the probe loop (writes into the table, or ``SELECT 1`` in read mode, which needs no table)."""
+        self.loop = ProbeLoop(self.connector, mode=self.mode, interval=self.interval, timeout=self.timeout,
                               table=self.table, clock=self.clock)
         self.loop.start()
+
+    def wait_baseline(self, baseline=3, timeout=30.0):
+        """Wait until ``baseline`` probes succeeded; raises the wait's WaitTimeout, or WaitFailed at once on a
+        permanent error (authentication failed, ...)."""
         self._wait(self.loop.successes, lambda n: n >= baseline, timeout=timeout, interval=self.interval,
                    phase="baseline probes", state_of=lambda n: "ready" if n >= baseline else "warming up",
                    permanent=self.last_permanent_error, clock=self.clock)
@@ -401,10 +422,14 @@ class WriteProbes:
         if self.loop is not None:
             self.loop.stop()
 
-    def finish(self, connector=None, grace=60.0, interval=1.0):
+    def finish(self, connector=None, grace=60.0, interval=1.0, connect_options=None):
         """Stop writing, read the rows present on ``connector`` (default: the probes' own) and drop the table if it
         is still this drill's. Returns ``(present seq list or None, dropped)``; retried within ``grace`` while the
-        server is away. Never raises for the database's sake: what could not be done is None/False."""
+        server is away (``connect_options``: libpq options of those connections, such as ``{"options": ...}``).
+        Never raises for the database's sake: what could not be done is None/False, and :attr:`error` says why.
+
+        A table created and written to but absent here means, with ``absent_means_lost`` (the writer moved to a
+        server that never got it), that no write survived (``[]``); without it, that the rows are unknown (None)."""
         self.stop()
         if not self.created:
             return None, None
@@ -412,7 +437,7 @@ class WriteProbes:
 
         def finish(conn):
             state = probe_table_state(conn, self.table)
-            if state is None and self.confirmed:
+            if state is None and self.confirmed and self.absent_means_lost:
                 # Created and written to, yet absent here: this server never got the table, so no row survived.
                 return [], True
             if state is None:
@@ -424,7 +449,7 @@ class WriteProbes:
 
         def attempt():
             try:
-                return _with_connection(connector, finish)
+                return _with_connection(connector, finish, **(connect_options or {}))
             except Exception as exc:  # pylint: disable=broad-except
                 return exc
 

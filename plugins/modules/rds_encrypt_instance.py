@@ -406,14 +406,11 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import conn
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
-from ansible_collections.dbre.rds.plugins.module_utils.probing import ProbeLoop
-from ansible_collections.dbre.rds.plugins.module_utils.probing import create_probe_table
-from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_probe_table
+from ansible_collections.dbre.rds.plugins.module_utils.probing import WriteProbes
 from ansible_collections.dbre.rds.plugins.module_utils.probing import marked_probe_tables
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_marker
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_table_state
-from ansible_collections.dbre.rds.plugins.module_utils.probing import rows_present
 from ansible_collections.dbre.rds.plugins.module_utils.probing import short_message
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import INSTANCE
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import BROKEN_STATES
@@ -597,8 +594,7 @@ class EncryptRun:
         self.run_id = run_id
         self.tags = plan["run_tags"]
         self.deadline = self.clock.elapsed() + self.params["wait_timeout"]
-        self.prober = None
-        self.table_created = False
+        self.write_probes = None
         self.present_rows = None
         self.table_removed = None
         self.writes_stopped_at = None
@@ -626,6 +622,11 @@ class EncryptRun:
 
     def remaining(self):
         return max(0.0, self.deadline - self.clock.elapsed())
+
+    @property
+    def prober(self):
+        """The probe loop once it runs (None before, and without probes)."""
+        return self.write_probes.loop if self.write_probes is not None else None
 
     # -- waiting and calling
     def _wait(self, phase, fetch, done, label, timeout=None):
@@ -688,22 +689,23 @@ class EncryptRun:
         expires = self.clock.now() + datetime.timedelta(seconds=self.params["wait_timeout"] + MARKER_MARGIN_SECONDS)
         marker = probe_marker(self.run_id, owner_marker(), self.names["target"], utc_iso(self.clock.now()),
                               utc_iso(expires))
+        # The endpoint reaches the source, then the encrypted copy restored from a snapshot that has the table: a
+        # table missing there at the end was dropped by someone else, and which rows survived is unknown.
+        self.write_probes = WriteProbes(self.connector, table, self.run_id, marker, self.clock,
+                                        interval=self.params["probe_interval"], timeout=self.params["probe_timeout"],
+                                        absent_means_lost=False)
         try:
-            self.table_created = True
-            with_connection(self.connector, lambda conn: create_probe_table(conn, table, marker))
+            self.write_probes.create()
         except Exception as exc:  # pylint: disable=broad-except
             raise DrillAborted("probe setup", f"Creating the probe table {table} on {self.connector.target} failed "
                                f"({short_message(exc)}): check the login and that probe_table is free; nothing was "
                                "changed", exc)
         self.log.event(f"probe table {table} created", phase="probe setup")
-        self.prober = ProbeLoop(self.connector, mode="write", interval=self.params["probe_interval"],
-                                timeout=self.params["probe_timeout"], table=table, clock=self.clock)
-        self.prober.start()
+        self.write_probes.begin()
         self.runtime.enter("baseline probes")
         try:
-            wait_until(self.prober.successes, lambda n: n >= BASELINE_PROBES, timeout=min(self.remaining(), 30),
-                       interval=self.params["probe_interval"], phase="baseline probes", clock=self.clock)
-        except WaitTimeout as exc:
+            self.write_probes.wait_baseline(BASELINE_PROBES, timeout=min(self.remaining(), 30))
+        except (WaitTimeout, WaitFailed) as exc:
             failed = [s for s in self.prober.samples() if not s["ok"]]
             raise DrillAborted("baseline probes", f"Write probes on {self.connector.target} failed before any change "
                                f"({failed[-1]['message'] if failed else 'no answer'}): check the login", exc)
@@ -1227,24 +1229,17 @@ class EncryptRun:
 
     def stop_probing(self):
         if self.prober is not None:
-            self.prober.stop()
+            self.write_probes.stop()
             self.log.event(f"probing stopped after {len(self.prober.samples())} probes", phase="cleanup")
-        if not self.table_created:
+        if self.write_probes is None or not self.write_probes.created:
             return
-        table = self.params["probe_table"]
-
-        def finish(conn):
-            state = probe_table_state(conn, table)
-            if state is None:
-                return None, True
-            return rows_present(conn, table), drop_probe_table(conn, table, self.run_id)
-
-        try:
-            self.present_rows, self.table_removed = self._retry_connection(
-                self.connector, finish, "probe table removal", options=READ_WRITE_OPTIONS)
-        except DrillAborted as exc:
-            self.table_removed = False
-            warn(self.module, f"Could not read and remove the probe table {table} ({exc}); drop it by hand")
+        # Writes may still be stopped (a rollback that could not resume them): the cleanup's sessions write anyway.
+        self.present_rows, self.table_removed = self.write_probes.finish(
+            grace=max(1.0, min(self.remaining(), 120)), interval=min(self.params["poll_interval"], 1.0),
+            connect_options={"options": READ_WRITE_OPTIONS})
+        if self.write_probes.error is not None:
+            warn(self.module, f"Could not read and remove the probe table {self.params['probe_table']} "
+                              f"({self.connector.target} did not answer ({self.write_probes.error})); drop it by hand")
 
     # -- what it saw
     def measurements(self):

@@ -531,15 +531,12 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_c
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import has_credentials
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
-from ansible_collections.dbre.rds.plugins.module_utils.probing import ProbeLoop
-from ansible_collections.dbre.rds.plugins.module_utils.probing import create_probe_table
+from ansible_collections.dbre.rds.plugins.module_utils.probing import WriteProbes
 from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_marked_table
-from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_probe_table
 from ansible_collections.dbre.rds.plugins.module_utils.probing import marked_probe_tables
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_marker
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_table_state
-from ansible_collections.dbre.rds.plugins.module_utils.probing import rows_present
 from ansible_collections.dbre.rds.plugins.module_utils.probing import short_message
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
@@ -618,8 +615,7 @@ class FailoverRun:
         self.leftovers = list(leftovers)
         self.drill_id = uuid.uuid4().hex[:12]
         self.deadline = self.clock.elapsed() + self.params["wait_timeout"]
-        self.prober = None
-        self.table_created = False
+        self.probes = None
         self.table_removed = None
         self.leftovers_removed = []
         self.present_rows = None
@@ -629,6 +625,11 @@ class FailoverRun:
         self.final = (None, {})
         self.available = None
         self.events = {"started": None, "completed": None, "events": []}
+
+    @property
+    def prober(self):
+        """The probe loop once it runs (None before, and without probes)."""
+        return self.probes.loop if self.probes is not None else None
 
     @property
     def writes(self):
@@ -641,10 +642,6 @@ class FailoverRun:
         self.log.event(f"waiting for {phase}", phase=phase)
         return wait_until(fetch, done, timeout=self.remaining() if timeout is None else timeout, interval=interval,
                           phase=phase, clock=self.clock, **kwargs)
-
-    def _permanent_probe_error(self, _value):
-        samples = self.prober.samples() if self.prober else []
-        return samples[-1].get("permanent") if samples and not samples[-1]["ok"] else None
 
     # -- steps
     def steps(self):
@@ -664,32 +661,34 @@ class FailoverRun:
     def start_probing(self):
         table = self.params["probe_table"]
         mode = self.params["probe_mode"]
+        marker = None
+        if mode == "write":
+            expires = self.clock.now() + datetime.timedelta(
+                seconds=self.params["wait_timeout"] + CLEANUP_GRACE_SECONDS + MARKER_MARGIN_SECONDS)
+            marker = probe_marker(self.drill_id, owner_marker(), self.plan["target"], utc_iso(self.clock.now()),
+                                  utc_iso(expires))
+        # The table stays on the server the endpoint reaches (a Multi-AZ standby, the cluster's shared storage): a
+        # table missing there at the end was dropped by someone else, and which rows survived is unknown.
+        self.probes = WriteProbes(self.connector, table, self.drill_id, marker, self.clock, mode=mode,
+                                  interval=self.params["probe_interval"], timeout=self.params["probe_timeout"],
+                                  absent_means_lost=False)
         try:
             if self.leftovers:
                 with_connection(self.connector, self.remove_leftovers)
             if mode == "write":
-                expires = self.clock.now() + datetime.timedelta(
-                    seconds=self.params["wait_timeout"] + CLEANUP_GRACE_SECONDS + MARKER_MARGIN_SECONDS)
-                marker = probe_marker(self.drill_id, owner_marker(), self.plan["target"], utc_iso(self.clock.now()),
-                                      utc_iso(expires))
                 # Marked first: an interruption right after the CREATE still leads the cleanup to the table, which
                 # drops it only if it carries this drill's marker.
-                self.table_created = True
-                with_connection(self.connector, lambda conn: create_probe_table(conn, table, marker))
+                self.probes.create()
                 self.log.event(f"probe table {table} created (drill {self.drill_id})", phase="probe setup")
         except Exception as exc:  # pylint: disable=broad-except
             raise DrillAborted("probe setup", f"Setting up the probes on {self.connector.target} failed "
                                f"({short_message(exc)}): check the login options and that probe_table {table} is "
                                "free; no failover was requested", exc)
-        self.prober = ProbeLoop(self.connector, mode=mode, interval=self.params["probe_interval"],
-                                timeout=self.params["probe_timeout"], table=table, clock=self.clock)
-        self.prober.start()
+        self.probes.begin()
         self.runtime.enter("baseline probes")
+        self.log.event("waiting for baseline probes", phase="baseline probes")
         try:
-            self._wait("baseline probes", self.prober.successes, lambda n: n >= BASELINE_PROBES,
-                       self.params["probe_interval"], timeout=min(self.remaining(), 30),
-                       state_of=lambda n: "ready" if n >= BASELINE_PROBES else "warming up",
-                       permanent=self._permanent_probe_error)
+            self.probes.wait_baseline(BASELINE_PROBES, timeout=min(self.remaining(), 30))
         except (WaitTimeout, WaitFailed) as exc:
             failed = [s for s in self.prober.samples() if not s["ok"]]
             detail = failed[-1]["message"] if failed else "no answer"
@@ -782,7 +781,7 @@ class FailoverRun:
         self._wait(phase, lambda: drill.settled_for(self.prober.samples(), self.requested, self.clock.elapsed()),
                    lambda seconds: seconds >= settle, self.params["probe_interval"],
                    state_of=lambda s: "settled" if s >= settle else ("succeeding" if s > 0 else "failing"),
-                   permanent=self._permanent_probe_error)
+                   permanent=self.probes.last_permanent_error)
         self.log.event(f"probes succeeded for {settle:g} s", phase="settling")
 
     def read_events(self):
@@ -802,42 +801,18 @@ class FailoverRun:
         """Stop the loop, count the rows and drop the probe table (only if still marked as this drill's), waiting a
         little if the database is still away."""
         if self.prober is not None:
-            self.prober.stop()
+            self.probes.stop()
             self.log.event(f"probing stopped after {len(self.prober.samples())} probes", phase="cleanup")
-        if not self.table_created:
+        if self.probes is None or not self.probes.created:
             return
         table = self.params["probe_table"]
-
-        def finish(conn):
-            state = probe_table_state(conn, table)
-            if state is None:
-                return None, True  # never created (interrupted before the CREATE): nothing to remove
-            marker = drill.parse_probe_marker(state["comment"])
-            if marker is None or marker.get("drill_id") != self.drill_id:
-                return None, False
-            return rows_present(conn, table), drop_probe_table(conn, table, self.drill_id)
-
-        def attempt():
-            try:
-                return with_connection(self.connector, finish)
-            except Exception as exc:  # pylint: disable=broad-except
-                return exc
-
         grace = max(self.remaining(), min(CLEANUP_GRACE_SECONDS, self.params["wait_timeout"]))
-        try:
-            outcome = wait_until(attempt, lambda v: not isinstance(v, Exception), timeout=grace,
-                                 interval=max(1.0, self.params["probe_interval"]), phase="probe table removal",
-                                 state_of=lambda v: "error" if isinstance(v, Exception) else "removed",
-                                 permanent=lambda v: permanent_error(v) if isinstance(v, Exception) else None,
-                                 clock=self.clock)
-        except (WaitTimeout, WaitFailed) as exc:
-            self.table_removed = False
-            warn(self.module, f"Could not remove the probe table {table} on {self.connector.target} "
-                 f"({short_message(exc.last_value)}); the next drill drops it, or drop it by hand")
-            return
-        self.present_rows, dropped = outcome.value
+        self.present_rows, dropped = self.probes.finish(grace=grace, interval=max(1.0, self.params["probe_interval"]))
         self.table_removed = dropped
-        if dropped:
+        if self.probes.error is not None:
+            warn(self.module, f"Could not remove the probe table {table} on {self.connector.target} "
+                 f"({self.probes.error}); the next drill drops it, or drop it by hand")
+        elif dropped:
             self.log.event(f"probe table {table} removed", phase="cleanup")
         else:
             warn(self.module, f"The probe table {table} on {self.connector.target} no longer carries the marker of "
