@@ -114,8 +114,10 @@ def plan_pools(max_connections, reserved, fleets, headroom_percent=10, surge_per
     direct fleets leave (``proxy_max_connections_percent``).
 
     Returns ``{budget, fleets: [...], totals, failover, deploy_surge, proxy_max_connections_percent, fits, shortfall,
-    problem}``; ``shortfall`` (connections) and ``problem`` are set when even ``min_pool`` per instance at the peak
-    does not fit.
+    needed, max_connections_needed, problem, recommendation}``: ``needed`` is ``min_pool`` per direct instance at the
+    peak; when that does not fit, ``shortfall`` (connections over the budget), ``max_connections_needed``,
+    ``problem`` (what and by how much) and ``recommendation`` (what to do) are set. Not fitting is a finding, not an
+    error: the pools are then each fleet's ``min_pool``.
     """
     budget = connection_budget(max_connections, reserved, headroom_percent)
     direct = []
@@ -158,15 +160,15 @@ def plan_pools(max_connections, reserved, fleets, headroom_percent=10, surge_per
         # The proxy may open what the direct fleets leave of max_connections at their peak, headroom kept.
         left = max(budget["budget"] - surge_total, 0)
         proxy_percent = int(math.floor(100.0 * left / max(int(max_connections), 1)))
-    problem = None
+    problem = recommendation = None
     if shortfall:
         over = ", ".join(f"{f['name']} {f['peak_instances']} x {f['min_pool']}" for f in direct)
+        recommendation = ("put fleets behind RDS Proxy, lower surge_percent or headroom_percent, or move to a class "
+                          f"(or max_connections) with at least {budget['max_connections'] + shortfall} connections")
         problem = (f"the fleets cannot fit in the connection budget at all: even {needed} connections ({over} "
                    f"instances x min_pool during a deploy) exceed the budget of {budget['budget']} by {shortfall} "
                    f"(max_connections {budget['max_connections']} - {budget['reserved']} reserved - "
-                   f"{budget['headroom']} headroom): put fleets behind RDS Proxy, lower surge_percent or "
-                   "headroom_percent, or move to a class (or max_connections) with at least "
-                   f"{budget['max_connections'] + shortfall} connections")
+                   f"{budget['headroom']} headroom): {recommendation}")
     return dict(
         budget=budget,
         fleets=planned,
@@ -184,7 +186,10 @@ def plan_pools(max_connections, reserved, fleets, headroom_percent=10, surge_per
         proxy_max_connections_percent=proxy_percent,
         fits=not shortfall,
         shortfall=shortfall,
+        needed=needed,
+        max_connections_needed=budget["max_connections"] + shortfall if shortfall else None,
         problem=problem,
+        recommendation=recommendation,
     )
 
 
@@ -484,8 +489,8 @@ def option_problems(params):
     for key, value in (params.get("thresholds") or {}).items():
         if key not in DEFAULT_THRESHOLDS:
             problems.append(f"thresholds.{key} is not a threshold: use {', '.join(sorted(DEFAULT_THRESHOLDS))}")
-        elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            problems.append(f"thresholds.{key} must be a number of at least 0, got {value!r}")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            problems.append(f"thresholds.{key} must be a finite number of at least 0, got {value!r}")
     return problems
 
 

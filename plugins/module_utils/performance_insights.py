@@ -10,6 +10,9 @@ calls AWS or PostgreSQL; ``rds_performance_insights_info`` reads and this decide
 
 from __future__ import annotations
 
+import math
+import re
+
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 
 SOURCES = ("auto", "performance_insights", "pg_stat_statements")
@@ -22,6 +25,13 @@ SQL_GROUP = "db.sql_tokenized"
 # A wait event's name as PI reports it for PostgreSQL: "<type>:<event>" ("Lock:transactionid"), or "CPU".
 CPU = "CPU"
 MAX_WINDOW_MINUTES = 731 * 24 * 60
+MIN_QUERY_LENGTH = 20
+MAX_SAMPLE_SECONDS = 60
+# A password literal in a statement (CREATE/ALTER ROLE ... [ENCRYPTED] PASSWORD '...'), quoted ('' inside, E'..'
+# escapes) or dollar-quoted, up to its end or to the end of a text cut short inside it.
+PASSWORD_LITERAL = re.compile(r"(PASSWORD\s+)(?:E?'(?:[^'\\]|''|\\.)*(?:'|$)|\$(\w*)\$.*?(?:\$\2\$|$))",
+                              re.IGNORECASE | re.DOTALL)
+REDACTED = "'********'"
 
 
 def option_problems(params):
@@ -34,7 +44,29 @@ def option_problems(params):
     limit = params.get("limit")
     if limit is None or not 1 <= limit <= 25:
         problems.append(f"limit must be from 1 to 25 (Performance Insights returns at most 25 keys), got {limit}")
+    length = params.get("max_query_length")
+    if length is None or length < MIN_QUERY_LENGTH:
+        problems.append(f"max_query_length must be at least {MIN_QUERY_LENGTH}, got {length}")
+    seconds = params.get("sample_seconds")
+    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= MAX_SAMPLE_SECONDS:
+        problems.append(f"sample_seconds must be from 0 to {MAX_SAMPLE_SECONDS}, got {seconds}")
     return problems
+
+
+def redact(text):
+    """A statement's text with its password literals replaced (``PASSWORD '...'`` becomes ``PASSWORD '********'``):
+    a role's password caught in flight in pg_stat_activity must not land in the result or the report."""
+    if not text:
+        return text
+    return PASSWORD_LITERAL.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def shown(text, max_query_length):
+    """A statement as returned: password literals redacted, then cut at ``max_query_length``."""
+    text = redact(text)
+    if text and len(text) > max_query_length:
+        return text[:max_query_length] + "…"
+    return text
 
 
 def choose_source(requested, instance):
@@ -87,9 +119,7 @@ def sql_from_keys(keys, total_load, limit, max_query_length=2000):
     for key in keys or []:
         dims = key.get("Dimensions") or {}
         aas = float(key.get("Total") or 0.0)
-        text = dims.get("db.sql_tokenized.statement") or dims.get("db.sql.statement")
-        if text and len(text) > max_query_length:
-            text = text[:max_query_length] + "…"
+        text = shown(dims.get("db.sql_tokenized.statement") or dims.get("db.sql.statement"), max_query_length)
         items.append(dict(statement=text, id=dims.get("db.sql_tokenized.id") or dims.get("db.sql.id"),
                           average_active_sessions=round(aas, 4), share_of_load=_share(aas, total_load)))
     items.sort(key=lambda i: -i["average_active_sessions"])
@@ -124,7 +154,8 @@ def wait_events_from_samples(samples, limit):
 def sql_from_samples_and_statements(samples, statements, seconds_since_reset, limit, max_query_length=2000):
     """Top SQL without PI: statements active in the pg_stat_activity samples first (their AAS over the samples),
     then pg_stat_statements' heaviest by total execution time, whose AAS is the time spent over the seconds since
-    pg_stat_statements was reset. ``samples``: list of ``[query text]``; ``statements``: pg_stats.statement_rows."""
+    pg_stat_statements was reset. ``samples``: list of ``[query text]``; ``statements``: pg_stats.statement_rows.
+    Password literals are redacted from every text (:func:`redact`)."""
     items = []
     counts = {}
     for sample in samples:
@@ -133,12 +164,11 @@ def sql_from_samples_and_statements(samples, statements, seconds_since_reset, li
     total = sum(len(sample) for sample in samples) / len(samples) if samples else 0.0
     for text, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         aas = count / len(samples)
-        shown = text if len(text) <= max_query_length else text[:max_query_length] + "…"
-        items.append(dict(statement=shown, id=None, average_active_sessions=round(aas, 4),
+        items.append(dict(statement=shown(text, max_query_length), id=None, average_active_sessions=round(aas, 4),
                           share_of_load=_share(aas, total), basis="pg_stat_activity samples"))
     for row in statements or []:
         aas = (row["total_exec_time_ms"] or 0) / 1000.0 / seconds_since_reset if seconds_since_reset else None
-        items.append(dict(statement=row["query"], id=row.get("queryid"),
+        items.append(dict(statement=shown(row["query"], max_query_length), id=row.get("queryid"),
                           average_active_sessions=None if aas is None else round(aas, 4), share_of_load=None,
                           calls=row.get("calls"), total_exec_time_ms=row.get("total_exec_time_ms"),
                           basis="pg_stat_statements since its reset"))

@@ -21,8 +21,9 @@ description:
     (every pool reconnecting at once). The seed's formula, max_connections divided by the instances, is returned
     beside it for comparison. Fleets behind RDS Proxy do not take from the budget; the proxy's share of what the
     direct fleets leave is returned as C(proxy_max_connections_percent). Fleets that cannot fit even with
-    O(app_fleets[].min_pool) connections per instance fail the module, before any metric is read, with the
-    shortfall in connections.
+    O(app_fleets[].min_pool) connections per instance are a finding, not an error; the plan is returned with
+    C(fits=false), the C(shortfall) in connections, the C(max_connections_needed) and a C(recommendation), and the
+    report's objective for that instance fails. Only an unknown C(max_connections) fails the module.
   - B(Right-sizing.) CPU at the 50th and 95th percentiles, the lowest freeable memory, connections against
     C(max_connections), IOPS and throughput against the storage's baseline (gp3 3,000 IOPS and 125 MiB/s, more from
     400 GiB or when provisioned; gp2 3 IOPS per GiB; io1/io2 as provisioned) over O(lookback_days), and the
@@ -201,6 +202,10 @@ instances:
           C(database_connections) and C(database_connections_during_deploy), and the seed's C(naive_pool_size)
           with its totals. C(deploy_surge) and C(failover) say whether those cases fit, C(totals) sums the fleets,
           and C(proxy_max_connections_percent) is the share of max_connections RDS Proxy may take.
+        - C(fits) is false when even O(app_fleets[].min_pool) per application instance at the deploy peak
+          (C(needed) connections) exceeds the budget; then C(shortfall) (connections over the budget),
+          C(max_connections_needed), C(problem) (what and by how much) and C(recommendation) (what to do) are set,
+          else they are 0 or null, and every pool is its C(min_pool).
       type: dict
     metrics:
       description: The figures over O(lookback_days) (cpu_p50, cpu_p95, freeable_memory_min, connections_max,
@@ -438,8 +443,9 @@ def read_metrics(module, cloudwatch, identifiers, aurora, lookback_days, now):
 
 
 def plan_pools_of(module, identifier, cluster, decision, reserved):
-    """The pool plan of the fleets against one instance (None for an Aurora reader or without fleets); fails when
-    the number is unknown or the fleets cannot fit, before any metric is read."""
+    """The pool plan of the fleets against one instance (None for an Aurora reader or without fleets); fails only
+    when max_connections is unknown, before any metric is read. Fleets that cannot fit are a finding: the plan has
+    fits false, the shortfall and the recommendation."""
     params = module.params
     writer = cluster is None or rds_resources.cluster_writer(cluster) == identifier
     if not params["app_fleets"] or not writer:
@@ -449,8 +455,7 @@ def plan_pools_of(module, identifier, cluster, decision, reserved):
     pools = capacity.plan_pools(decision["max_connections"], reserved["total"], params["app_fleets"],
                                 params["headroom_percent"], params["surge_percent"])
     if not pools["fits"]:
-        module.fail_json(msg=f"The fleets cannot connect to {identifier}: {pools['problem']}",
-                         shortfall=pools["shortfall"], pools=pools)
+        module.warn(f"The fleets cannot connect to {identifier}: {pools['problem']}")
     return pools
 
 
@@ -499,7 +504,12 @@ def measurements_of(items, runtime):
         if forecast:
             rows[f"{prefix} storage growth GiB/day"] = forecast["growth_gib_per_day"]
             rows[f"{prefix} days until out of space"] = forecast["days_until_out_of_space"]
-        for fleet in (item["pools"] or {}).get("fleets") or []:
+        pools = item["pools"] or {}
+        if pools and not pools["fits"]:
+            rows[f"{prefix} pools shortfall"] = (f"{pools['shortfall']} connections over the budget of "
+                                                 f"{pools['budget']['budget']} (needs {pools['needed']})")
+            rows[f"{prefix} pools recommendation"] = pools["recommendation"]
+        for fleet in pools.get("fleets") or []:
             rows[f"{prefix} pool {fleet['name']}"] = (f"{fleet['pool_min']}..{fleet['pool_max']} per instance "
                                                       f"(naive {fleet['naive_pool_size']})")
     return rows
@@ -510,7 +520,8 @@ def build_report(runtime, items):
     for item in items:
         pools = item["pools"]
         if pools:
-            objectives.append(dict(name=f"{item['db_instance_identifier']} pools within budget during a deploy",
+            short = "" if pools["fits"] else f" (short by {pools['shortfall']} connections)"
+            objectives.append(dict(name=f"{item['db_instance_identifier']} pools within budget during a deploy{short}",
                                    objective=pools["budget"]["budget"], observed=pools["deploy_surge"]["connections"],
                                    unit="connections", held=pools["deploy_surge"]["fits"]))
     return runtime.report(passed=all(o["held"] for o in objectives), objectives=objectives, timeline=[],

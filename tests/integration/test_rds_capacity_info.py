@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from tests.integration.bad_inputs import mutating_calls
 from tests.integration.capacity_support import MAX_CONNECTIONS
 from tests.integration.capacity_support import PASSWORD
 from tests.integration.capacity_support import create_app_login
@@ -34,6 +35,11 @@ SHAPES = {
     "mixed": [dict(name="web", instances=2, threads=20), dict(name="jobs", instances=4, threads=4),
               dict(name="api", instances=10, threads=16, through_proxy=True)],
 }
+
+
+# max_connections 60 - 5 reserved (RDS's defaults without a login) = 55, less 10 % headroom = 49; 40 instances
+# doubled during a deploy need 80 connections at one per instance: 31 short, max_connections 91 needed.
+TOO_MANY = dict(name="web", instances=40, threads=10)
 
 
 def run_capacity(lab, tmp_path, calls):
@@ -110,8 +116,13 @@ def capacity(lab, tmp_path_factory):
     # Without a login: the budget from the parameter groups, and the right-sizing of all three in one call.
     calls["sizing"] = dict(db_instance_identifiers=[INSTANCE, HOT, COLD], lookback_days=14, report_dir=str(report_dir),
                            report_name="capacity", app_fleets=SHAPES["few_big"])
+    # A fleet that cannot fit at all (without a login): a finding with the shortfall, not a failure.
+    calls["cannot_fit"] = dict(db_instance_identifiers=[INSTANCE], lookback_days=1, report_dir=str(report_dir),
+                               report_name="cannot-fit", app_fleets=[TOO_MANY])
+    since = time.time()
     results = run_capacity(lab, tmp_path_factory.mktemp("capacity"), calls)
-    yield dict(instance=instance, results=results, report_dir=report_dir, loaded_at=loaded_at)
+    yield dict(instance=instance, results=results, report_dir=report_dir, loaded_at=loaded_at,
+               mutating=mutating_calls(lab, since))
     lab.control.reset()
 
 
@@ -222,3 +233,27 @@ def test_report_is_written_and_readable(capacity):
     assert sorted(line.strip("| ").split(" | ")[1].split(", ")) == EXPECTED_RULES[HOT]
     assert "| it-cap-db pool web | 2..8 per instance (naive 20) |" in markdown
     assert "| it-cap-hot days until out of space |" in markdown
+
+
+def test_a_fleet_that_cannot_fit_is_a_finding_that_says_by_how_much(capacity):
+    result = capacity["results"]["cannot_fit"]
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False and capacity["mutating"] == []
+    pools = result["instances"][0]["pools"]
+    assert pools["fits"] is False and pools["budget"]["budget"] == 49
+    assert (pools["needed"], pools["shortfall"], pools["max_connections_needed"]) == (80, 31, 91)
+    assert "exceed the budget of 49 by 31" in pools["problem"]
+    assert "RDS Proxy" in pools["recommendation"] and "at least 91 connections" in pools["recommendation"]
+    (web,) = pools["fleets"]
+    assert (web["pool_min"], web["pool_max"], web["database_connections_during_deploy"]) == (1, 1, 80)
+    assert any("exceed the budget of 49 by 31" in w for w in result.get("warnings") or [])
+    # The report: a failed objective saying by how much, and the shortfall and what to do in its figures.
+    report = result["report"]
+    (objective,) = report["objectives"]
+    assert report["passed"] is False and objective["held"] is False
+    assert (objective["objective"], objective["observed"]) == (49, 80) and "short by 31" in objective["name"]
+    markdown = (capacity["report_dir"] / "cannot-fit.md").read_text()
+    assert "| it-cap-db pools shortfall | 31 connections over the budget of 49 (needs 80) |" in markdown
+    assert "at least 91 connections" in markdown and "short by 31 connections" in markdown
+    junit = (capacity["report_dir"] / "cannot-fit.xml").read_text()
+    assert "short by 31" in junit and "<failure" in junit

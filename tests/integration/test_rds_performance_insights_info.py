@@ -105,7 +105,15 @@ def insights(lab, tmp_path_factory):
             "vars": {"rds_monitoring_instances": [WITH_PI, WITHOUT_PI],
                      "rds_monitoring_weekly_report_dir": str(weekly_dir),
                      "rds_monitoring_login_user": "dbadmin", "rds_monitoring_login_password": PASSWORD,
-                     "rds_monitoring_weekly_report_app_fleets": [dict(name="web", instances=2, threads=8)]},
+                     # "batch" cannot fit anywhere (10,000 connections during a deploy): a finding in the
+                     # report, not a failed run.
+                     "rds_monitoring_weekly_report_app_fleets": [dict(name="web", instances=2, threads=8),
+                                                                 dict(name="batch", instances=5000, threads=1)]},
+        }, {
+            # The role's tasks pass the password under no_log, so the callback shows them censored: read the
+            # registered results instead.
+            "name": "weekly results", "ansible.builtin.debug": {"msg": {
+                "capacity": "{{ rds_monitoring_capacity }}", "load": "{{ rds_monitoring_load }}"}},
         }])
     finally:
         for contention in contentions:
@@ -161,11 +169,26 @@ def test_report_of_the_load_in_check_mode(insights):
 def test_weekly_report_of_the_role_uses_both_modules(insights):
     # Task names inside a role come as "<role> : <name>".
     weekly = {name.split(" : ")[-1]: result for name, result in insights.items() if " : " in name}
-    capacity = weekly["Capacity of the instances (connection budget, pools, right-sizing, storage forecast)"]
+    for name in ("Capacity of the instances (connection budget, pools, right-sizing, storage forecast)",
+                 "Database load of each instance (top wait events and SQL)"):
+        shown = weekly[name]
+        assert not shown.get("failed"), shown.get("msg")
+        assert "censored" in shown and PASSWORD not in str(shown)  # no_log: the task passes the password
+    registered = insights["weekly results"]["msg"]
+    capacity = registered["capacity"]
     assert not capacity.get("failed"), capacity.get("msg")
     assert [i["db_instance_identifier"] for i in capacity["instances"]] == [WITH_PI, WITHOUT_PI]
-    assert all(i["pools"]["fleets"][0]["name"] == "web" for i in capacity["instances"])
-    load = weekly["Database load of each instance (top wait events and SQL)"]["results"]
+    for item in capacity["instances"]:
+        pools = item["pools"]
+        assert [f["name"] for f in pools["fleets"]] == ["web", "batch"]
+        # The fleet that cannot fit is a finding, by how much: the run and the other reports go on.
+        assert pools["fits"] is False and pools["needed"] == 2 * 2 + 10000
+        assert pools["shortfall"] == pools["needed"] - pools["budget"]["budget"] > 0
+        assert pools["max_connections_needed"] == pools["budget"]["max_connections"] + pools["shortfall"]
+        assert "RDS Proxy" in pools["recommendation"]
+    assert capacity["report"]["passed"] is False
+    assert [o["held"] for o in capacity["report"]["objectives"]] == [False, False]
+    load = registered["load"]["results"]
     assert [r["source"] for r in load] == ["performance_insights", "pg_stat_statements"]
     files = sorted(path.name.split("-")[0] for path in insights["weekly_dir"].glob("*.md"))
     assert files == ["capacity", "performance_insights", "performance_insights"]

@@ -50,7 +50,8 @@ def test_surge_instances(instances, surge, peak):
 def test_plan_pools(max_connections, reserved, fleets, headroom, surge, expected):
     plan = capacity.plan_pools(max_connections, reserved, fleets, headroom, surge)
     assert {f["name"]: f["pool_max"] for f in plan["fleets"]} == expected
-    assert plan["fits"] and plan["shortfall"] == 0 and plan["problem"] is None
+    assert plan["fits"] and plan["shortfall"] == 0 and plan["problem"] is None and plan["recommendation"] is None
+    assert plan["max_connections_needed"] is None
     assert plan["deploy_surge"]["connections"] <= plan["budget"]["budget"]
     assert plan["failover"]["fits"]
     for fleet in plan["fleets"]:
@@ -71,6 +72,11 @@ def test_plan_pools_says_by_how_much_a_fleet_cannot_fit():
     assert plan["shortfall"] == 80 - 51
     assert "exceed the budget of 51 by 29" in plan["problem"] and "RDS Proxy" in plan["problem"]
     assert "at least 89 connections" in plan["problem"]
+    # A finding, not an error: the plan is whole, every pool its min_pool, and it says what to do.
+    assert plan["needed"] == 80 and plan["max_connections_needed"] == 89
+    assert plan["recommendation"] in plan["problem"] and "at least 89 connections" in plan["recommendation"]
+    assert [(f["pool_min"], f["pool_max"]) for f in plan["fleets"]] == [(1, 1)]
+    assert not plan["deploy_surge"]["fits"] and plan["deploy_surge"]["connections"] == 80
 
 
 def test_plan_pools_min_pool_counts_toward_fitting():
@@ -201,6 +207,11 @@ BASE = dict(db_instance_identifiers=["orders-db"], db_cluster_identifiers=[], lo
     (dict(app_fleets=[dict(name="w", instances=1, threads=1), dict(name="w", instances=1, threads=1)]),
      "names w more than once"),
     (dict(thresholds=dict(cpu_hi=3)), "thresholds.cpu_hi is not a threshold"),
+    (dict(thresholds=dict(cpu_high_p95=float("nan"))), "thresholds.cpu_high_p95 must be a finite number"),
+    (dict(thresholds=dict(cpu_high_p95=float("inf"))), "thresholds.cpu_high_p95 must be a finite number"),
+    (dict(thresholds=dict(cpu_high_p95=-1)), "thresholds.cpu_high_p95 must be a finite number of at least 0"),
+    (dict(headroom_percent=float("nan")), "headroom_percent"),
+    (dict(surge_percent=float("nan")), "surge_percent"),
 ])
 def test_option_problems(changes, fragment):
     problems = capacity.option_problems(dict(BASE, **changes))

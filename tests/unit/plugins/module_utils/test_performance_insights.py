@@ -100,9 +100,42 @@ def test_findings(load, vcpus, waits, names):
     (dict(db_instance_identifier="bad_name"), "not a valid RDS identifier"),
     (dict(window_minutes=0), "window_minutes must be from 1"),
     (dict(limit=30), "limit must be from 1 to 25"),
+    (dict(max_query_length=19), "max_query_length must be at least 20, got 19"),
+    (dict(max_query_length=None), "max_query_length must be at least 20"),
+    (dict(sample_seconds=-1.0), "sample_seconds must be from 0 to 60, got -1.0"),
+    (dict(sample_seconds=60.5), "sample_seconds must be from 0 to 60"),
+    (dict(sample_seconds=float("nan")), "sample_seconds must be from 0 to 60, got nan"),
+    (dict(sample_seconds=float("inf")), "sample_seconds must be from 0 to 60, got inf"),
 ])
 def test_option_problems(changes, fragment):
-    params = dict(db_instance_identifier="orders-db", window_minutes=60, limit=10)
+    params = dict(db_instance_identifier="orders-db", window_minutes=60, limit=10, max_query_length=20,
+                  sample_seconds=0.0)
     assert pi.option_problems(params) == []
     params.update(changes)
     assert any(fragment in p for p in pi.option_problems(params))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("ALTER ROLE app PASSWORD 'se''cr;et' VALID UNTIL 'infinity'",
+     "ALTER ROLE app PASSWORD '********' VALID UNTIL 'infinity'"),
+    ("create role a login encrypted password 'abc'", "create role a login encrypted password '********'"),
+    ("ALTER ROLE a PASSWORD 'cut short by max_query_len", "ALTER ROLE a PASSWORD '********'"),
+    ("ALTER ROLE a PASSWORD E'a\\'b' LOGIN", "ALTER ROLE a PASSWORD '********' LOGIN"),
+    ("ALTER ROLE a PASSWORD $pw$x'y$pw$ LOGIN", "ALTER ROLE a PASSWORD '********' LOGIN"),
+    ("ALTER ROLE a PASSWORD NULL", "ALTER ROLE a PASSWORD NULL"),
+    ("SELECT password, 'password' FROM users WHERE id = $1", "SELECT password, 'password' FROM users WHERE id = $1"),
+    (None, None),
+])
+def test_redact(text, expected):
+    assert pi.redact(text) == expected
+
+
+def test_password_literals_never_reach_the_top_sql():
+    secret = "ALTER ROLE app PASSWORD 'hunter2-secret'"
+    statements = [dict(query="ALTER ROLE app PASSWORD 'pgss-secret'", queryid=1, calls=1, total_exec_time_ms=1.0)]
+    items = pi.sql_from_samples_and_statements([[secret], [secret]], statements, 60, 10, max_query_length=30)
+    texts = [i["statement"] for i in items]
+    assert texts == ["ALTER ROLE app PASSWORD '*****…", "ALTER ROLE app PASSWORD '*****…"]
+    keys = [{"Dimensions": {"db.sql.statement": secret, "db.sql.id": "s"}, "Total": 1.0}]
+    assert pi.sql_from_keys(keys, 1.0, 5)[0]["statement"] == "ALTER ROLE app PASSWORD '********'"
+    assert not any("secret" in t for t in texts)
