@@ -13,6 +13,8 @@ Three modes:
 
 from __future__ import annotations
 
+import math
+
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
@@ -20,8 +22,11 @@ from ansible_collections.dbre.rds.plugins.module_utils.probing import valid_tabl
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import IDENTIFIER_MAX
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import status_of
+from ansible_collections.dbre.rds.plugins.module_utils.restore_drill import DRILL_EXPIRES_TAG
 from ansible_collections.dbre.rds.plugins.module_utils.restore_drill import DRILL_ID_TAG
+from ansible_collections.dbre.rds.plugins.module_utils.restore_drill import DRILL_OWNER_TAG
 from ansible_collections.dbre.rds.plugins.module_utils.restore_drill import expect_problems
+from ansible_collections.dbre.rds.plugins.module_utils.restore_drill import is_expired
 from ansible_collections.dbre.rds.plugins.module_utils.restore_drill import tags_of
 
 MODES = ("rehearsal", "switchover", "failover")
@@ -38,15 +43,15 @@ def _bounded(params, key, maximum, unit, why):
     value = params.get(key)
     if value is None:
         return []
-    if value <= 0 or value > maximum:
+    if not math.isfinite(value) or value <= 0 or value > maximum:
         return [f"{key} must be greater than 0 and at most {maximum} {unit}, got {value}: {why}"]
     return []
 
 
 def _not_negative(params, key, what):
     value = params.get(key)
-    if value is not None and value < 0:
-        return [f"{key} must not be negative, got {value}: it is {what}"]
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        return [f"{key} must be finite and not negative, got {value}: it is {what}"]
     return []
 
 
@@ -96,8 +101,9 @@ def mode_option_problems(params, region):
         if dr_instance is not None and dr_region is None:
             found.append("dr_instance_identifier needs dr_region, the region of that replica")
     for key, modes in (("switch_back", ("switchover",)), ("replica_identifier", ("rehearsal",)),
-                       ("db_instance_class", ("rehearsal",)), ("target_db_cluster_identifier",
-                                                               ("switchover", "failover"))):
+                       ("db_instance_class", ("rehearsal",)), ("db_subnet_group_name", ("rehearsal",)),
+                       ("vpc_security_group_ids", ("rehearsal",)),
+                       ("target_db_cluster_identifier", ("switchover", "failover"))):
         if _given(params, key) and mode not in modes:
             found.append(f"{key} applies to mode={' or mode='.join(modes)}, not mode={mode}")
     if _given(params, "target_db_cluster_identifier") and global_id is None:
@@ -149,8 +155,14 @@ def problems(params, region=None):
     found += _bounded(params, "probe_timeout", 60, "seconds", "it bounds one probe write")
     found += _bounded(params, "ttl_hours", TTL_HOURS_MAX, "hours", "the drill's resources expire after it")
     for key in ("probe_settle_seconds", "probe_baseline_seconds"):
-        if params.get(key) is not None and params[key] < 0:
-            found.append(f"{key} must not be negative")
+        if params.get(key) is not None and not (math.isfinite(params[key]) and params[key] >= 0):
+            found.append(f"{key} must be finite and not negative, got {params[key]}")
+    subnet_group = params.get("db_subnet_group_name")
+    if subnet_group is not None and (not str(subnet_group).strip() or " " in str(subnet_group)):
+        found.append(f"db_subnet_group_name {subnet_group!r} must be the name of a DB subnet group in dr_region")
+    for group in params.get("vpc_security_group_ids") or []:
+        if not str(group).startswith("sg-") or " " in str(group):
+            found.append(f"vpc_security_group_ids: {group!r} is not a security group id (sg-...) of dr_region")
     if params.get("probe_table") is not None and not valid_table_name(params["probe_table"]):
         found.append(f"probe_table {params['probe_table']!r} must be a plain lower-case identifier")
     if params.get("mode") == "switchover" and (params.get("max_lost_writes") or 0) > 0:
@@ -222,21 +234,39 @@ def instance_problems(params, source, dr_replica, region, dr_region):
     return found
 
 
-def drill_replica_problems(identifier, described, source, dr_region):
+def drill_replica_problems(identifier, described, source, dr_region, now=None, alive=None):
     """A rehearsal may reuse a replica named by replica_identifier only when a dbre.rds drill created it (it carries
-    the drill id tag), it replicates the primary and it is available; a name that does not exist is created."""
+    the drill id tag), that drill is dead (its ``dbre:drill-expires`` is past, or ``alive``, what
+    drill_runtime.owner_alive says of its ``dbre:drill-owner``, is False), it replicates the primary and it is
+    available; a name that does not exist is created. A live (or unknown) drill's replica is never taken: the
+    rehearsal promotes and deletes it."""
     if described is None:
         return []
-    drill_id = tags_of(described).get(DRILL_ID_TAG)
+    tags = tags_of(described)
+    drill_id = tags.get(DRILL_ID_TAG)
     if not drill_id:
         return [f"replica_identifier {identifier} exists in {dr_region} and carries no {DRILL_ID_TAG} tag: it was not "
                 "created for drills, and a rehearsal promotes and deletes its replica; name another or leave it out"]
     found = []
+    expired = is_expired(tags, now) if now is not None else None
+    if expired is not True and alive is not False:
+        owner = tags.get(DRILL_OWNER_TAG) or "unknown"
+        state = "alive" if alive else "not known to be gone (another host, or no marker)"
+        found.append(f"the drill replica {identifier} belongs to drill {drill_id}, whose owner {owner} is {state} and "
+                     f"which expires {tags.get(DRILL_EXPIRES_TAG) or 'never (no expiry tag)'}: another run may be "
+                     "using it; wait until that drill has ended or expired, or name another replica_identifier")
     if source is not None and not replica_of(described, source):
         found.append(f"the drill replica {identifier} is not a read replica of {source.get('DBInstanceIdentifier')}")
     if status_of(described) != "available":
         found.append(f"the drill replica {identifier} is {status_of(described)}, not available")
     return found
+
+
+def reuse_tag_request(described, tags):
+    """AddTagsToResource that makes a dead drill's replica this drill's own (its id, expiry and owner) before it is
+    promoted: cleanup then deletes it only under this drill's id."""
+    return {"ResourceName": described["DBInstanceArn"],
+            "Tags": [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]}
 
 
 def global_members(global_cluster):
@@ -259,7 +289,9 @@ def choose_target(members, wanted=None):
 
 
 def global_problems(params, global_cluster, clusters, region):
-    """Pre-checks of a global database drill; ``clusters`` maps member ARN to the described cluster (None: gone)."""
+    """Pre-checks of a global database drill; ``clusters`` maps member ARN to the described cluster (None: gone, or
+    its region did not answer). A failover does not need the writer member nor the global cluster to be available:
+    its region may be the one lost."""
     gid, mode = params.get("global_cluster_identifier"), params.get("mode")
     if global_cluster is None:
         return [f"no global cluster {gid!r} exists: check global_cluster_identifier"]
@@ -288,11 +320,14 @@ def global_problems(params, global_cluster, clusters, region):
         found.append(f"the secondary {target['identifier']} is in the writer's region ({writer['region']}): a "
                      "same-region DR target does not survive a regional outage")
     status = status_of(global_cluster)
-    if status != "available":
+    # A failover is for a disaster: the writer's region may not answer, and the global cluster then shows it.
+    if status != "available" and mode != "failover":
         found.append(f"the global cluster {gid} is {status}, not available: wait until an earlier switchover or "
                      "failover has finished")
     for member in members:
         described = clusters.get(member["arn"])
+        if mode == "failover" and member["writer"]:
+            continue
         if described is None:
             found.append(f"the member cluster {member['identifier']} of {gid} cannot be found in {member['region']}")
         elif status_of(described) != "available" and (mode != "failover" or member is target):
@@ -325,20 +360,41 @@ def hosted_zone_problems(zone_id, zone):
 
 
 def dns_name_problems(record, zone):
-    """The record must lie inside the hosted zone."""
+    """The record must lie inside the hosted zone, below its apex (a CNAME cannot be the apex)."""
     if record is None or zone is None:
         return []
     zone_name = str(zone.get("Name") or "").rstrip(".").lower()
     name = str(record).rstrip(".").lower()
-    if zone_name and not (name == zone_name or name.endswith("." + zone_name)):
+    if zone_name and name == zone_name:
+        return [f"dns_record {record} is the apex of the hosted zone {zone_name}: a CNAME cannot be the zone apex "
+                f"(Route 53 refuses it, after the promotion); name a record inside the zone, like db.{zone_name}"]
+    if zone_name and not name.endswith("." + zone_name):
         return [f"dns_record {record} is not inside the hosted zone {zone_name}: name a record of that zone"]
     return []
 
 
 # ---------------------------------------------------------------------------------------------------------- plan
 
-def replica_request(source, identifier, source_region, tags, db_instance_class=None):
-    """CreateDBInstanceReadReplica in the DR region for a rehearsal replica (never Multi-AZ, never protected)."""
+def replica_placement(params, dr_replica):
+    """Where the rehearsal's replica goes in the DR region: ``db_subnet_group_name`` and ``vpc_security_group_ids``
+    when given, else those of the real DR replica (``dr_instance_identifier``) when one is named, so the drill's SQL
+    reaches the copy as it reaches the real one; nothing (RDS's default) otherwise."""
+    placement = {}
+    subnet_group = params.get("db_subnet_group_name") or ((dr_replica or {}).get("DBSubnetGroup") or {}).get(
+        "DBSubnetGroupName")
+    if subnet_group:
+        placement["DBSubnetGroupName"] = subnet_group
+    groups = params.get("vpc_security_group_ids") or [
+        g["VpcSecurityGroupId"] for g in (dr_replica or {}).get("VpcSecurityGroups") or []
+        if g.get("VpcSecurityGroupId") and g.get("Status") != "inactive"]
+    if groups:
+        placement["VpcSecurityGroupIds"] = list(groups)
+    return placement
+
+
+def replica_request(source, identifier, source_region, tags, db_instance_class=None, placement=None):
+    """CreateDBInstanceReadReplica in the DR region for a rehearsal replica (never Multi-AZ, never protected), in the
+    subnet group and security groups of ``placement`` (:func:`replica_placement`)."""
     request = {
         "DBInstanceIdentifier": identifier,
         "SourceDBInstanceIdentifier": source["DBInstanceArn"],
@@ -349,6 +405,7 @@ def replica_request(source, identifier, source_region, tags, db_instance_class=N
         "DeletionProtection": False,
         "Tags": [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())],
     }
+    request.update(placement or {})
     if source.get("KmsKeyId"):
         request["KmsKeyId"] = "alias/aws/rds"  # a cross-region encrypted replica needs a key of the DR region
     return request
@@ -365,7 +422,10 @@ def plan_steps(mode, *, source=None, replica=None, dr_region=None, region=None, 
     rehearsal promotes an existing drill replica instead of creating one."""
     steps = []
     if mode == "rehearsal":
-        if not reuse:
+        if reuse:
+            steps.append({"call": "AddTagsToResource", "region": dr_region, "names": replica,
+                          "why": "a dead drill's replica becomes this drill's (its drill id, expiry and owner)"})
+        else:
             steps.append({"call": "CreateDBInstanceReadReplica", "region": dr_region, "names": replica,
                           "why": f"temporary replica of {source}"})
         steps += [{"call": "PromoteReadReplica", "region": dr_region, "names": replica,
@@ -380,7 +440,8 @@ def plan_steps(mode, *, source=None, replica=None, dr_region=None, region=None, 
             steps.append({"call": "SwitchoverGlobalCluster", "region": region, "names": global_id,
                           "why": f"switch back to {writer['identifier']} ({writer['region']})"})
     elif global_id:
-        steps.append({"call": "FailoverGlobalCluster", "region": region, "names": global_id,
+        # Sent to the target's region: the writer's region (maybe the module's) may be the one lost.
+        steps.append({"call": "FailoverGlobalCluster", "region": target["region"], "names": global_id,
                       "why": f"AllowDataLoss=true: {target['identifier']} ({target['region']}) becomes the writer"})
     else:
         steps.append({"call": "PromoteReadReplica", "region": dr_region, "names": dr_instance,
@@ -497,7 +558,7 @@ def cleanup_plan(created, described, drill_id, protected):
     for item in created:
         identifier = item["identifier"]
         current = described.get(identifier)
-        owner = item.get("drill_id") or drill_id  # a reused drill replica carries the id of the drill that made it
+        owner = drill_id  # a reused drill replica was re-tagged with this drill's id before it was promoted
         step = {"kind": "instance", "identifier": identifier, "region": item.get("region"), "action": "delete",
                 "reason": None}
         if identifier.lower() in protected:

@@ -26,6 +26,11 @@ description:
     C(FailoverGlobalCluster) and C(AllowDataLoss). The RPO is the acknowledged probe writes missing on the new writer
     (count and time span), with the replication lag read just before; the RTO is the time until clients can write at
     the new endpoint. The probes move to the new writer with the request, as clients told of a disaster do.
+  - A global failover works when the writer's region does not answer. The writer cluster that cannot be read is a
+    warning, not a refusal (then without write probes and without lost-write counting), the global cluster's and
+    the writer's status are not required to be available, and C(FailoverGlobalCluster) and every describe that
+    follows it go to the target's region. The global cluster itself is read in the module's region, so run a failover
+    with O(region) set to a region that answers, such as the target's.
   - With O(dns_record) and O(hosted_zone_id) (switchover and failover) the module points a CNAME at the new writer's
     endpoint and waits until Route 53 reports it C(INSYNC); that time is part of the RTO. With O(notify_topic_arn) it
     publishes the verdict to an SNS topic.
@@ -88,13 +93,30 @@ options:
       - With O(mode=rehearsal), the identifier of the temporary replica. Defaults to the primary's identifier,
         C(-dr-drill-), the UTC start time and six hex digits of the drill id.
       - When an instance of that name exists in O(dr_region), the rehearsal uses it instead of creating one, but only
-        if a dbre.rds drill created it (it carries the C(dbre:drill-id) tag), it replicates the primary and it is
-        available; it is promoted and deleted like a new one. Any other existing instance of that name is refused.
+        if a dbre.rds drill created it (it carries the C(dbre:drill-id) tag), that drill is dead (its
+        C(dbre:drill-expires) is past, or its C(dbre:drill-owner) process is gone on this host), it replicates the
+        primary and it is available. It is then re-tagged with this drill's id, expiry and owner
+        (C(AddTagsToResource), sent once) before it is promoted, and deleted only while it carries this drill's id.
+        Any other existing instance of that name, a live drill's replica included, is refused.
     type: str
   db_instance_class:
     description:
       - With O(mode=rehearsal), the class of the temporary replica. Defaults to the primary's.
     type: str
+  db_subnet_group_name:
+    description:
+      - With O(mode=rehearsal), the DB subnet group in O(dr_region) of the temporary replica (a region without a
+        default VPC needs one).
+      - Defaults to the subnet group of the real DR replica (O(dr_instance_identifier)) when it is named, so the
+        drill's SQL reaches the copy as it reaches the real replica; else RDS's default.
+    type: str
+  vpc_security_group_ids:
+    description:
+      - With O(mode=rehearsal), the VPC security groups (C(sg-...) ids in O(dr_region)) of the temporary replica.
+      - Defaults to the active security groups of the real DR replica (O(dr_instance_identifier)) when it is named;
+        else RDS's default.
+    type: list
+    elements: str
   ttl_hours:
     description:
       - Hours after the start at which the rehearsal's replica counts as expired (tag C(dbre:drill-expires)).
@@ -121,6 +143,7 @@ options:
   max_rto_seconds:
     description:
       - Recovery time objective. RV(rto_seconds) above it fails the verdict.
+      - This and the other C(max_*) objectives must be finite and not negative (V(nan) and V(inf) are refused).
     type: float
   max_rpo_seconds:
     description:
@@ -218,6 +241,8 @@ options:
     description:
       - A DNS name (in O(hosted_zone_id)) that clients use for the writer; after a switchover or failover it is
         pointed (CNAME, C(UPSERT)) at the new writer's endpoint, and after O(switch_back) back again.
+      - It must be a name inside the zone, not the zone apex (Route 53 refuses a CNAME there); the pre-checks
+        refuse the apex before any change.
     type: str
   hosted_zone_id:
     description:
@@ -756,7 +781,15 @@ class Topology:
             gid = params["global_cluster_identifier"]
             self.global_cluster = describe_global_cluster(self.rds(), gid)
             for member in drill.global_members(self.global_cluster):
-                self.clusters[member["arn"]] = describe_cluster(self.rds(member["region"]), member["identifier"])
+                try:
+                    self.clusters[member["arn"]] = describe_cluster(self.rds(member["region"]), member["identifier"])
+                except aws_errors() as exc:
+                    if not (self.mode == "failover" and member["writer"]):
+                        raise
+                    # The disaster a failover is for: the writer's region does not answer. Warn and go on.
+                    self.clusters[member["arn"]] = None
+                    warn(self.module, f"Reading the writer cluster {member['identifier']} in {member['region']} "
+                                      f"failed ({short_message(exc)}); the failover goes on without it")
             self.problems += drill.global_problems(params, self.global_cluster, self.clusters, self.region)
             members = drill.global_members(self.global_cluster)
             self.writer = next((m for m in members if m["writer"]), None)
@@ -771,8 +804,11 @@ class Topology:
             if self.mode == "rehearsal" and params["replica_identifier"]:
                 self.drill_replica = describe_instance(self.rds(self.dr_region), params["replica_identifier"],
                                                        with_tags=True)
-                self.problems += drill.drill_replica_problems(params["replica_identifier"], self.drill_replica,
-                                                              self.source, self.dr_region)
+                owner = restore_drill.owner_from_tag(
+                    restore_drill.tags_of(self.drill_replica or {}).get(restore_drill.DRILL_OWNER_TAG))
+                self.problems += drill.drill_replica_problems(
+                    params["replica_identifier"], self.drill_replica, self.source, self.dr_region,
+                    now=utc_iso(datetime.datetime.now(datetime.timezone.utc)), alive=owner_alive(owner))
         self.problems += failover_drill.alarm_problems(params["abort_if_alarms"],
                                                        describe_alarms(self.module, params["abort_if_alarms"]))
         self.zone = hosted_zone(self.module, params["hosted_zone_id"])
@@ -785,7 +821,7 @@ class Topology:
         params = dict(self.params)
         # Each endpoint of the drill is the one RDS reports: one login_host would point every connection at one server.
         params["login_host"] = params["login_port"] = None
-        described = self.source or self.dr_replica or self.cluster(self.writer) or {}
+        described = self.source or self.dr_replica or self.cluster(self.writer) or self.cluster(self.target) or {}
         params["login_user"] = params["login_user"] or described.get("MasterUsername")
         return params
 
@@ -796,6 +832,9 @@ class Topology:
         return self.clusters.get(member["arn"]) if member else None
 
     def member_connector(self, member):
+        """None when the member could not be read (a failover's unreachable writer region)."""
+        if self.cluster(member) is None:
+            return None
         return self.connector(self.cluster(member), member["region"])
 
     def primary_and_copy(self):
@@ -913,10 +952,14 @@ class DrRun:
         replica, region = plan["replica"], topo.dr_region
         started = self.clock.elapsed()
         if plan["replica_request"] is None:
-            # A replica an earlier drill created for drills: promoted and deleted like a new one.
-            self.created.append({"identifier": replica, "region": region, "confirmed": True,
-                                 "drill_id": restore_drill.tags_of(topo.drill_replica).get(restore_drill.DRILL_ID_TAG)})
-            self.log.event(f"reusing the drill replica {replica}", phase="create replica")
+            # A dead drill's replica (checked before any change): re-tagged as this drill's own, once, before it is
+            # promoted, so cleanup deletes it only under this drill's id (confirmed: the tags show it).
+            self.runtime.enter("create replica", f"add_tags_to_resource -> {replica} in {region} (reused)", timed=True)
+            self.created.append({"identifier": replica, "region": region, "confirmed": False})
+            self.once(region, "add_tags_to_resource", plan["retag"], lambda: self.ours(replica, region),
+                      "create replica", f"Tagging the reused drill replica {replica} with this drill's id")
+            self.created[-1]["confirmed"] = True
+            self.log.finish("create replica")
         else:
             self.runtime.enter("create replica", f"create_db_instance_read_replica -> {replica} in {region}",
                                timed=True)
@@ -987,18 +1030,21 @@ class DrRun:
         self.log.finish(phase)
 
         def fetch():
+            # The write first, timed when it succeeds: a describe before it would add its latency to the RTO.
+            why = writable(connector, self.params["probe_timeout"]) if self.credentials() else None
+            if why is None and self.credentials():
+                return {"api": None, "error": None, "status": "writable", "at": self.clock.elapsed()}
             described = describe_instance(rds, identifier)
             api = status_of(described) == "available" and not (described or {}).get(
                 "ReadReplicaSourceDBInstanceIdentifier")
             if api and "api_available_seconds" not in self.measured:
                 self.measured["api_available_seconds"] = round(self.clock.elapsed() - self.requested, 3)
-            why = writable(connector, self.params["probe_timeout"]) if self.credentials() else None
-            return {"api": api, "error": why, "status": status_of(described)}
+            return {"api": api, "error": why, "status": status_of(described), "at": self.clock.elapsed()}
 
         done = (lambda v: v["error"] is None) if self.credentials() else (lambda v: v["api"])
-        self.wait("promoted copy writable", fetch, done, interval=self.params["probe_interval"],
-                  state_of=lambda v: "writable" if done(v) else v["status"])
-        self.mark_writable()
+        outcome = self.wait("promoted copy writable", fetch, done, interval=self.params["probe_interval"],
+                            state_of=lambda v: "writable" if done(v) else v["status"])
+        self.mark_writable(outcome.value["at"])
         # The promotion goes on after the first write (RDS's first backup of the new instance): wait for its end
         # before checking and, in a rehearsal, deleting the copy.
         self.wait_instance(identifier, region, "promotion complete", lambda d: status_of(d) == "available" and not (
@@ -1009,8 +1055,8 @@ class DrRun:
         self.requested = self.clock.elapsed()
         self.measured["requested_at"] = self.elapsed_iso(self.requested)
 
-    def mark_writable(self):
-        writable_at = self.clock.elapsed()
+    def mark_writable(self, writable_at=None):
+        writable_at = self.clock.elapsed() if writable_at is None else writable_at
         self.measured["writable_at"] = self.elapsed_iso(writable_at)
         self.measured["rto_seconds"] = drill.rto_seconds(self.requested, writable_at)
         self.log.event(f"new writer accepts writes: RTO {self.measured['rto_seconds']:.2f} s", phase="measure")
@@ -1063,7 +1109,9 @@ class DrRun:
         """Switchover (or failover with data loss) of the global cluster from ``old`` to ``new``; probes follow the
         writer (a failover sends them to ``new`` at the request, as clients told of a disaster)."""
         topo, gid = self.topo, self.params["global_cluster_identifier"]
-        rds = topo.rds()
+        # A failover is sent to, and followed in, the target's region: the writer's region may be the one lost.
+        region = new["region"] if failover else topo.region
+        rds = topo.rds(region)
         new_conn = topo.member_connector(new)
         operation = "failover_global_cluster" if failover else "switchover_global_cluster"
         request = {"GlobalClusterIdentifier": gid, "TargetDbClusterIdentifier": new["arn"]}
@@ -1083,7 +1131,7 @@ class DrRun:
             self.mark_requested()
         if failover and self.probes is not None:
             self.probes.connector.retarget(new_conn)
-        self.once(topo.region, operation, request, took_effect, phase,
+        self.once(region, operation, request, took_effect, phase,
                   f"{'Failing over' if failover else 'Switching over'} the global cluster {gid}")
         self.log.finish(phase)
 
@@ -1357,6 +1405,8 @@ def argument_spec():
         switch_back=dict(type="bool", default=False),
         replica_identifier=dict(type="str"),
         db_instance_class=dict(type="str"),
+        db_subnet_group_name=dict(type="str"),
+        vpc_security_group_ids=dict(type="list", elements="str"),
         ttl_hours=dict(type="int", default=24),
         tags=dict(type="dict"),
         max_lag_seconds=dict(type="float", default=60.0),
@@ -1397,10 +1447,15 @@ def option_problems(module):
 
 
 def probe_table_problems(module, topo, runtime):
-    """Refuse when probe_table names a table this drill may not use; drop the leftovers of dead drills first.
-    None when a failover must go on without probes (the primary does not answer)."""
+    """Refuse when probe_table names a table this drill may not use (read-only, also in check mode); in a real run
+    drop the leftovers of dead drills first. None when a failover must go on without probes (the primary does not
+    answer)."""
     connector = topo.member_connector(topo.writer) if topo.is_global else topo.connector(topo.source)
     table = module.params["probe_table"]
+    if connector is None:
+        warn(module, f"the writer {topo.writer['identifier']} could not be read; the failover goes on without write "
+                     "probes, so lost writes are not counted")
+        return None
     try:
         conn = connector.connect()
     except Exception as exc:  # pylint: disable=broad-except
@@ -1416,7 +1471,7 @@ def probe_table_problems(module, topo, runtime):
         alive = {(i["schema"], i["table"]): owner_alive(parse_probe_marker(i["comment"])) for i in marked}
         found, leftovers = failover_drill.probe_table_decision(table, existing, marked, alive,
                                                                datetime.datetime.now(datetime.timezone.utc))
-        if not found:
+        if not found and not module.check_mode:
             for item in leftovers:
                 if drop_marked_table(conn, item["schema"], item["table"],
                                      lambda marker, item=item: parse_probe_marker(item["comment"]) == marker):
@@ -1440,7 +1495,10 @@ def build_plan(module, topo, runtime):
         plan["replica"] = replica
         if topo.drill_replica is None:
             plan["replica_request"] = drill.replica_request(topo.source, replica, topo.region, tags,
-                                                            params["db_instance_class"])
+                                                            params["db_instance_class"],
+                                                            drill.replica_placement(params, topo.dr_replica))
+        else:
+            plan["retag"] = drill.reuse_tag_request(topo.drill_replica, tags)
     plan["steps"] = drill.plan_steps(
         params["mode"], source=params["db_instance_identifier"], replica=plan["replica"], dr_region=topo.dr_region,
         region=topo.region, global_id=params["global_cluster_identifier"], writer=topo.writer, target=topo.target,
@@ -1496,7 +1554,7 @@ def main():
             problems += drill.lag_problems(params["mode"], topo.lag["seconds"], params["max_lag_seconds"], what)
     # Probes write to the primary: without db_instance_identifier an instance failover has none to write to.
     probing = probing and (topo.is_global or topo.source is not None)
-    if not problems and probing and not module.check_mode:
+    if not problems and probing:
         found = probe_table_problems(module, topo, runtime)
         probing = found is not None
         problems += found or []

@@ -3,8 +3,9 @@
 
 Every case runs as a task of one playbook (tests/integration/bad_inputs.py) against a lab holding an instance
 ``orders`` (us-east-1) with its cross-region read replica ``orders-dr`` (us-west-2), an Aurora cluster ``pay-east``
-that is the only member of the global database ``pay-solo``, and a CloudWatch alarm in ALARM. For each case the error
-must name the problem, the lab's call log must show only reads, and the lab must hold exactly what it held before.
+that is the only member of the global database ``pay-solo``, a CloudWatch alarm in ALARM and the hosted zone
+``example.internal``. For each case the error must name the problem, the lab's call log must show only reads, and
+the lab must hold exactly what it held before.
 """
 
 import time
@@ -19,7 +20,7 @@ PASSWORD = "bad-Input-Dr-9"
 ACCOUNT = "123456789012"
 
 
-def cases():
+def cases(zone_id):
     def rehearsal(**args):
         return dict({"db_instance_identifier": "orders", "dr_region": "us-west-2", "poll_interval": 0.2}, **args)
 
@@ -50,9 +51,22 @@ def cases():
                           hosted_zone_id="ZNOTHERE1", notify_topic_arn=f"arn:aws:sns:us-east-1:{ACCOUNT}:dr-nowhere"),
          "expect": ["orders-lag is in ALARM", "no Route 53 hosted zone 'ZNOTHERE1' exists", "no SNS topic",
                     "dr-nowhere"]},
-        # negative objectives
+        # negative and not finite objectives
         {"id": "negative_objectives", "args": failover(max_rto_seconds=-1, max_rpo_seconds=-5),
-         "expect": ["max_rto_seconds must not be negative", "max_rpo_seconds must not be negative"]},
+         "expect": ["max_rto_seconds must be finite and not negative", "max_rpo_seconds must be finite and not "
+                    "negative"]},
+        {"id": "nan_and_inf_objectives", "args": failover(max_rto_seconds="nan", max_lag_seconds="inf"),
+         "expect": ["max_rto_seconds must be finite and not negative, got nan",
+                    "max_lag_seconds must be finite and not negative, got inf"]},
+        # placement of the rehearsal's replica: rehearsal only, real security group ids
+        {"id": "placement_outside_rehearsal", "args": failover(db_subnet_group_name="dr-private"),
+         "expect": ["db_subnet_group_name applies to mode=rehearsal, not mode=failover"]},
+        {"id": "security_group_name_not_id", "args": rehearsal(vpc_security_group_ids=["default"]),
+         "expect": ["vpc_security_group_ids: 'default' is not a security group id"]},
+        # a CNAME at the zone apex: Route 53 would refuse it only after the promotion
+        {"id": "dns_record_at_zone_apex", "args": failover(dns_record="example.internal", hosted_zone_id=zone_id),
+         "expect": ["dns_record example.internal is the apex of the hosted zone example.internal",
+                    "name a record inside the zone, like db.example.internal"]},
     ]
 
 
@@ -85,9 +99,10 @@ def setup(lab):
                                 Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=30,
                                 ComparisonOperator="GreaterThanThreshold")
     cloudwatch.set_alarm_state(AlarmName="orders-lag", StateValue="ALARM", StateReason="lag 300 s")
-    yield
+    zone = lab.client("route53").create_hosted_zone(Name="example.internal", CallerReference="dr-drill-bad-inputs")
+    yield {"zone": zone["HostedZone"]["Id"].split("/")[-1]}
     lab.control.reset()
 
 
 def test_bad_inputs_are_refused_before_any_change(lab, setup):
-    assert_all_refused(lab, run_module_cases, MODULE, cases(), secrets=[PASSWORD])
+    assert_all_refused(lab, run_module_cases, MODULE, cases(setup["zone"]), secrets=[PASSWORD])

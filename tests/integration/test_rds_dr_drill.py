@@ -23,6 +23,8 @@ import time
 import psycopg2
 import pytest
 
+from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import owner_marker
+from ansible_collections.dbre.rds.plugins.module_utils.restore_drill import owner_tag_value
 from tests.lab.clients import MASTER_PASSWORD, MASTER_USER, create_postgres, wait_cluster, wait_instance
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -157,6 +159,12 @@ def test_rehearsal_promotes_a_temporary_copy_and_touches_nothing_else(topology, 
     replica = planned["plan"]["replica"]
     assert replica.startswith("orders-dr-drill-") and planned["plan"]["replica_request"]["SourceRegion"] == "us-east-1"
     assert mutating(lab, since) == [], "check mode makes no mutating call"
+    # The copy goes where the real DR replica is: its security groups (and subnet group, when it has one).
+    dr = west.describe_db_instances(DBInstanceIdentifier="orders-dr")["DBInstances"][0]
+    dr_groups = [g["VpcSecurityGroupId"] for g in dr["VpcSecurityGroups"]]
+    assert dr_groups and planned["plan"]["replica_request"]["VpcSecurityGroupIds"] == dr_groups, planned["plan"]
+    assert planned["plan"]["replica_request"].get("DBSubnetGroupName") == (dr.get("DBSubnetGroup") or {}).get(
+        "DBSubnetGroupName")
 
     since = time.time()
     checks = [{"name": "orders replicated", "sql": "SELECT count(*) FROM orders", "expect": {"equals": 100}},
@@ -176,6 +184,8 @@ def test_rehearsal_promotes_a_temporary_copy_and_touches_nothing_else(topology, 
     calls = mutating(lab, since)
     assert sorted({c["action"] for c in calls}) == ["CreateDBInstanceReadReplica", "DeleteDBInstance",
                                                     "PromoteReadReplica"]
+    create = next(c for c in calls if c["action"] == "CreateDBInstanceReadReplica")
+    assert sorted(v for k, v in create["params"].items() if k.startswith("VpcSecurityGroupIds.")) == sorted(dr_groups)
     assert {c["params"].get("DBInstanceIdentifier") for c in calls} == {replica}, \
         "every mutating call targets the drill's own replica, never orders or orders-dr"
     assert instances(west) == ["orders-dr", "pay-west-1"], "nothing left behind in the DR region"
@@ -188,26 +198,60 @@ def test_rehearsal_promotes_a_temporary_copy_and_touches_nothing_else(topology, 
 
 
 def test_rehearsal_with_a_failed_check_still_deletes_its_copy(topology):
-    """A standing replica an earlier drill made for drills (it carries dbre:drill-id) is used instead of a new one;
-    a failed check fails the drill, and the copy is deleted all the same."""
+    """A standing replica an earlier drill made for drills (it carries dbre:drill-id) is used instead of a new one only
+    when that drill is dead; it is re-tagged as this drill's before the promotion; a failed check fails the drill,
+    and the copy is deleted all the same."""
     lab, west = topology["lab"], topology["west"]
-    west.create_db_instance_read_replica(DBInstanceIdentifier="orders-drill-standing", SourceRegion="us-east-1",
-                                         SourceDBInstanceIdentifier=topology["orders"]["DBInstanceArn"],
-                                         Tags=[{"Key": "dbre:drill-id", "Value": "standing-1"}])
+    # A live drill's replica: its owner is this (running) test process, and it expires in an hour.
+    live_owner = owner_tag_value(owner_marker())
+    expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    standing = west.create_db_instance_read_replica(
+        DBInstanceIdentifier="orders-drill-standing", SourceRegion="us-east-1",
+        SourceDBInstanceIdentifier=topology["orders"]["DBInstanceArn"],
+        Tags=[{"Key": "dbre:drill-id", "Value": "standing-1"}, {"Key": "dbre:drill-expires", "Value": expires},
+              {"Key": "dbre:drill-owner", "Value": live_owner}])["DBInstance"]
     wait_instance(west, "orders-drill-standing", "available")
     since = time.time()
     checks = [{"name": "too many orders", "sql": "SELECT count(*) FROM orders", "expect": {"equals": 999}}]
-    result = run(lab, rehearsal(checks=checks, dr_instance_identifier=None, replica_identifier="orders-drill-standing"))
+    args = rehearsal(checks=checks, dr_instance_identifier=None, replica_identifier="orders-drill-standing")
+    refused = run(lab, args)
+    assert refused.get("failed") is True, refused
+    assert f"belongs to drill standing-1, whose owner {live_owner} is alive and which expires {expires}" \
+        in refused["msg"], refused["msg"]
+    assert mutating(lab, since) == [], "a live drill's replica is neither re-tagged, promoted nor deleted"
+    assert "orders-drill-standing" in instances(west)
+
+    # The same replica once its drill has expired: reused, re-tagged with this drill's id, promoted and deleted.
+    west.add_tags_to_resource(ResourceName=standing["DBInstanceArn"],
+                              Tags=[{"Key": "dbre:drill-expires", "Value": "2020-01-01T00:00:00Z"}])
+    since = time.time()
+    result = run(lab, args)
     assert result.get("failed") is True and result["passed"] is False
     assert "check: too many orders did not hold (observed 100" in result["msg"]
-    assert [s["call"] for s in result["plan"]["steps"]] == ["PromoteReadReplica", "DeleteDBInstance"]
+    assert [s["call"] for s in result["plan"]["steps"]] == ["AddTagsToResource", "PromoteReadReplica",
+                                                            "DeleteDBInstance"]
     assert result["cleanup"]["removed"] == ["orders-drill-standing"] and not result["cleanup"]["left_behind"]
-    assert sorted({c["action"] for c in mutating(lab, since)}) == ["DeleteDBInstance", "PromoteReadReplica"]
+    calls = mutating(lab, since)
+    assert [c["action"] for c in calls if c["action"] != "DeleteDBInstance"] == ["AddTagsToResource",
+                                                                                "PromoteReadReplica"], calls
+    tagged = calls[0]["params"]
+    assert tagged["ResourceName"] == standing["DBInstanceArn"], tagged
+    tags = {tagged[k]: tagged[k[:-len("Key")] + "Value"] for k in tagged if k.startswith("Tags.") and k.endswith("Key")}
+    assert tags["dbre:drill-id"] == result["drill_id"] and tags["dbre:drill-expires"] > expires, tagged
+    assert sorted({c["action"] for c in calls}) == ["AddTagsToResource", "DeleteDBInstance", "PromoteReadReplica"]
     assert instances(west) == ["orders-dr", "pay-west-1"]
 
 
 def test_global_switchover_with_writes_loses_nothing_and_switches_back(topology):
     lab, east = topology["lab"], topology["east"]
+    # Check mode runs the probe-table pre-check too: a table the module did not create is refused, as in a real run.
+    since = time.time()
+    refused = run(lab, dict({"mode": "switchover", "global_cluster_identifier": "pay", "probe_table": "ledger"},
+                            **CREDENTIALS), check=True)
+    assert refused.get("failed") is True and "probe_table ledger names an existing table (public.ledger)" \
+        in refused["msg"], refused
+    assert mutating(lab, since) == []
     since = time.time()
     result = run(lab, dict({"mode": "switchover", "global_cluster_identifier": "pay", "switch_back": True,
                             "poll_interval": 0.2, "probe_interval": 0.1, "probe_settle_seconds": 0.5,

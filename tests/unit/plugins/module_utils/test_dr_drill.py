@@ -50,9 +50,16 @@ def glob(mode="switchover", **given):
     (params(switch_back=True), ["switch_back applies to mode=switchover"]),
     (glob(replica_identifier="x-drill"), ["replica_identifier applies to mode=rehearsal"]),
     (params(target_db_cluster_identifier="pay-west"), ["target_db_cluster_identifier applies to mode=switchover"]),
-    (params(max_rto_seconds=-1), ["max_rto_seconds must not be negative"]),
-    (params(max_rpo_seconds=-0.5), ["max_rpo_seconds must not be negative"]),
-    (params(max_lag_seconds=-3), ["max_lag_seconds must not be negative"]),
+    (params(max_rto_seconds=-1), ["max_rto_seconds must be finite and not negative"]),
+    (params(max_rpo_seconds=-0.5), ["max_rpo_seconds must be finite and not negative"]),
+    (params(max_lag_seconds=-3), ["max_lag_seconds must be finite and not negative"]),
+    # NaN compares False with everything: it must not pass as "not negative" (every verdict row silently not held)
+    (params(max_rto_seconds=float("nan")), ["max_rto_seconds must be finite and not negative, got nan"]),
+    (params(max_lag_seconds=float("inf")), ["max_lag_seconds must be finite and not negative, got inf"]),
+    (glob("failover", max_rpo_seconds=float("-inf")), ["max_rpo_seconds must be finite"]),
+    (params(wait_timeout=float("nan")), ["wait_timeout must be greater than 0"]),
+    (params(poll_interval=float("inf")), ["poll_interval must be greater than 0"]),
+    (params(probe_settle_seconds=float("nan")), ["probe_settle_seconds must be finite and not negative"]),
     (params(wait_timeout=0), ["wait_timeout must be greater than 0"]),
     (params(poll_interval=0), ["poll_interval must be greater than 0"]),
     (params(probe_table="Bad Table"), ["probe_table 'Bad Table'"]),
@@ -66,6 +73,11 @@ def glob(mode="switchover", **given):
     (params(checks=[{"name": "a", "sql": "SELECT 1", "expect": {"rows": 1}}] * 2), ["checks must have unique"]),
     (glob(target_db_cluster_identifier="arn:aws:rds:us-west-2"), ["is not a cluster ARN"]),
     (params(report_name="../x"), ["report_name"]),
+    (params(db_subnet_group_name="dr-private", vpc_security_group_ids=["sg-0a1b", "sg-2c3d"]), []),
+    (glob(db_subnet_group_name="dr-private"), ["db_subnet_group_name applies to mode=rehearsal"]),
+    (glob("failover", vpc_security_group_ids=["sg-0a1b"]), ["vpc_security_group_ids applies to mode=rehearsal"]),
+    (params(vpc_security_group_ids=["default"]), ["'default' is not a security group id"]),
+    (params(db_subnet_group_name=" "), ["db_subnet_group_name ' ' must be the name of a DB subnet group"]),
 ])
 def test_option_problems(given, fragments):
     found = drill.problems(given, region="us-east-1")
@@ -143,6 +155,18 @@ def clusters(*arns, status="available"):
     # a failover does not need the (lost) primary region to be available
     (glob("failover"), global_cluster([(EAST, True), (WEST, False)]),
      dict(clusters(WEST), **{EAST: {"Status": "inaccessible"}}), []),
+    # ... nor its writer cluster to answer at all (its region is the one lost), nor the global cluster's status
+    (glob("failover"), global_cluster([(EAST, True), (WEST, False)]), dict(clusters(WEST), **{EAST: None}), []),
+    (glob("failover"), global_cluster([(EAST, True), (WEST, False)], status="modifying"),
+     dict(clusters(WEST), **{EAST: None}), []),
+    # a switchover needs both
+    (glob(), global_cluster([(EAST, True), (WEST, False)]), dict(clusters(WEST), **{EAST: None}),
+     ["pay-east of pay cannot be found in us-east-1"]),
+    # the failover's target must still be there and available
+    (glob("failover"), global_cluster([(EAST, True), (WEST, False)]), dict(clusters(EAST), **{WEST: None}),
+     ["pay-west of pay cannot be found in us-west-2"]),
+    (glob("failover"), global_cluster([(EAST, True), (WEST, False)]),
+     dict(clusters(EAST), **{WEST: {"Status": "modifying"}}), ["pay-west (us-west-2) is modifying"]),
 ])
 def test_global_problems(given, described, described_clusters, fragments):
     found = drill.global_problems(given, described, described_clusters, "us-east-1")
@@ -168,6 +192,9 @@ def test_lag_problems(mode, lag, limit, fragment):
     ("Z1", {"Id": "/hostedzone/Z1", "Name": "example.internal."}, "db.example.internal", None),
     ("Z1", None, "db.example.internal", "no Route 53 hosted zone 'Z1' exists"),
     ("Z1", {"Id": "/hostedzone/Z1", "Name": "example.internal."}, "db.other.internal", "not inside the hosted zone"),
+    ("Z1", {"Id": "/hostedzone/Z1", "Name": "example.internal."}, "Example.Internal.",
+     "is the apex of the hosted zone example.internal: a CNAME cannot be the zone apex"),
+    ("Z1", {"Id": "/hostedzone/Z1", "Name": "example.internal."}, "xexample.internal", "not inside the hosted zone"),
 ])
 def test_dns_problems(zone_id, zone, record, fragment):
     found = drill.hosted_zone_problems(zone_id, zone) + drill.dns_name_problems(record, zone)
@@ -186,6 +213,29 @@ def test_replica_request_never_names_the_primary_as_target_and_is_tagged():
     assert drill.replica_request(dict(PRIMARY, KmsKeyId="k"), "x", "us-east-1", {})["KmsKeyId"] == "alias/aws/rds"
 
 
+DR_PLACED = dict(DR, DBSubnetGroup={"DBSubnetGroupName": "dr-private"}, VpcSecurityGroups=[
+    {"VpcSecurityGroupId": "sg-dr", "Status": "active"}, {"VpcSecurityGroupId": "sg-old", "Status": "inactive"}])
+
+
+@pytest.mark.parametrize("given, dr_replica, placement", [
+    # the real DR replica's subnet group and active security groups by default
+    (params(), DR_PLACED, {"DBSubnetGroupName": "dr-private", "VpcSecurityGroupIds": ["sg-dr"]}),
+    # the options win, each on its own
+    (params(db_subnet_group_name="drill-net"), DR_PLACED,
+     {"DBSubnetGroupName": "drill-net", "VpcSecurityGroupIds": ["sg-dr"]}),
+    (params(vpc_security_group_ids=["sg-drill"]), DR_PLACED,
+     {"DBSubnetGroupName": "dr-private", "VpcSecurityGroupIds": ["sg-drill"]}),
+    (params(db_subnet_group_name="drill-net", vpc_security_group_ids=["sg-a", "sg-b"]), None,
+     {"DBSubnetGroupName": "drill-net", "VpcSecurityGroupIds": ["sg-a", "sg-b"]}),
+    # no DR replica named and no option: RDS's default
+    (params(), None, {}),
+])
+def test_replica_placement(given, dr_replica, placement):
+    assert drill.replica_placement(given, dr_replica) == placement
+    request = drill.replica_request(PRIMARY, "r", "us-east-1", {}, placement=placement)
+    assert {k: request[k] for k in ("DBSubnetGroupName", "VpcSecurityGroupIds") if k in request} == placement
+
+
 def test_default_replica_identifier_fits_and_is_unique_per_suffix():
     name = drill.default_replica_identifier("o" * 63, NOW, "abc123")
     assert len(name) <= 63 and name.endswith("-dr-drill-20261130033000-abc123")
@@ -201,12 +251,21 @@ def test_default_replica_identifier_fits_and_is_unique_per_suffix():
     ("failover", {"dns": {"record": "db.x", "ttl": 60}, "notify": "arn:aws:sns:us-east-1:1:t"},
      ["FailoverGlobalCluster", "ChangeResourceRecordSets", "Publish"]),
     ("failover", {"global_id": None, "dr_instance": "orders-dr", "dr_region": "us-west-2"}, ["PromoteReadReplica"]),
+    ("rehearsal", {"source": "orders", "replica": "r", "dr_region": "us-west-2", "reuse": True},
+     ["AddTagsToResource", "PromoteReadReplica", "DeleteDBInstance"]),
 ])
 def test_plan_steps(mode, kwargs, calls):
     base = {"global_id": "pay", "writer": {"identifier": "pay-east", "region": "us-east-1"},
             "target": {"identifier": "pay-west", "region": "us-west-2"}, "region": "us-east-1"}
     base.update(kwargs)
     assert [step["call"] for step in drill.plan_steps(mode, **base)] == calls
+
+
+def test_a_global_failover_is_sent_to_the_target_region():
+    steps = drill.plan_steps("failover", global_id="pay", region="us-east-1",
+                             writer={"identifier": "pay-east", "region": "us-east-1"},
+                             target={"identifier": "pay-west", "region": "us-west-2"})
+    assert [(s["call"], s["region"]) for s in steps] == [("FailoverGlobalCluster", "us-west-2")]
 
 
 def sample(seq, ok=True, sent=None):
@@ -320,24 +379,54 @@ def test_dns_change_batch():
                                            "ResourceRecords": [{"Value": "pay-west.cluster.example"}]}
 
 
-@pytest.mark.parametrize("described, fragment", [
-    (None, None),
-    (dict(DR, TagList=[{"Key": DRILL_ID_TAG, "Value": "old"}]), None),
-    (DR, "carries no dbre:drill-id tag: it was not created for drills"),
-    (dict(DR, TagList=[{"Key": DRILL_ID_TAG, "Value": "old"}], ReadReplicaSourceDBInstanceIdentifier="x"),
-     "is not a read replica of orders"),
-    (dict(DR, TagList=[{"Key": DRILL_ID_TAG, "Value": "old"}], DBInstanceStatus="modifying"),
-     "is modifying, not available"),
+OWNER_TAG = "dbre:drill-owner"
+EXPIRES_TAG = "dbre:drill-expires"
+
+
+def drill_tagged(drill_id="old", expires="2026-11-30T05:00:00Z", owner="host/4242/99", **extra):
+    tags = [{"Key": DRILL_ID_TAG, "Value": drill_id}, {"Key": EXPIRES_TAG, "Value": expires}]
+    if owner:
+        tags.append({"Key": OWNER_TAG, "Value": owner})
+    return dict(DR, TagList=tags, **extra)
+
+
+NOW_ISO = "2026-11-30T03:30:00Z"
+
+
+@pytest.mark.parametrize("described, alive, fragment", [
+    (None, None, None),
+    # a dead drill's replica: expired, or its owner process gone
+    (drill_tagged(expires="2026-11-30T03:00:00Z"), True, None),
+    (drill_tagged(), False, None),
+    # a live (or unknown) drill's replica is refused, naming the owner and the expiry
+    (drill_tagged(), True, "belongs to drill old, whose owner host/4242/99 is alive and which expires "
+                           "2026-11-30T05:00:00Z"),
+    (drill_tagged(owner=None), None, "whose owner unknown is not known to be gone"),
+    (dict(DR, TagList=[{"Key": DRILL_ID_TAG, "Value": "old"}]), False, None),
+    (dict(DR, TagList=[{"Key": DRILL_ID_TAG, "Value": "old"}]), None, "which expires never (no expiry tag)"),
+    (DR, None, "carries no dbre:drill-id tag: it was not created for drills"),
+    (drill_tagged(ReadReplicaSourceDBInstanceIdentifier="x"), False, "is not a read replica of orders"),
+    (drill_tagged(DBInstanceStatus="modifying"), False, "is modifying, not available"),
 ])
-def test_drill_replica_problems(described, fragment):
-    found = drill.drill_replica_problems("orders-dr", described, PRIMARY, "us-west-2")
+def test_drill_replica_problems(described, alive, fragment):
+    found = drill.drill_replica_problems("orders-dr", described, PRIMARY, "us-west-2", now=NOW_ISO, alive=alive)
     assert (found == []) if fragment is None else any(fragment in p for p in found), found
 
 
-def test_a_reused_drill_replica_is_deleted_under_its_own_drill_id_and_never_created():
-    created = [{"identifier": "r", "region": "us-west-2", "confirmed": True, "drill_id": "old"}]
-    steps = drill.cleanup_plan(created, {"r": tagged("r", "old")}, "new", {"orders"})
-    assert [step["action"] for step in steps] == ["delete"]
-    calls = [s["call"] for s in drill.plan_steps("rehearsal", source="orders", replica="r", dr_region="us-west-2",
-                                                 reuse=True)]
-    assert calls == ["PromoteReadReplica", "DeleteDBInstance"]
+def test_reuse_tag_request_makes_the_replica_this_drills_own():
+    request = drill.reuse_tag_request(DR, {DRILL_ID_TAG: "new", EXPIRES_TAG: "2026-12-01T03:30:00Z"})
+    assert request == {"ResourceName": DR["DBInstanceArn"], "Tags": [
+        {"Key": EXPIRES_TAG, "Value": "2026-12-01T03:30:00Z"}, {"Key": DRILL_ID_TAG, "Value": "new"}]}
+
+
+def test_a_reused_drill_replica_is_deleted_only_under_this_drills_id():
+    # re-tagged with this drill's id (AddTagsToResource before the promotion): deleted
+    created = [{"identifier": "r", "region": "us-west-2", "confirmed": True}]
+    assert [s["action"] for s in drill.cleanup_plan(created, {"r": tagged("r", "new")}, "new", {"orders"})] \
+        == ["delete"]
+    # still the old drill's (the re-tag never confirmed): never deleted under the old id
+    unconfirmed = [dict(created[0], confirmed=False, drill_id="old")]
+    assert [s["action"] for s in drill.cleanup_plan(unconfirmed, {"r": tagged("r", "old")}, "new", {"orders"})] \
+        == ["not_ours"]
+    assert [s["action"] for s in drill.cleanup_plan(created, {"r": tagged("r", "old")}, "new", {"orders"})] \
+        == ["refuse"]
