@@ -125,6 +125,8 @@ def current_state(global_cluster, tags=None):
         "deletion_protection": bool(global_cluster.get("DeletionProtection")),
         "members": member_arns(global_cluster),
         "tags": dict(tags or {}),
+        # Set while a switchover or failover runs (FailoverState.Status, for example "switching-over").
+        "failover_state": ((global_cluster.get("FailoverState") or {}).get("Status") or None),
     }
 
 
@@ -165,6 +167,14 @@ def plan_global_cluster(desired, current, purge_tags=True):
             result["problems"].append(
                 f"global cluster {current['global_cluster_identifier']} has deletion protection on: run with "
                 "state=present and deletion_protection=false first, then remove it")
+            return result
+        # RemoveFromGlobalCluster during a switchover or failover can leave two writers or none.
+        if current["status"] != "available" or current.get("failover_state"):
+            busy = current["status"] if current["status"] != "available" else current["failover_state"]
+            result["problems"].append(
+                f"global cluster {current['global_cluster_identifier']} is {busy} (a switchover or failover is in "
+                "progress, or the global cluster is changing): wait until it is available with no failover state, "
+                "then remove it")
             return result
         members = current["members"]
         result.update(action="delete", changed=True, detach=members[1:] + members[:1], delete=True, after=None)

@@ -67,7 +67,21 @@ def test_bad_dr_declarations_are_refused_before_any_change(lab):
             {"id": "no_region",
              "vars": dict(base, rds_provision_clusters=[dict(CLUSTER, dr={"instances": 1})]),
              "expect": ["missing required arguments: region", "rds_provision_clusters", "dr"]},
+            {"id": "dr_identifier_taken_by_a_resource_the_role_did_not_make",
+             "vars": dict(base, rds_provision_instances=[INSTANCE, dict(INSTANCE, name="billing")]),
+             "expect": ["rds_provision_instances[orders].dr: DB instance orders-dr already exists in us-west-2 "
+                        f"without the tag {MARKER}=orders", "will not take it over",
+                        "rename the declaration's dr.identifier, or remove the resource",
+                        "rds_provision_instances[billing].dr: DB instance billing-dr in us-west-2 is not a read "
+                        "replica of billing (it copies nothing; billing does not exist yet)"]},
         ]
+        # Made by hand in the DR region under the names the declarations' DR copies would take: orders-dr untagged,
+        # billing-dr carrying the marker but copying nothing. The role must refuse both, not adopt and modify them.
+        west = lab.client("rds", region=DR)
+        for name, tagged in (("orders-dr", []), ("billing-dr", [{"Key": MARKER, "Value": "billing"}])):
+            west.create_db_instance(DBInstanceIdentifier=name, Engine="postgres", DBInstanceClass="db.t4g.micro",
+                                    MasterUsername="stray", MasterUserPassword="stray-password-1",
+                                    AllocatedStorage=20, Tags=tagged)
         assert_all_refused(lab, run_role_cases, "dbre.rds.rds_provision", cases)
     finally:
         lab.control.reset()
@@ -142,11 +156,34 @@ def test_destroy_removes_the_dr_copies_with_the_primaries(lab, converged):
     variables, _, folder = converged
     playbook = folder / "destroy.yml"
     playbook.write_text(PLAY % ("Destroy with DR copies", "destroy", folder / "after.json"))
+    east, west = lab.client("rds", region=PRIMARY), lab.client("rds", region=DR)
+    # Made by hand: a third region's cluster joined to the global database, and an instance in the DR region using
+    # the DR replica's parameter group. Destroy must refuse before any change, naming both.
+    (replica,) = west.describe_db_instances(DBInstanceIdentifier="orders-dr")["DBInstances"]
+    group = replica["DBParameterGroups"][0]["DBParameterGroupName"]
+    west.create_db_instance(DBInstanceIdentifier="stray", Engine="postgres", DBInstanceClass="db.t4g.micro",
+                            MasterUsername="stray", MasterUserPassword="stray-password-1", AllocatedStorage=20,
+                            DBParameterGroupName=group)
+    third = lab.client("rds", region="eu-west-1")
+    third_arn = third.create_db_cluster(DBClusterIdentifier="ledger-eu", Engine="aurora-postgresql",
+                                        EngineVersion="15.4", GlobalClusterIdentifier="ledger-global",
+                                        StorageEncrypted=True)["DBCluster"]["DBClusterArn"]
+    lab.control.clear_calls()
+    refused = run_playbook(lab, playbook, "-e", f"@{variables}", "-e", "rds_provision_final_snapshot=false")
+    assert refused.returncode != 0 and mutating_calls(lab) == []
+    assert (f"Global cluster ledger-global has the member {third_arn}, which is neither ledger nor its DR copy "
+            "ledger-dr in us-west-2") in refused.stdout
+    assert (f"Parameter group {group} in us-west-2 is still used by DB instance stray, which is not a DR copy of "
+            "orders") in refused.stdout
+    global_arn = east.describe_global_clusters(GlobalClusterIdentifier="ledger-global")["GlobalClusters"][0][
+        "GlobalClusterArn"]
+    third.remove_from_global_cluster(GlobalClusterIdentifier=global_arn, DbClusterIdentifier=third_arn)
+    third.delete_db_cluster(DBClusterIdentifier="ledger-eu", SkipFinalSnapshot=True)
+    west.delete_db_instance(DBInstanceIdentifier="stray", SkipFinalSnapshot=True)
     lab.control.clear_calls()
     result = run_playbook(lab, playbook, "-e", f"@{variables}", "-e", "rds_provision_final_snapshot=false")
     assert result.returncode == 0, "destroy failed; see the output above"
     assert "DeleteGlobalCluster" in mutating_calls(lab)
-    east, west = lab.client("rds", region=PRIMARY), lab.client("rds", region=DR)
     assert east.describe_global_clusters()["GlobalClusters"] == []
     for rds in (east, west):
         assert rds.describe_db_instances()["DBInstances"] == []

@@ -1,7 +1,7 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""dbre.rds.rds_global_cluster against the lab, in one playbook: check mode, create, the same again, check mode of the
-removal, removal, removal again. The lab's call log shows which runs made mutating calls; the lab's global clusters and
-the source cluster show what each left.
+"""dbre.rds.rds_global_cluster against the lab, in one playbook: check mode, create, the same again, check mode again
+(unchanged), check mode of the removal, removal, removal again. The lab's call log shows which runs made mutating
+calls; the lab's global clusters and the source cluster show what each left.
 """
 
 import json
@@ -37,10 +37,11 @@ def runs(lab, tmp_path_factory):
                            DBInstanceClass="db.r6g.large")
     wait_cluster(rds, SOURCE)
     folder = tmp_path_factory.mktemp("global")
-    names = ["plan create", "create", "create again", "plan removal", "remove", "remove again"]
+    names = ["plan create", "create", "create again", "plan create again", "plan removal", "remove", "remove again"]
     tasks = [step("plan create", source_db_cluster_identifier=SOURCE, tags={"team": "dbre"}, check=True),
              step("create", source_db_cluster_identifier=SOURCE, tags={"team": "dbre"}),
              step("create again", source_db_cluster_identifier=SOURCE, tags={"team": "dbre"}),
+             step("plan create again", source_db_cluster_identifier=SOURCE, tags={"team": "dbre"}, check=True),
              step("plan removal", state="absent", check=True),
              step("remove", state="absent"),
              step("remove again", state="absent")]
@@ -71,18 +72,20 @@ def mutating(calls):
 
 def test_each_run_makes_only_the_calls_its_plan_names(runs):
     results, _ = runs
-    steps = ["plan create", "create", "create again", "plan removal", "remove", "remove again"]
+    steps = ["plan create", "create", "create again", "plan create again", "plan removal", "remove", "remove again"]
     seen, made = 0, {}
     for name in steps:
         calls = mutating(results[f"{name} calls"])
         made[name], seen = calls[seen:], len(calls)
     assert made["plan create"] == [] and made["plan removal"] == []
     assert made["create"][:1] == ["CreateGlobalCluster"]
-    assert made["create again"] == [] and made["remove again"] == []
+    assert made["create again"] == [] and made["plan create again"] == [] and made["remove again"] == []
     assert made["remove"] == ["RemoveFromGlobalCluster", "DeleteGlobalCluster"]
     assert results["plan create"]["actions"] == ["CreateGlobalCluster"] and results["plan create"]["changed"]
     assert results["plan removal"]["actions"] == ["RemoveFromGlobalCluster", "DeleteGlobalCluster"]
     assert (results["create again"]["changed"], results["remove again"]["changed"]) == (False, False)
+    assert (results["plan create again"]["changed"], results["plan create again"]["actions"]) == (False, [])
+    assert results["plan create again"]["diff"]["before"] == results["plan create again"]["diff"]["after"]
 
 
 def test_the_global_cluster_is_made_from_the_source_and_removed_with_it_left_running(lab, runs):

@@ -18,11 +18,14 @@ def _params(**changes):
     return params
 
 
-def _described(members=((PRIMARY, True),), status="available", deletion_protection=False, tags=None):
+def _described(members=((PRIMARY, True),), status="available", deletion_protection=False, tags=None,
+               failover=None):
     found = {"GlobalClusterIdentifier": "payments-global", "Status": status, "Engine": "aurora-postgresql",
              "EngineVersion": "15.4", "StorageEncrypted": True, "DeletionProtection": deletion_protection,
              "GlobalClusterArn": "arn:aws:rds::123456789012:global-cluster:payments-global",
              "GlobalClusterMembers": [{"DBClusterArn": arn, "IsWriter": writer} for arn, writer in members]}
+    if failover is not None:
+        found["FailoverState"] = {"Status": failover, "FromDbClusterArn": PRIMARY, "ToDbClusterArn": SECONDARY}
     if tags is not None:
         found["TagList"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     return found
@@ -129,6 +132,20 @@ def test_absent_refuses_what_it_did_not_make_or_what_is_protected(tags, protecte
     current = gc.current_state(_described(deletion_protection=protected), tags)
     plan = gc.plan_global_cluster(gc.desired_state(_params(state="absent")), current)
     assert not plan["changed"] and expected in plan["problems"][0] and gc.planned_actions(plan) == []
+
+
+@pytest.mark.parametrize("status, failover, expected", [
+    ("failing-over", "failing-over", "is failing-over (a switchover or failover is in progress"),
+    ("switching-over", None, "is switching-over (a switchover or failover is in progress"),
+    ("available", "pending", "is pending (a switchover or failover is in progress"),
+    ("modifying", None, "wait until it is available with no failover state"),
+])
+def test_absent_refuses_while_a_switchover_or_failover_runs(status, failover, expected):
+    members = [(PRIMARY, True), (SECONDARY, False)]
+    current = gc.current_state(_described(members=members, status=status, failover=failover), MARKER)
+    plan = gc.plan_global_cluster(gc.desired_state(_params(state="absent")), current)
+    assert not plan["changed"] and plan["detach"] == [] and not plan["delete"]
+    assert expected in plan["problems"][0] and gc.planned_actions(plan) == []
 
 
 def test_absent_of_nothing_changes_nothing():
