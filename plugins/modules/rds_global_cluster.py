@@ -44,8 +44,9 @@ options:
   state:
     description:
       - V(present) creates the global cluster or updates its tags and deletion protection. V(absent) detaches its
-        members and deletes it; refused for a global cluster without the C(dbre:managed-by=rds_global_cluster) tag
-        or with deletion protection on.
+        members and deletes it; refused for a global cluster without the C(dbre:managed-by=rds_global_cluster) tag,
+        with deletion protection on, or not C(available) or with a C(FailoverState) (a switchover or failover in
+        progress, when detaching can leave two writers or none).
     type: str
     choices: [present, absent]
     default: present
