@@ -13,6 +13,7 @@ reason.
 
 from __future__ import annotations
 
+import math
 import re
 
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
@@ -40,6 +41,8 @@ LAG_METRICS = {
                        "unit_seconds": 0.001},
 }
 RESOURCE_DIMENSIONS = ("DBInstanceIdentifier", "DBClusterIdentifier")
+# A lag alarm fires when the lag rises: any other comparison never warns of a lagging standby.
+RISING_COMPARISONS = ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
 
 # Every check, in report order, with what it asks.
 CHECKS = (
@@ -115,6 +118,8 @@ DEFAULT_LIMITS = {
     "rpo_objective_seconds": 300.0,
 }
 LOOKBACK_MINUTES_MAX = 1440
+# RDS publishes the lag every minute and CloudWatch shows it within a few: a newest point older than this is no "now".
+STALE_LAG_SECONDS = 600
 RETENTION_DAYS_MAX = 35
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:(?P<region>[a-z0-9-]*):(?P<account>\d*):(?P<resource>.+)$")
@@ -137,7 +142,7 @@ def option_problems(params):
     for key in ("max_lag_seconds", "max_restorable_age_seconds", "max_dr_backup_age_hours", "rto_objective_seconds",
                 "rpo_objective_seconds"):
         value = params.get(key)
-        if value is not None and value <= 0:
+        if value is not None and not (math.isfinite(value) and value > 0):
             found.append(f"{key} must be positive, got {value}: it is the objective a check is held to")
     lookback = params.get("lookback_minutes")
     if lookback is not None and not 1 <= lookback <= LOOKBACK_MINUTES_MAX:
@@ -200,6 +205,14 @@ def global_members(global_cluster):
         else:
             secondaries.append(ref)
     return writer, secondaries
+
+
+def copied_from_region(snapshot):
+    """The region a snapshot was copied from (the region of its source snapshot's ARN, else ``SourceRegion``), or
+    None for a snapshot taken where it is: a snapshot in the DR region of a same-named instance there is no copy of
+    the primary."""
+    source_arn = snapshot.get("SourceDBSnapshotIdentifier") or snapshot.get("SourceDBClusterSnapshotArn")
+    return region_of(source_arn) or snapshot.get("SourceRegion")
 
 
 def is_drill_copy(described):
@@ -307,11 +320,19 @@ def lag_series(datapoints, unit_seconds=1.0):
 
 
 def lag_summary(series):
-    """``{"now", "max", "datapoints"}`` in seconds: the latest period's maximum and the maximum over the series."""
+    """``{"now", "max", "datapoints", "latest_at"}``: the latest period's maximum and the maximum over the series in
+    seconds, and when the latest period starts (ISO 8601 UTC)."""
     if not series:
-        return {"now": None, "max": None, "datapoints": 0}
+        return {"now": None, "max": None, "datapoints": 0, "latest_at": None}
     highest = max(point[1] for point in series)
-    return {"now": round(series[-1][1], 3), "max": round(highest, 3), "datapoints": len(series)}
+    return {"now": round(series[-1][1], 3), "max": round(highest, 3), "datapoints": len(series),
+            "latest_at": utc_iso(series[-1][0])}
+
+
+def _replicating(summary):
+    """A lag summary that measures replication: datapoints, and no negative one now."""
+    summary = summary or {}
+    return summary.get("max") is not None and (summary.get("now") is None or summary["now"] >= 0)
 
 
 def estimate(strategy, copies, lags, now):
@@ -324,11 +345,12 @@ def estimate(strategy, copies, lags, now):
               "best_copy": None}
     kind = [k for k, name in STRATEGY_OF_KIND.items() if name == strategy][0]
     if kind in STANDBY_KINDS:
+        # A negative lag (ReplicaLag -1) means replication is not running: such a copy's RPO is unknown, not 0.
         measured = [(lags[c["identifier"]]["max"], c["identifier"]) for c in copies
-                    if c["kind"] == kind and c["usable"] and (lags.get(c["identifier"]) or {}).get("max") is not None]
+                    if c["kind"] == kind and c["usable"] and _replicating(lags.get(c["identifier"]))]
         if measured:
             best = min(measured)
-            result["rpo_seconds"], result["best_copy"] = max(best[0], 0.0), best[1]
+            result["rpo_seconds"], result["best_copy"] = best[0], best[1]
     else:
         points = [(c["restorable_at"], c["identifier"]) for c in copies
                   if c["kind"] == kind and c["usable"] and c["restorable_at"]]
@@ -465,7 +487,7 @@ def evaluate(facts, limits, now):
         if not standby_copies:
             not_applicable.append(_not_applicable("replication_lag", only_backups))
         else:
-            checks.append(_lag_check(standby_copies, lags, limits))
+            checks.append(_lag_check(standby_copies, lags, limits, now))
 
     checks.append(_retention_check(facts, pid, limits))
     checks.append(_restorable_check(facts, pid, now, limits))
@@ -526,17 +548,22 @@ def evaluate(facts, limits, now):
                 estimate=figures)
 
 
-def _lag_check(standby_copies, lags, limits):
+def _lag_check(standby_copies, lags, limits, now):
     limit = limits["max_lag_seconds"]
     per_copy, problems = {}, []
     for copy in standby_copies:
-        summary = lags.get(copy["identifier"]) or {"now": None, "max": None, "datapoints": 0}
+        summary = lags.get(copy["identifier"]) or {"now": None, "max": None, "datapoints": 0, "latest_at": None}
         per_copy[copy["identifier"]] = summary
         metric = LAG_METRICS[copy["kind"]]["metric"]
+        latest_age = _age_seconds(now, _time(summary.get("latest_at")))
         if summary["max"] is None:
             problems.append(f"{copy['identifier']} published no {metric} in the last {limits['lookback_minutes']} "
                             f"minutes in {copy['region']}: check that it replicates (status, replication errors in "
                             "its events and log)")
+        elif latest_age is not None and latest_age > STALE_LAG_SECONDS:
+            problems.append(f"the newest {metric} of {copy['identifier']} in {copy['region']} is {latest_age} s old: "
+                            "it stopped publishing its lag, so its lag now is unknown; check that it replicates "
+                            "(status, replication errors in its events and log)")
         elif summary["now"] is not None and summary["now"] < 0:
             problems.append(f"{copy['identifier']} reports {metric} {summary['now']}: replication is not running; "
                             "check its events and log")
@@ -671,8 +698,9 @@ def _lag_alarm_check(facts, standby_copies, limits, dr):
     for copy in standby_copies:
         spec = LAG_METRICS[copy["kind"]]
         found = alarms_on(facts.get("dr_alarms"), [copy["identifier"]], [spec["metric"]])
-        good = [a["AlarmName"] for a in found if alarm_has_actions(a)
-                and a.get("Threshold") is not None and float(a["Threshold"]) * spec["unit_seconds"] <= limit]
+        good = [a["AlarmName"] for a in found if alarm_has_actions(a) and a.get("ComparisonOperator") in
+                RISING_COMPARISONS and a.get("Threshold") is not None
+                and float(a["Threshold"]) * spec["unit_seconds"] <= limit]
         measured[copy["identifier"]] = {"alarms": [a["AlarmName"] for a in found], "usable": good}
         if good:
             continue
@@ -683,8 +711,9 @@ def _lag_alarm_check(facts, standby_copies, limits, dr):
         else:
             names = ", ".join(measured[copy["identifier"]]["alarms"])
             problems.append(f"the alarms on {spec['metric']} of {copy['identifier']} ({names}) "
-                            f"have no enabled action or a threshold above {limit} s: give one an SNS action and a "
-                            "threshold within max_lag_seconds")
+                            f"have no enabled action, a threshold above {limit} s or do not fire on a rising lag: "
+                            "give one an SNS action, a threshold within max_lag_seconds and ComparisonOperator "
+                            "GreaterThanThreshold")
     return _check("lag_alarm", not problems, measured, f"an alarm with actions at <= {limit} s in {dr}",
                   fix="; ".join(problems))
 

@@ -7,31 +7,34 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: rds_dr_readiness_info
 short_description: Judge whether an RDS instance or an Aurora (global) cluster is ready for a regional disaster
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - The monthly DR readiness test as one read-only task. For a DB instance, an Aurora cluster or an Aurora global
     database, it finds the DR copies in another region and runs every check, each returned with its name, whether it
     passed, the measured value, the objective and, when it failed, the fix.
   - "DR copies are cross-region read replicas (found through C(ReadReplicaDBInstanceIdentifiers), which names them by
     ARN), the secondary clusters of the global database, automated backups replicated to the DR region
-    (C(DescribeDBInstanceAutomatedBackups) there) and snapshot copies in the DR region. A copy in the primary's own
-    region is not a DR copy: it is named in the fix of the C(dr_copy) check."
+    (C(DescribeDBInstanceAutomatedBackups) there) and snapshot copies in the DR region (copied from the primary's
+    region; a snapshot taken in the DR region itself is no copy). A copy in the primary's own region is not a DR
+    copy: it is named in the fix of the C(dr_copy) check."
   - "The checks: C(primary_available); C(dr_copy) and C(dr_copies_available); C(replication_lag), the lag of every
     standby now and at its maximum over O(lookback_minutes), read from CloudWatch in the standby's region
-    (C(ReplicaLag), or C(AuroraGlobalDBReplicationLag) for global databases) against O(max_lag_seconds);
+    (C(ReplicaLag), or C(AuroraGlobalDBReplicationLag) for global databases) against O(max_lag_seconds) (a
+    negative lag, replication not running, or a newest datapoint older than 10 minutes fails it);
     C(backup_retention) against O(min_backup_retention_days); C(latest_restorable_time) against
     O(max_restorable_age_seconds); C(dr_backups), the age of the newest restorable backup in the DR region against
     O(max_dr_backup_age_hours); C(encryption) of the primary and every DR copy; C(dr_kms_key), the KMS key of each
     encrypted DR copy is a key of the DR region and enabled; C(deletion_protection) of the primary and the standbys;
     C(instance_class_parity) and C(parameter_group_parity) (the parameter values that differ, not the group names);
-    C(lag_alarm), an alarm with actions in the DR region on each standby's lag at or below O(max_lag_seconds);
+    C(lag_alarm), an alarm with actions in the DR region that fires when each standby's lag rises above a threshold
+    at or below O(max_lag_seconds);
     C(primary_alarm), at least one alarm with actions on the primary; C(rto) and C(rpo), the estimates of the
     strategy in use against O(rto_objective_seconds) and O(rpo_objective_seconds)."
   - "The strategy in use is the best the usable DR copies give: C(aurora_global_database) (RTO 60 s),
     C(cross_region_read_replica) (RTO 600 s), C(cross_region_automated_backups) and C(cross_region_snapshot_copies)
     (RTO 4 hours); the RTO figures are the ones AWS documents (each estimate returns its C(source)). The RPO is
     measured: the recent maximum lag of the best standby, or the age of the newest restorable backup in the DR
-    region."
+    region. A standby whose replication is not running has no measured RPO: C(rpo) is then not applicable."
   - A check that cannot apply is not failed twice; it is listed in RV(not_applicable) with the reason (for example
     the standby checks when there is no DR copy at all, or when the DR copies are only backups).
   - The module reports; it does not fail when a check fails. Use RV(passed) (or RV(failed_checks)) to fail a play,
@@ -484,7 +487,7 @@ def read_facts(module, reader, params, kind, primary, region, global_cluster, dr
         if kind == dr.INSTANCE:
             facts["automated_backups"] = reader.automated_backups(dr_region, primary)
         facts["snapshot_copies"] = [s for s in reader.snapshot_copies(dr_region, kind, pid)
-                                    if s.get("SourceRegion", region) == region]
+                                    if dr.copied_from_region(s) == region]
     copies = dr.dr_copies(facts)
     for copy in copies:
         if copy["encrypted"] and copy["kms_key_id"] and copy["kms_key_id"] not in facts["kms_keys"]:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.lab import parameter_metadata as meta
 from tests.lab import pg18, postgres
+from tests.lab.fidelity import metrics
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -98,6 +99,11 @@ def test_an_18_cluster_runs_and_pg_upgrade_accepts_a_15_cluster(scratch):
             cur.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
             assert cur.fetchone() == (postgres.ADMIN_USER, True)
             live = meta.settings_row_subset(pg18.settings_of(conn))
+            # The lab's CloudWatch sampler reads 18's write counters where 17 and 18 moved them (pg_stat_io).
+            cur.execute(metrics.sample_sql(conn.server_version), {"admin": postgres.ADMIN_USER})
+            sampled = cur.fetchone()
+            assert len(sampled) == 8 and all(value is not None for value in sampled), sampled
+            assert "pg_stat_io" in metrics.sample_sql(conn.server_version)
         assert live == meta.settings_row_subset(meta.settings_rows("18")), (
             "refresh tests/lab/data/pg18_settings.json: python -m tests.lab.parameter_metadata 18")
         bench = pg18.run("pgbench", "-i", "-s", "1", "-q", "-h", run_dir, "-p", port, "-U", postgres.ADMIN_USER,

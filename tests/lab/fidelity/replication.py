@@ -25,7 +25,8 @@
   region, from its standby's replay position (``replica_lag_datapoints``, a sampler of the metrics publisher).
 - Deleting a source with replicas promotes each of them (AWS does the same), with lost_total None in the log.
 
-Control routes (server.py FIDELITY_ROUTES, through fidelity/control.py): ``replication_log``, ``pause_replay``, ``resume_replay`` (also ends a delay),
+Control routes (server.py FIDELITY_ROUTES, through fidelity/control.py): ``replication_log``, ``pause_replay``,
+``resume_replay`` (also ends a delay),
 ``delay_replay``, ``replication_status``; {identifier, region (us-east-1), kind ("cluster": a global database's
 secondary, through global_clusters.secondary_pg)}.
 """

@@ -127,7 +127,8 @@ def snapshots_hold_data() -> None:
     replace(DBSnapshot, "status", property(snapshot_status, set_status))
     replace(DBClusterSnapshot, "status", property(cluster_snapshot_status, set_status))
     replace(RDSBackend, "create_db_snapshot", _create_db_snapshot(RDSBackend.create_db_snapshot))
-    replace(RDSBackend, "create_db_cluster_snapshot", _create_db_cluster_snapshot(RDSBackend.create_db_cluster_snapshot))
+    replace(RDSBackend, "create_db_cluster_snapshot",
+            _create_db_cluster_snapshot(RDSBackend.create_db_cluster_snapshot))
     replace(RDSBackend, "copy_db_snapshot", _copy_keeps_backup(RDSBackend.copy_db_snapshot, "database_snapshots"))
     replace(RDSBackend, "copy_db_cluster_snapshot",
             _copy_keeps_backup(RDSBackend.copy_db_cluster_snapshot, "cluster_snapshots"))

@@ -27,6 +27,7 @@ def arn(region, kind, name):
 
 def alarm(name, metric, dimension, value, threshold=5.0, actions=True):
     return {"AlarmName": name, "MetricName": metric, "Namespace": "AWS/RDS", "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanThreshold",
             "Dimensions": [{"Name": dimension, "Value": value}], "ActionsEnabled": True,
             "AlarmActions": [f"arn:aws:sns:{EAST}:{ACCOUNT}:dba"] if actions else []}
 
@@ -157,8 +158,13 @@ BROKEN = [
      ["dr_copies_available", "rto", "rpo"], ["orders-dr (us-west-2) is stopped"], set()),
     ("no_lag_datapoints", lambda f: f["lags"].pop("orders-dr"), "replication_lag",
      ["published no ReplicaLag in the last 60 minutes"], {"rpo"}),
+    # ReplicaLag -1: replication is not running, so the replica's RPO is unknown (never 0).
     ("replication_broken", lambda f: f["lags"].update({"orders-dr": {"now": -1.0, "max": 0.0, "datapoints": 3}}),
-     "replication_lag", ["replication is not running"], set()),
+     "replication_lag", ["replication is not running"], {"rpo"}),
+    ("lag_stopped_publishing", lambda f: f["lags"].update({"orders-dr": {
+        "now": 0.2, "max": 0.4, "datapoints": 20, "latest_at": dr.utc_iso(ago(1800))}}),
+     "replication_lag", ["the newest ReplicaLag of orders-dr in us-west-2 is 1800.0 s old",
+                         "stopped publishing its lag"], set()),
     ("old_restorable_time", lambda f: f["primary"].update(LatestRestorableTime=ago(3600)), "latest_restorable_time",
      ["3600.0 s old"], set()),
     ("no_restorable_time", lambda f: f["primary"].pop("LatestRestorableTime"), "latest_restorable_time",
@@ -188,6 +194,9 @@ BROKEN = [
         dr_alarms=[])), "lag_alarm", ["no CloudWatch alarm on ReplicaLag"], set()),
     ("lag_alarm_without_action", lambda f: f["dr_alarms"][0].update(AlarmActions=[]), "lag_alarm",
      ["have no enabled action"], set()),
+    # An alarm that fires when the lag falls below the threshold never warns of a lagging replica.
+    ("lag_alarm_on_falling_lag", lambda f: f["dr_alarms"][0].update(ComparisonOperator="LessThanThreshold"),
+     "lag_alarm", ["do not fire on a rising lag", "ComparisonOperator GreaterThanThreshold"], set()),
     ("no_primary_alarm", lambda f: f.update(primary_alarms=[]), "primary_alarm",
      ["no CloudWatch alarm with actions watches orders in us-east-1"], set()),
     ("primary_alarm_on_another_instance", lambda f: f["primary_alarms"][0]["Dimensions"][0].update(Value="other"),
@@ -291,6 +300,18 @@ def test_replica_refs_take_the_region_from_the_arn(primary, refs):
     assert dr.replica_refs(primary, EAST) == refs
 
 
+@pytest.mark.parametrize("snapshot, region", [
+    ({"SourceDBSnapshotIdentifier": arn(EAST, "snapshot", "rds:orders-2026-11-29"), "SourceRegion": EAST}, EAST),
+    ({"SourceDBClusterSnapshotArn": arn(EAST, "cluster-snapshot", "ledger-1")}, EAST),
+    ({"SourceRegion": EAST}, EAST),
+    # a snapshot taken in the DR region (of a same-named instance there) is no copy of the primary
+    ({"DBSnapshotIdentifier": "orders-local"}, None),
+    ({"SourceRegion": WEST}, WEST),
+])
+def test_copied_from_region(snapshot, region):
+    assert dr.copied_from_region(snapshot) == region
+
+
 def test_global_members():
     writer, secondaries = dr.global_members({"GlobalClusterMembers": [
         {"DBClusterArn": arn(WEST, "cluster", "b"), "IsWriter": False},
@@ -318,6 +339,9 @@ def test_choose_dr_region(named, candidates, expected, problem):
     ({"db_instance_identifier": "o", "rto_objective_seconds": -5}, ["rto_objective_seconds must be positive, got -5"]),
     ({"db_instance_identifier": "o", "rpo_objective_seconds": 0}, ["rpo_objective_seconds must be positive"]),
     ({"db_instance_identifier": "o", "max_lag_seconds": -1}, ["max_lag_seconds must be positive"]),
+    ({"db_instance_identifier": "o", "max_lag_seconds": float("nan")}, ["max_lag_seconds must be positive, got nan"]),
+    ({"db_instance_identifier": "o", "rto_objective_seconds": float("inf")},
+     ["rto_objective_seconds must be positive, got inf"]),
     ({"db_instance_identifier": "o", "lookback_minutes": 0}, ["lookback_minutes must be between 1 and 1440"]),
     ({"db_instance_identifier": "o", "lookback_minutes": 2000}, ["lookback_minutes must be between 1 and 1440"]),
     ({"db_instance_identifier": "o", "min_backup_retention_days": 36}, ["between 1 and 35"]),
@@ -342,8 +366,8 @@ def test_lag_series_converts_milliseconds_and_summarises():
     series = dr.lag_series([{"Timestamp": ago(60), "Maximum": 3000.0}, {"Timestamp": ago(120), "Maximum": 9000.0},
                             {"Timestamp": ago(0), "Maximum": 500.0}], unit_seconds=0.001)
     assert [point[1] for point in series] == [9.0, 3.0, 0.5]
-    assert dr.lag_summary(series) == {"now": 0.5, "max": 9.0, "datapoints": 3}
-    assert dr.lag_summary([]) == {"now": None, "max": None, "datapoints": 0}
+    assert dr.lag_summary(series) == {"now": 0.5, "max": 9.0, "datapoints": 3, "latest_at": "2026-11-30T03:00:00.000Z"}
+    assert dr.lag_summary([]) == {"now": None, "max": None, "datapoints": 0, "latest_at": None}
 
 
 def test_parameter_differences_name_each_side():
