@@ -503,6 +503,17 @@ def describe_expect(expect):
     return ", ".join(parts)
 
 
+def checks_argument_spec():
+    """The ``checks`` option of the drills, documented by the ``dbre.rds.data_checks`` doc fragment."""
+    return dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str", required=True),
+        sql=dict(type="str", required=True),
+        expect=dict(type="dict", required=True, options=dict(
+            equals=dict(type="raw"), min=dict(type="raw"), max=dict(type="raw"), regex=dict(type="str"),
+            rows=dict(type="int"))),
+    ))
+
+
 def evaluate_check(check, rows, error=None):
     """One check's result: ``{name, sql, expect, observed, passed, message}``.
 

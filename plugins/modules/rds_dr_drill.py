@@ -150,51 +150,6 @@ options:
       - Recovery point objective (switchover and failover). RV(rpo_seconds), the time span of the lost acknowledged
         writes, above it fails the verdict. When set, a failover is judged by it instead of O(max_lost_writes).
     type: float
-  checks:
-    description:
-      - SQL checks run on the promoted copy (rehearsal) or on the new writer (switchover and failover), as in
-        M(dbre.rds.rds_restore_drill). Each returns a value (its first row's first column) or rows.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description:
-          - Name of the check, unique in the drill.
-        type: str
-        required: true
-      sql:
-        description:
-          - The query.
-        type: str
-        required: true
-      expect:
-        description:
-          - What the query must return. Exactly one of O(checks[].expect.equals), O(checks[].expect.regex),
-            O(checks[].expect.rows), or O(checks[].expect.min) and/or O(checks[].expect.max).
-        type: dict
-        required: true
-        suboptions:
-          equals:
-            description:
-              - The value must equal this (numbers compare as numbers, anything else as text).
-            type: raw
-          min:
-            description:
-              - The value must be a number of at least this.
-            type: raw
-          max:
-            description:
-              - The value must be a number of at most this.
-            type: raw
-          regex:
-            description:
-              - The value, as text, must match this Python regular expression (searched, not anchored).
-            type: str
-          rows:
-            description:
-              - The query must return exactly this many rows.
-            type: int
   probe:
     description:
       - Whether to write probes to the writer during a switchover or failover. When not set, the module probes if
@@ -278,6 +233,7 @@ extends_documentation_fragment:
   - dbre.rds.wait
   - dbre.rds.db_connection
   - dbre.rds.report
+  - dbre.rds.data_checks
 attributes:
   check_mode:
     description: Runs every pre-check and returns the plan (RV(plan)) with no mutating call.
@@ -286,6 +242,8 @@ attributes:
     description: Not supported; a drill is not a change of configuration.
     support: none
 notes:
+  - O(checks) run on the promoted copy (rehearsal) or on the new writer (switchover and failover), as in
+    M(dbre.rds.rds_restore_drill).
   - O(login_host) and O(login_port) are not used; the drill connects to each endpoint RDS reports (the primary, the
     DR copy, each member cluster of a global database). O(login_user) defaults to the master user name.
   - Without credentials (O(login_password) or O(iam_auth=true)) the drill cannot probe or run checks; the RTO then
@@ -1413,13 +1371,7 @@ def argument_spec():
         abort_if_alarms=dict(type="list", elements="str", default=[]),
         max_rto_seconds=dict(type="float"),
         max_rpo_seconds=dict(type="float"),
-        checks=dict(type="list", elements="dict", default=[], options=dict(
-            name=dict(type="str", required=True),
-            sql=dict(type="str", required=True),
-            expect=dict(type="dict", required=True, options=dict(
-                equals=dict(type="raw"), min=dict(type="raw"), max=dict(type="raw"), regex=dict(type="str"),
-                rows=dict(type="int"))),
-        )),
+        checks=restore_drill.checks_argument_spec(),
         probe=dict(type="bool"),
         dns_record=dict(type="str"),
         hosted_zone_id=dict(type="str"),

@@ -72,22 +72,12 @@ options:
         it is gone). Detached members are always awaited before the deletion, which RDS refuses while any remain.
     type: bool
     default: true
-  wait_timeout:
-    description:
-      - How many seconds the module waits, in all, for RDS to reach the state it needs. When the deadline passes the
-        module fails and names what was still not ready.
-    type: int
-    default: 1800
-  poll_interval:
-    description:
-      - Seconds between two describe calls while waiting.
-    type: float
-    default: 5.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - dbre.rds.wait
 attributes:
   check_mode:
     support: full
@@ -231,6 +221,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_cl
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitTimeout
+from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
 GLOBAL_NOT_FOUND = list(rds_resources.NOT_FOUND_CODES["global"])
@@ -396,8 +387,7 @@ def main():
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
         wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=1800),
-        poll_interval=dict(type="float", default=5.0),
+        **wait_argument_spec(),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params

@@ -115,50 +115,6 @@ options:
     description:
       - More tags for every resource the drill creates, besides C(dbre:drill-id) and C(dbre:drill-expires).
     type: dict
-  checks:
-    description:
-      - SQL checks run against the restored database. Each returns a value (its first row's first column) or rows.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description:
-          - Name of the check, unique in the drill; the report names failed checks by it.
-        type: str
-        required: true
-      sql:
-        description:
-          - The query.
-        type: str
-        required: true
-      expect:
-        description:
-          - What the query must return. Exactly one of O(checks[].expect.equals), O(checks[].expect.regex),
-            O(checks[].expect.rows), or O(checks[].expect.min) and/or O(checks[].expect.max).
-        type: dict
-        required: true
-        suboptions:
-          equals:
-            description:
-              - The value must equal this (numbers compare as numbers, anything else as text).
-            type: raw
-          min:
-            description:
-              - The value must be a number of at least this.
-            type: raw
-          max:
-            description:
-              - The value must be a number of at most this.
-            type: raw
-          regex:
-            description:
-              - The value, as text, must match this Python regular expression (searched, not anchored).
-            type: str
-          rows:
-            description:
-              - The query must return exactly this many rows.
-            type: int
   freshness_sql:
     description:
       - A query returning the newest timestamp in the data (for example C(SELECT max(created_at) FROM orders)). The
@@ -210,6 +166,7 @@ extends_documentation_fragment:
   - dbre.rds.wait
   - dbre.rds.db_connection
   - dbre.rds.report
+  - dbre.rds.data_checks
 attributes:
   check_mode:
     description: Describes the source, selects the recovery point and returns what would be created, with no
@@ -219,6 +176,7 @@ attributes:
     description: Not supported; a drill creates and deletes resources rather than changing one.
     support: none
 notes:
+  - O(checks) run against the restored database.
   - O(wait_timeout) (at most 86400) covers the waiting after the restore request, until the restored database
     accepts a connection; O(cleanup_timeout) covers cleanup. RV(rto_seconds) still counts from the moment the request
     was sent.
@@ -1035,13 +993,7 @@ def argument_spec():
         db_instance_class=dict(type="str"),
         ttl_hours=dict(type="int", default=24),
         tags=dict(type="dict"),
-        checks=dict(type="list", elements="dict", default=[], options=dict(
-            name=dict(type="str", required=True),
-            sql=dict(type="str", required=True),
-            expect=dict(type="dict", required=True, options=dict(
-                equals=dict(type="raw"), min=dict(type="raw"), max=dict(type="raw"), regex=dict(type="str"),
-                rows=dict(type="int"))),
-        )),
+        checks=drill.checks_argument_spec(),
         freshness_sql=dict(type="str"),
         max_rto_seconds=dict(type="float"),
         max_rpo_seconds=dict(type="float"),

@@ -17,6 +17,7 @@ FRAGMENTS = {
     "dbre.rds.wait": "ansible_collections.dbre.rds.plugins.doc_fragments.wait",
     "dbre.rds.db_connection": "ansible_collections.dbre.rds.plugins.doc_fragments.db_connection",
     "dbre.rds.report": "ansible_collections.dbre.rds.plugins.doc_fragments.report",
+    "dbre.rds.data_checks": "ansible_collections.dbre.rds.plugins.doc_fragments.data_checks",
 }
 
 
