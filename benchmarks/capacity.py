@@ -118,9 +118,9 @@ def pools(lab, workdir):
                   f"{str(fleet['pool_min']) + '..' + str(fleet['pool_max']):>11} |"
                   + (" (through RDS Proxy: no database connections)" if fleet["through_proxy"] else ""))
         for label, sizes in (
-                ("seed formula", [f["naive_pool_size"] for f in direct for _ in range(f["instances"])]),
-                ("module, normal fleet", [f["pool_max"] for f in direct for _ in range(f["instances"])]),
-                ("module, during deploy", [f["pool_max"] for f in direct for _ in range(f["peak_instances"])])):
+                ("seed formula", [f["naive_pool_size"] for f in direct for _unused in range(f["instances"])]),
+                ("module, normal fleet", [f["pool_max"] for f in direct for _unused in range(f["instances"])]),
+                ("module, during deploy", [f["pool_max"] for f in direct for _unused in range(f["peak_instances"])])):
             opened, refused, other = open_pools(address, port, sizes)
             print(f"{'':26} {'':8} {'':>9} {'':>11} | {label:22} {sum(sizes):>5} {opened:>8} {len(refused):>7}"
                   + (f"  other errors: {other[:1]}" if other else ""))

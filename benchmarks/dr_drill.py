@@ -145,9 +145,9 @@ def module_run(url, control, replica):
              "probe_table": PROBE_TABLE, "max_lag_seconds": 3600, "fail_on_breach": False,
              "poll_interval": 0.25, "wait_timeout": 300, "report_dir": str(run_dir)},
          "register": "drill"},
-        {"name": "Keep the result", "ansible.builtin.copy": {"content": "{{ drill | to_nice_json }}",
-                                                               "dest": str(run_dir / "result.json"),
-                                                               "mode": "0600"}}]}]
+        {"name": "Keep the result",
+         "ansible.builtin.copy": {"content": "{{ drill | to_nice_json }}", "dest": str(run_dir / "result.json"),
+                                  "mode": "0600"}}]}]
     playbook = run_dir / "dr_drill.yml"
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
     env = dict(os.environ, **lab_env(url), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"),

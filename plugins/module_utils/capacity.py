@@ -231,12 +231,12 @@ def sum_series(*series):
 def linear_fit(points):
     """Least squares ``(slope per second, intercept)`` of ``[(t, v)]``; None with fewer than two distinct times."""
     points = [(float(t), float(v)) for t, v in points if v is not None]
-    if len({t for t, _ in points}) < 2:
+    if len({t for t, _unused in points}) < 2:
         return None
     n = len(points)
-    mean_t = sum(t for t, _ in points) / n
-    mean_v = sum(v for _, v in points) / n
-    var = sum((t - mean_t) ** 2 for t, _ in points)
+    mean_t = sum(t for t, _unused in points) / n
+    mean_v = sum(v for _unused, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, _unused in points)
     cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
     slope = cov / var
     return slope, mean_v - slope * mean_t
@@ -287,7 +287,7 @@ def storage_forecast(free_storage_series, allocated_gib, max_allocated_gib=None)
     if fit is None:
         return result
     slope, intercept = fit
-    last_t = max(float(t) for t, _ in free_storage_series)
+    last_t = max(float(t) for t, _unused in free_storage_series)
     free_now = slope * last_t + intercept
     growth = -slope * DAY
     allocated = int(allocated_gib or 0) * GIB
@@ -554,7 +554,7 @@ def figures_from_series(series):
     """The right-sizing figures from one instance's read series ``{key: [(epoch, value)]}``: a whole-window
     percentile when CloudWatch computed it, else the percentile of the series' period averages."""
     def values(key):
-        return [v for _, v in series.get(key) or [] if _number(v) is not None]
+        return [v for _unused, v in series.get(key) or [] if _number(v) is not None]
 
     def single(key):
         found = values(key)
@@ -568,8 +568,8 @@ def figures_from_series(series):
         cpu_p50=single("cpu_p50"), cpu_p95=single("cpu_p95"),
         freeable_memory_min=single("freeable_memory_min"),
         connections_max=single("connections_max"), connections_p50=percentile(connections, 0.5),
-        iops_p95=percentile([v for _, v in iops], 0.95), iops_max=max([v for _, v in iops], default=None),
-        throughput_p95=percentile([v for _, v in throughput], 0.95),
+        iops_p95=percentile([v for _unused, v in iops], 0.95), iops_max=max([v for _unused, v in iops], default=None),
+        throughput_p95=percentile([v for _unused, v in throughput], 0.95),
         datapoints=len(cpu),
     )
     figures["cpu_percentile_source"] = "cloudwatch" if figures["cpu_p95"] is not None else None

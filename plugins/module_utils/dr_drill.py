@@ -187,7 +187,7 @@ def region_of_arn(arn):
 
 
 def name_of_arn(arn):
-    return str(arn or "").split(":")[-1] or None
+    return str(arn or "").rsplit(":", maxsplit=1)[-1] or None
 
 
 def default_replica_identifier(source, started_at, suffix=None):

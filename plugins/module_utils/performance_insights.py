@@ -144,8 +144,8 @@ def wait_events_from_samples(samples, limit):
             counts.setdefault(name, [event_type or CPU, 0])[1] += 1
     total = sum(len(sample) for sample in samples) / len(samples) if samples else 0.0
     items = [dict(wait_event=name, wait_event_type=event_type,
-                  average_active_sessions=round(count / len(samples), 4), share_of_load=_share(count / len(samples),
-                                                                                                 total))
+                  average_active_sessions=round(count / len(samples), 4),
+                  share_of_load=_share(count / len(samples), total))
              for name, (event_type, count) in counts.items()]
     items.sort(key=lambda i: (-i["average_active_sessions"], i["wait_event"]))
     return items[:limit], (round(total, 4) if samples else None)

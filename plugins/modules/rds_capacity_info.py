@@ -125,7 +125,7 @@ notes:
     itself; any role may. Without it the parameter group's values are used while the group is in-sync, with RDS's
     defaults (3 and 2 reserved slots) where the group sets nothing.
   - CloudWatch computes the percentiles; where it returns none the module takes them from the period averages it
-    read, and says so in RV(instances[].metrics.cpu_percentile_source).
+    read, and says so in C(cpu_percentile_source) of RV(instances[].metrics).
   - All instances are read with one C(GetMetricData) request per 45 instances (500 queries per request).
 requirements:
   - psycopg2, only with O(login_user)
@@ -466,7 +466,7 @@ def instance_report(module, identifier, instance, cluster, sizing, facts, series
     writer = cluster is None or rds_resources.cluster_writer(cluster) == identifier
     max_connections = decision["max_connections"]
     figures = capacity.figures_from_series(series)
-    recent_values = [v for _, v in sorted(recent) if v is not None]
+    recent_values = [v for _unused, v in sorted(recent) if v is not None]
     connections = dict(
         max_connections=max_connections, max_connections_source=decision["max_connections_source"],
         max_connections_pending=decision["max_connections_pending"], max_connections_reason=decision["reason"],

@@ -87,7 +87,7 @@ def open_pools(address, port, pools):
     def app_instance(pool_size):
         mine = []
         try:
-            for _ in range(pool_size):
+            for _unused in range(pool_size):
                 try:
                     mine.append(psycopg2.connect(host=address, port=port, user=APP_USER, password=APP_PASSWORD,
                                                  dbname="postgres", connect_timeout=10))

@@ -153,7 +153,7 @@ def test_the_cluster_is_the_writer_of_a_global_database_with_a_secondary_in_the_
 
 
 def test_destroy_removes_the_dr_copies_with_the_primaries(lab, converged):
-    variables, _, folder = converged
+    variables, _unused, folder = converged
     playbook = folder / "destroy.yml"
     playbook.write_text(PLAY % ("Destroy with DR copies", "destroy", folder / "after.json"))
     east, west = lab.client("rds", region=PRIMARY), lab.client("rds", region=DR)

@@ -161,7 +161,7 @@ def test_recommended_pools_connect_and_naive_ones_are_refused(capacity, shape):
     peak = sum(f["peak_instances"] * f["pool_max"] for f in direct)
     assert peak == pools["deploy_surge"]["connections"] <= pools["budget"]["budget"]
     opened, refused, other = open_pools(endpoint["Address"], endpoint["Port"],
-                                        [f["pool_max"] for f in direct for _ in range(f["peak_instances"])])
+                                        [f["pool_max"] for f in direct for _unused in range(f["peak_instances"])])
     assert other == [] and refused == []
     assert opened == peak
 
@@ -169,7 +169,7 @@ def test_recommended_pools_connect_and_naive_ones_are_refused(capacity, shape):
     naive_total = sum(f["instances"] * f["naive_pool_size"] for f in direct)
     assert naive_total == pools["totals"]["naive_total"] > pools["budget"]["usable"]
     opened, refused, other = open_pools(endpoint["Address"], endpoint["Port"],
-                                        [f["naive_pool_size"] for f in direct for _ in range(f["instances"])])
+                                        [f["naive_pool_size"] for f in direct for _unused in range(f["instances"])])
     assert other == []
     assert refused, f"the naive sizing ({naive_total} connections) should exhaust {MAX_CONNECTIONS} slots"
     assert opened <= pools["budget"]["usable"] and opened + len(refused) == naive_total

@@ -233,8 +233,8 @@ def test_rehearsal_with_a_failed_check_still_deletes_its_copy(topology):
                                                             "DeleteDBInstance"]
     assert result["cleanup"]["removed"] == ["orders-drill-standing"] and not result["cleanup"]["left_behind"]
     calls = mutating(lab, since)
-    assert [c["action"] for c in calls if c["action"] != "DeleteDBInstance"] == ["AddTagsToResource",
-                                                                                "PromoteReadReplica"], calls
+    assert [c["action"] for c in calls if c["action"] != "DeleteDBInstance"] == \
+        ["AddTagsToResource", "PromoteReadReplica"], calls
     tagged = calls[0]["params"]
     assert tagged["ResourceName"] == standing["DBInstanceArn"], tagged
     tags = {tagged[k]: tagged[k[:-len("Key")] + "Value"] for k in tagged if k.startswith("Tags.") and k.endswith("Key")}

@@ -71,7 +71,7 @@ def mutating(calls):
 
 
 def test_each_run_makes_only_the_calls_its_plan_names(runs):
-    results, _ = runs
+    results, _unused = runs
     steps = ["plan create", "create", "create again", "plan create again", "plan removal", "remove", "remove again"]
     seen, made = 0, {}
     for name in steps:

@@ -41,7 +41,7 @@ class Contention:
             cursor.execute("INSERT INTO contended VALUES (1, 0)")
             cursor.execute("BEGIN")
             cursor.execute(UPDATE)
-        self.threads = [threading.Thread(target=self._wait) for _ in range(WAITERS)]
+        self.threads = [threading.Thread(target=self._wait) for _unused in range(WAITERS)]
         for thread in self.threads:
             thread.start()
 
@@ -121,7 +121,6 @@ def insights(lab, tmp_path_factory):
     results["weekly_dir"] = weekly_dir
     yield results
     lab.control.reset()
-
 
 
 def test_performance_insights_names_the_lock_wait_and_the_waiting_statement(insights):

@@ -145,8 +145,8 @@ class LabControl:
 
     def replication_status(self, identifier: str, region: str = "us-east-1", kind: str | None = None) -> dict:
         """A replica's standby now: replay/receive/source LSNs, lag_bytes, lag_seconds, paused, streaming."""
-        return self._call("GET", "replication_status", query={"identifier": identifier, "region": region,
-                                                               "kind": kind})
+        return self._call("GET", "replication_status",
+                          query={"identifier": identifier, "region": region, "kind": kind})
 
     # --- timing and lifecycle -------------------------------------------------------------------------------
     def set_timing(self, **durations) -> dict:

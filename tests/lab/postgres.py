@@ -1227,8 +1227,8 @@ class PgCluster:
                 cursors[db] = (cur, cur.fetchall())
             for db, (cur, tables) in cursors.items():
                 for schema, table in tables:
-                    cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema),
-                                                                               sql.Identifier(table)))
+                    cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
+                        sql.Identifier(schema), sql.Identifier(table)))
                     counts[(db, schema, table)] = cur.fetchone()[0]
                 cur.execute("COMMIT")
         return counts

@@ -235,7 +235,7 @@ def test_failover_with_data_loss_loses_exactly_the_unreplayed_writes(topology):
                                           TargetDbClusterIdentifier=topology["arn"][EAST],
                                           AllowDataLoss=True)["GlobalCluster"]
     assert answer["Status"] == "failing-over" and answer["FailoverState"]["IsDataLossAllowed"] is True
-    _, seen = _wait_global(west)
+    _unused, seen = _wait_global(west)
     assert "failing-over" in seen
     assert _writers(west) == {topology["arn"][EAST]: True, topology["arn"][WEST]: False}
     entry = [e for e in lab.control.replication_log() if e["kind"] == "global_failover"][-1]

@@ -101,7 +101,7 @@ def test_connections_follow_the_open_connections(env):
     cw = env["cw"]
     before = time.time()
     baseline = _wait_value(cw, "DatabaseConnections", "metrics-db", before, lambda v: True)[-1]
-    connections = [connect_instance(env["instance"]) for _ in range(6)]
+    connections = [connect_instance(env["instance"]) for _unused in range(6)]
     try:
         opened = time.time()
         _wait_value(cw, "DatabaseConnections", "metrics-db", opened, lambda v: v[-1] >= baseline + 6)
@@ -169,7 +169,7 @@ def test_cpu_rises_under_cpu_heavy_queries(env):
     cw = env["cw"]
     idle = _wait_value(cw, "CPUUtilization", "metrics-db", time.time(), lambda v: len(v) >= 3)
     used, errors = [], []
-    workers = [threading.Thread(target=_busy, args=(env["instance"], 3.0, used, errors)) for _ in range(2)]
+    workers = [threading.Thread(target=_busy, args=(env["instance"], 3.0, used, errors)) for _unused in range(2)]
     busy_from = time.monotonic(), time.time()
     for worker in workers:
         worker.start()
@@ -245,8 +245,8 @@ def test_history_loads_and_aggregates_with_percentiles(env):
     control.load_metric_history("pattern-db", "CPUUtilization",
                                 spec={"pattern": "daily", "days": 14, "low": 10, "high": 80, "period": 300})
     window = _utc(now - 14 * 86400 - 600), _utc(now + 60)
-    cpu = _statistics(cw, "pattern-db", "CPUUtilization", *window, 3600, Statistics=["Average", "Maximum",
-                                                                                      "Minimum"])
+    cpu = _statistics(cw, "pattern-db", "CPUUtilization", *window, 3600,
+                      Statistics=["Average", "Maximum", "Minimum"])
     assert len(cpu) in (336, 337)
     assert min(p["Minimum"] for p in cpu) >= 10 and max(p["Maximum"] for p in cpu) <= 80
     peak = max(cpu, key=lambda p: p["Average"])

@@ -64,7 +64,7 @@ def contention(pi_lab):
         except Exception as exc:  # reported by the fixture
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=("pi-waiter", WAITING_UPDATE)) for _ in range(WAITERS)]
+    threads = [threading.Thread(target=run, args=("pi-waiter", WAITING_UPDATE)) for _unused in range(WAITERS)]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 20
@@ -183,7 +183,7 @@ def test_resource_metrics_show_the_load_per_second(contention):
 def test_cbor_protocol_answers_the_same(pi_lab, contention):
     """boto3 speaks JSON 1.1 to ``pi``; SDKs that prefer smithy RPC v2 CBOR get the same answers (request built and
     answer read by botocore's own CBOR serializer and parser)."""
-    lab, _ = pi_lab
+    lab, _unused = pi_lab
     operation = contention["pi"].meta.service_model.operation_model("DescribeDimensionKeys")
 
     def call(params: dict) -> tuple[int, dict]:

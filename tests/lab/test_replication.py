@@ -223,8 +223,12 @@ def test_deleting_the_source_promotes_its_replicas(replicas):
     rows = _count(replicas["r1"])
     replicas["conn"].close()
     rds.delete_db_instance(DBInstanceIdentifier="orders", SkipFinalSnapshot=True)
-    promoted = _wait_for(lambda: (lambda i: i if "ReadReplicaSourceDBInstanceIdentifier" not in i else None)(
-        describe_instance(rds, "orders-r1")), timeout=30)
+
+    def standalone():
+        instance = describe_instance(rds, "orders-r1")
+        return instance if "ReadReplicaSourceDBInstanceIdentifier" not in instance else None
+
+    promoted = _wait_for(standalone, timeout=30)
     assert promoted and wait_instance(rds, "orders-r1", "available", timeout=30)
     conn = connect_instance(promoted)
     query(conn, "INSERT INTO orders (note) VALUES ('stand-alone now')")

@@ -133,7 +133,7 @@ def iam_action(entry):
     ListObjects or one of its sub-resources: the log does not keep the query that tells them apart)."""
     prefix = IAM_PREFIX.get(entry["service"], entry["service"])
     if entry.get("protocol") == "rest" or " /" in entry["action"]:
-        method, _, path = entry["action"].partition(" ")
+        method, _unused, path = entry["action"].partition(" ")
         names = [name for verb, pattern, name in _rest_operations(entry["service"])
                  if verb == method and pattern.match(path.split("?", 1)[0])]
         if len(names) != 1:

@@ -594,5 +594,3 @@ def _rpo_lag(pg, source, now: float) -> float | None:
         return 0.0
     since = _RPO_CAUGHT_UP.setdefault(pg.name, now)
     return max(0.0, now - since)
-
-

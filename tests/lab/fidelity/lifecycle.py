@@ -39,7 +39,6 @@ from tests.lab.fidelity._support import (
     pg_of_instance,
     member_key,
     member_pg,
-    regional,
     replace,
     report_clamps,
 )

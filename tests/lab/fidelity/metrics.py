@@ -265,6 +265,7 @@ def sample_sql(server_version: int) -> str:
 
     return _SAMPLE_SQL.format(buffers_written=pick(_BUFFERS_WRITTEN), wal_writes=pick(_WAL_WRITES))
 
+
 # The sampler's session leaves no trace in pg_stat_statements or the server log (RDS's monitoring is not the
 # customer's workload).
 _QUIET = ("-c pg_stat_statements.track=none -c log_statement=none -c log_min_duration_statement=-1 "

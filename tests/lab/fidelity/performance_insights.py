@@ -35,6 +35,7 @@ period; a period with no sample of the instance has no data point.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -377,7 +378,7 @@ def _instance(params: dict, region: str) -> InstanceSamples:
     if service_type not in ("RDS", "DOCDB"):
         raise _invalid(f"ServiceType {service_type} is not valid: use RDS or DOCDB")
     # moto decides (the sampler's last tick may predate a create, a delete or a modify of Performance Insights).
-    database = next((d for _, r, d in _pi_instances() if r == region and d.dbi_resource_id == identifier), None)
+    database = next((d for _unused, r, d in _pi_instances() if r == region and d.dbi_resource_id == identifier), None)
     if database is None or service_type != "RDS":
         raise PiError("NotAuthorizedException", f"The resource {identifier} for service type {service_type} is "
                                                 f"not authorized for this account")
@@ -402,7 +403,7 @@ def _window(params: dict) -> tuple[float, float, int]:
 
 
 def _metric(name: str) -> tuple[str, str]:
-    base, _, statistic = (name or "").rpartition(".")
+    base, _unused, statistic = (name or "").rpartition(".")
     if base not in METRICS:
         raise _invalid(f"The specified metric is not a known metric: {name}")
     if statistic not in STATISTICS:
@@ -468,7 +469,7 @@ def _aggregate(ticks, key_of, statistic: str) -> tuple[dict, dict]:
     maxima: dict = {}
     minima: dict = {}
     present: dict = {}
-    for _, sessions in ticks:
+    for _unused, sessions in ticks:
         counts: dict = {}
         for session in sessions:
             key = key_of(session)
@@ -507,7 +508,7 @@ def _periods(ticks, start: float, period: int) -> list[tuple[float, list]]:
 
 def _examples(ticks, group: str) -> dict:
     """{key of the group: a session of it}."""
-    return {_key(session, group): session for _, sessions in ticks for session in sessions}
+    return {_key(session, group): session for _unused, sessions in ticks for session in sessions}
 
 
 def get_resource_metrics(params: dict, region: str) -> dict:
@@ -526,13 +527,11 @@ def get_resource_metrics(params: dict, region: str) -> dict:
     metric_list = []
     for query in queries:
         _required(query, "Metric")
-        _, statistic = _metric(query["Metric"])
+        _unused, statistic = _metric(query["Metric"])
         group = _group(query.get("GroupBy"))
         filters = _filter(query.get("Filter"), group[0] if group else None)
 
-        def total_key(session, filters=filters):
-            return () if _matches(session, filters, samples) else None
-
+        total_key = functools.partial(_total_key, filters, samples)
         per_period = [(p, _aggregate(bucket, total_key, statistic)[0]) for p, bucket in periods]
         metric_list.append({"Key": {"Metric": query["Metric"]},
                             "DataPoints": [{"Timestamp": _when(p + offset), "Value": values.get((), 0.0)}
@@ -541,9 +540,7 @@ def get_resource_metrics(params: dict, region: str) -> dict:
             continue
         name, dimensions, limit = group
 
-        def group_key(session, filters=filters, name=name):
-            return _key(session, name) if _matches(session, filters, samples) else None
-
+        group_key = functools.partial(_group_key, filters, samples, name)
         top = _ranked(*_aggregate(ticks, group_key, "sum"))[:limit]
         examples = _examples(ticks, name)
         per_period = [(p, _aggregate(bucket, group_key, statistic)[0]) for p, bucket in periods]
@@ -554,6 +551,14 @@ def get_resource_metrics(params: dict, region: str) -> dict:
                                for p, values in per_period]})
     return {"AlignedStartTime": _when(start), "AlignedEndTime": _when(end), "Identifier": samples.resource_id,
             "MetricList": metric_list}
+
+
+def _total_key(filters, samples, session):
+    return () if _matches(session, filters, samples) else None
+
+
+def _group_key(filters, samples, name, session):
+    return _key(session, name) if _matches(session, filters, samples) else None
 
 
 def _page(params: dict, items: list) -> tuple[list, str | None]:
@@ -573,10 +578,10 @@ def _page(params: dict, items: list) -> tuple[list, str | None]:
 
 def describe_dimension_keys(params: dict, region: str) -> dict:
     samples = _instance(params, region)
-    start, end, _ = _window(params)
+    start, end, _unused = _window(params)
     SAMPLER.refresh(samples)
     _required(params, "Metric", "GroupBy")
-    _, statistic = _metric(params["Metric"])
+    _unused, statistic = _metric(params["Metric"])
     name, dimensions, limit = _group(params["GroupBy"])
     partition = _group(params.get("PartitionBy"), "PartitionBy")
     if params.get("AdditionalMetrics"):
@@ -763,4 +768,3 @@ def performance_insights_api() -> None:
     from tests.lab import server
     server.LAB_SERVICES[SERVICE] = handle
     SAMPLER.start()
-

@@ -70,7 +70,7 @@ def _recording(getter, kind: str, id_attr: str):
 
 def _key_parts(key: str) -> tuple[str, str]:
     """(identifier, region) of a regional key."""
-    identifier, _, region = key.split(":", 1)[1].partition("@")
+    identifier, _unused, region = key.split(":", 1)[1].partition("@")
     return identifier, region or DEFAULT_REGION
 
 

@@ -52,8 +52,8 @@ def test_option_problems_name_the_option_and_the_fix(changes, expected):
 @pytest.mark.parametrize("source, expected", [
     (None, "does not exist in us-east-1"),
     ({"Engine": "aurora-mysql"}, "runs 'aurora-mysql'"),
-    ({"Engine": "aurora-postgresql", "GlobalClusterIdentifier": "other-global"}, "already a member of the global "
-                                                                                  "cluster other-global"),
+    ({"Engine": "aurora-postgresql", "GlobalClusterIdentifier": "other-global"},
+     "already a member of the global cluster other-global"),
     ({"Engine": "aurora-postgresql",
       "GlobalClusterIdentifier": "arn:aws:rds::123456789012:global-cluster:other"}, "global cluster other;"),
 ])

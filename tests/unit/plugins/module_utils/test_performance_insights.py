@@ -25,7 +25,7 @@ def test_choose_source(requested, instance, source, problem):
 
 
 def test_fallback_says_so():
-    _source, note, _ = pi.choose_source("auto", OFF)
+    _source, note, _unused = pi.choose_source("auto", OFF)
     assert "Performance Insights is off on orders-db" in note and "pg_stat_statements" in note
 
 

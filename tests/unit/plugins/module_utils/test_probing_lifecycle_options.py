@@ -100,7 +100,7 @@ def test_a_permanent_error_ends_the_baseline_wait_at_once():
     run.create()
     connector.refuse = psycopg2.OperationalError('FATAL:  password authentication failed for user "app"')
     run.begin()
-    wait_for(lambda: run.samples())
+    wait_for(run.samples)
     started = time.monotonic()
     with pytest.raises(WaitStopped, match="password authentication failed"):
         run.wait_baseline(3, timeout=10)
