@@ -191,6 +191,16 @@ def paginate(client, operation, result_key, **params):
             return items
 
 
+def parameter_group_values(client, group_name, names):
+    """{name: value} of the parameters ``names`` that a DB parameter group sets (numbers or RDS formulas), every page
+    read; the ones it does not set are None. Client errors propagate: the caller names what failed."""
+    values = dict.fromkeys(names)
+    for parameter in paginate(client, "describe_db_parameters", "Parameters", DBParameterGroupName=group_name):
+        if parameter.get("ParameterName") in values:
+            values[parameter["ParameterName"]] = parameter.get("ParameterValue")
+    return values
+
+
 def _one(client, operation, result_key, not_found, identifier_key, identifier):
     """The one resource named ``identifier``, or None; a blank identifier is a programming error, never a list."""
     if not identifier or not str(identifier).strip():

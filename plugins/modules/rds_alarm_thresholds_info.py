@@ -224,16 +224,12 @@ SQL_MAX_CONNECTIONS = "SELECT current_setting('max_connections')::int"
 
 def parameter_values(module, client, group_name, names):
     """{name: value} of the parameters ``names`` that the group sets (numbers or RDS formulas); missing ones are None."""
-    values = dict.fromkeys(names)
     try:
-        for parameter in rds_resources.paginate(client, "describe_db_parameters", "Parameters",
-                                                DBParameterGroupName=group_name):
-            if parameter.get("ParameterName") in values:
-                values[parameter["ParameterName"]] = parameter.get("ParameterValue")
+        return rds_resources.parameter_group_values(client, group_name, names)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to read {', '.join(names)} of DB parameter group {group_name}: allow "
                                     "rds:DescribeDBParameters")
-    return values
+    return None
 
 
 def running_max_connections(module, client, identifier, instance):

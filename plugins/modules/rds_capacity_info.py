@@ -334,17 +334,12 @@ def group_values(module, client, group_name, cache):
     """{parameter: value} of :data:`PARAMETERS` that the group sets (numbers or formulas), read once per group."""
     if group_name in cache:
         return cache[group_name]
-    values = dict.fromkeys(PARAMETERS)
     try:
-        for parameter in rds_resources.paginate(client, "describe_db_parameters", "Parameters",
-                                                DBParameterGroupName=group_name):
-            if parameter.get("ParameterName") in values:
-                values[parameter["ParameterName"]] = parameter.get("ParameterValue")
+        cache[group_name] = rds_resources.parameter_group_values(client, group_name, PARAMETERS)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Reading the connection parameters of DB parameter group {group_name} failed: "
                                     "allow rds:DescribeDBParameters")
-    cache[group_name] = values
-    return values
+    return cache[group_name]
 
 
 def read_from_database(module, client, identifier, instance):

@@ -151,3 +151,21 @@ def test_good_identifier():
 def test_tags_round_trip():
     assert rr.tags_dict(rr.tag_list({"a": "1", "b": "2"})) == {"a": "1", "b": "2"}
     assert rr.tags_dict(None) == {}
+
+
+def test_parameter_group_values_reads_every_page_and_leaves_unset_names_none():
+    pages = [{"Parameters": [{"ParameterName": "max_connections", "ParameterValue": "60"},
+                             {"ParameterName": "work_mem"}], "Marker": "m1"},
+             {"Parameters": [{"ParameterName": "superuser_reserved_connections", "ParameterValue": "3"}]}]
+    calls = []
+
+    class Client:
+        def describe_db_parameters(self, **kwargs):
+            calls.append(kwargs)
+            return pages[len(calls) - 1]
+
+    values = rr.parameter_group_values(
+        Client(), "g", ("max_connections", "superuser_reserved_connections", "rds.rds_superuser_reserved_connections"))
+    assert values == {"max_connections": "60", "superuser_reserved_connections": "3",
+                      "rds.rds_superuser_reserved_connections": None}
+    assert [c.get("Marker") for c in calls] == [None, "m1"] and all(c["DBParameterGroupName"] == "g" for c in calls)
