@@ -178,6 +178,15 @@ class Connector:
         return conn
 
 
+def with_connection(connector, action, **connect_options):
+    """``action(conn)`` on a new connection of ``connector`` (anything with ``connect``), closed afterwards."""
+    conn = connector.connect(**connect_options)
+    try:
+        return action(conn)
+    finally:
+        conn.close()
+
+
 def iam_token_signer(rds, region):
     """A signer for :class:`Connector` that uses RDS's ``generate_db_auth_token`` (a local signature, no API call)."""
 

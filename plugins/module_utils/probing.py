@@ -23,6 +23,7 @@ import threading
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import with_connection
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
 READ_ONLY_SQLSTATE = "25006"
@@ -340,14 +341,6 @@ class FollowingConnector:
         return connector.connect(*args, **kwargs)
 
 
-def _with_connection(connector, action, **connect_options):
-    conn = connector.connect(**connect_options)
-    try:
-        return action(conn)
-    finally:
-        conn.close()
-
-
 class WriteProbes:
     """One drill's write probes from start to end: create the marked probe table, run the :class:`ProbeLoop`, and
     afterwards read which acknowledged writes are present (on whichever server is the writer then) and drop the table
@@ -402,7 +395,7 @@ class WriteProbes:
         """Create the table, marked first so an interruption still finds it; raises what creating it raised (a table
         of that name exists, the login cannot create it)."""
         self.created = True
-        _with_connection(self.connector, lambda conn: create_probe_table(conn, self.table, self.marker))
+        with_connection(self.connector, lambda conn: create_probe_table(conn, self.table, self.marker))
         self.confirmed = True
 
     def begin(self):
@@ -449,7 +442,7 @@ class WriteProbes:
 
         def attempt():
             try:
-                return _with_connection(connector, finish, **(connect_options or {}))
+                return with_connection(connector, finish, **(connect_options or {}))
             except Exception as exc:  # pylint: disable=broad-except
                 return exc
 

@@ -561,6 +561,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import conn
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import with_connection
 from ansible_collections.dbre.rds.plugins.module_utils.probing import FollowingConnector
 from ansible_collections.dbre.rds.plugins.module_utils.probing import WriteProbes
 from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_marked_table
@@ -640,14 +641,6 @@ def cloudwatch_lag(module, kind, region, dimensions):
 
 # ---------------------------------------------------------------------------------------------- thin SQL wrappers
 
-def with_connection(connector, action, timeout=None):
-    conn = connector.connect(connect_timeout=timeout) if timeout else connector.connect()
-    try:
-        return action(conn)
-    finally:
-        conn.close()
-
-
 def fetch_one(conn, sql, params=None):
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
@@ -663,7 +656,7 @@ def sql_lag(primary, replica):
 def writable(connector, timeout):
     """None when the server accepts a write now, else why not (first line of the error)."""
     try:
-        with_connection(connector, lambda conn: fetch_one(conn, WRITABLE_SQL), timeout=timeout)
+        with_connection(connector, lambda conn: fetch_one(conn, WRITABLE_SQL), connect_timeout=timeout)
         return None
     except Exception as exc:  # pylint: disable=broad-except
         return short_message(exc)
@@ -672,7 +665,7 @@ def writable(connector, timeout):
 def in_recovery(connector, timeout):
     try:
         return with_connection(connector, lambda conn: fetch_one(conn, "SELECT pg_is_in_recovery()")[0],
-                               timeout=timeout)
+                               connect_timeout=timeout)
     except Exception:  # pylint: disable=broad-except
         return None
 

@@ -406,6 +406,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import conn
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_connection_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import with_connection
 from ansible_collections.dbre.rds.plugins.module_utils.probing import WriteProbes
 from ansible_collections.dbre.rds.plugins.module_utils.probing import marked_probe_tables
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_marker
@@ -481,14 +482,6 @@ OUR_SLOTS_SQL = ("SELECT slot_name, active_pid FROM pg_replication_slots WHERE s
 
 
 # ----------------------------------------------------------------------------------------------- thin SQL wrappers
-
-def with_connection(connector, action, **options):
-    conn = connector.connect(**options)
-    try:
-        return action(conn)
-    finally:
-        conn.close()
-
 
 def run_statements(conn, statements):
     with conn.cursor() as cursor:

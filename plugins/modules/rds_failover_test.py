@@ -531,6 +531,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import db_c
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import endpoint_of
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import has_credentials
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import permanent_error
+from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import with_connection
 from ansible_collections.dbre.rds.plugins.module_utils.probing import WriteProbes
 from ansible_collections.dbre.rds.plugins.module_utils.probing import drop_marked_table
 from ansible_collections.dbre.rds.plugins.module_utils.probing import marked_probe_tables
@@ -582,14 +583,6 @@ def read_probe_tables(connector, table):
     conn = connector.connect()
     try:
         return (probe_table_state(conn, table) if table else None), marked_probe_tables(conn)
-    finally:
-        conn.close()
-
-
-def with_connection(connector, action):
-    conn = connector.connect()
-    try:
-        return action(conn)
     finally:
         conn.close()
 
