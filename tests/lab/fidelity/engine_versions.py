@@ -7,9 +7,10 @@
   (``IsMajorVersionUpgrade`` false) and, from 15.x, every 18.x (``IsMajorVersionUpgrade`` true); never a downgrade.
   CreateDBInstance / CreateDBCluster with a version RDS does not offer is
   ``InvalidParameterCombination: Cannot find version 15.99 for postgres``; a major version alone ("15", "18") means
-  that major's default version, as on RDS. The lab runs PostgreSQL 15 behind new instances: a new instance of an 18.x
-  version is refused (InvalidParameterCombination naming the lab) rather than served by a 15 that says 18; 18 is
-  there to plan upgrades (tests/lab/pg18.py has its binaries).
+  that major's default version, as on RDS. A new ``postgres`` instance of an 18.x version runs the lab's PostgreSQL
+  18 (tests/lab/pg18.py: a fresh 18 cluster; restores of an 18 snapshot restore 18 by themselves); a new Aurora
+  cluster of any other major than 15 is refused (InvalidParameterCombination naming the lab) rather than served by a
+  15 that says otherwise. Upgrades of instances: tests/lab/fidelity/upgrades.py.
 - ``orderable_instance_options``: DescribeOrderableDBInstanceOptions (moto 5.2.5 answers Aurora only, from a stale
   file) lists the classes of the collection's class table (``plugins/module_utils/instance_classes.py``) each engine
   offers, per version and storage type, with ``MaxRecords``/``Marker``; CreateDBInstance with a known class the engine
@@ -39,8 +40,9 @@ VERSIONS = {
 }
 # A major version's default minor, for the majors other than the engine's default one (DEFAULT_VERSIONS).
 MAJOR_DEFAULTS = {("postgres", pg18.MAJOR): pg18.VERSION}
-# The majors the lab runs behind a new DB instance or cluster (tests/lab/postgres.py: Debian's PostgreSQL 15).
-LAB_RUNS = {"postgres": ("15",), "aurora-postgresql": ("15",)}
+# The majors the lab runs behind a new DB instance or cluster (tests/lab/postgres.py: Debian's PostgreSQL 15, and the
+# wheel's 18 for instances).
+LAB_RUNS = {"postgres": ("15", pg18.MAJOR), "aurora-postgresql": ("15",)}
 LICENSE_MODEL = "postgresql-license"
 # Class families each engine offers; Aurora has no m classes and no burstable class below medium.
 _CLASS_FAMILIES = {
@@ -213,6 +215,25 @@ def check_engine_version(engine: str | None, version: str | None) -> str | None:
     return resolved
 
 
+def _new_cluster_factory(db_kwargs: dict, major: str):
+    """A new instance's PostgreSQL of ``major`` (lifecycle.create_db_instance's ``pg_factory``): a fresh cluster."""
+
+    def factory(name, settings):
+        from tests.lab import postgres
+        from tests.lab.fidelity._support import lab
+        pg = postgres.PgCluster(lab().root, name, major=major)
+        try:
+            pg.initialize(db_kwargs.get("master_username") or "postgres",
+                          db_kwargs.get("master_user_password") or "lab-password", db_kwargs.get("db_name"),
+                          settings=settings)
+        except BaseException:
+            pg.destroy()
+            raise
+        return pg
+
+    return factory
+
+
 def check_orderable(engine: str | None, version: str | None, instance_class: str | None) -> None:
     """InvalidParameterCombination when RDS does not offer a known class for a PostgreSQL engine."""
     if engine not in VERSIONS or not instance_class:
@@ -248,6 +269,10 @@ def engine_versions() -> None:
         cluster_id = db_kwargs.get("db_cluster_identifier")
         if version or not cluster_id:
             db_kwargs["engine_version"] = check_engine_version(engine, version)
+        resolved = db_kwargs.get("engine_version")
+        if (engine == "postgres" and not cluster_id and resolved and major_of(resolved) == pg18.MAJOR
+                and not args and kwargs.get("pg_factory") is None):
+            kwargs["pg_factory"] = _new_cluster_factory(db_kwargs, pg18.MAJOR)
         return original_create_instance(self, db_kwargs, *args, **kwargs)
 
     def create_db_cluster(self, kwargs, *args, **more):
