@@ -63,6 +63,11 @@ def describe_request(environ: dict, body: bytes) -> dict:
         params = form
     else:
         protocol, action = "rest", f"{environ.get('REQUEST_METHOD', 'GET')} {path}"
+        # The names (never the values) of the query and of the x-amz-* headers tell REST operations of one path
+        # apart: S3's GET /bucket is ListObjects, ListObjectsV2 (list-type) or a sub-resource (?ownershipControls),
+        # and PUT /bucket/key is PutObject or, with x-amz-copy-source, CopyObject.
+        params = {"query_keys": sorted(parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)),
+                  "header_keys": sorted(name for name in headers if name.startswith("x-amz-"))}
     return {"service": service or "unknown", "action": action, "protocol": protocol, "params": mask_secrets(params),
             "user_agent": headers.get("user-agent", "")}
 

@@ -10,6 +10,7 @@ SIGTERM. Logs, drill reports and the summary stay in .build/demo/.
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,7 +116,10 @@ class Demo:
         reports = OUTPUT_DIR / "reports"
         if reports.exists():
             for path in reports.iterdir():
-                path.unlink()
+                if path.is_dir():  # reports/fleet/ of the fleet report
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         (OUTPUT_DIR / "demo_vars.json").write_text(json.dumps(DEMO_VARS, indent=2) + "\n")
         url = self.start_lab()
         print(f"Lab up at {url} (state in {STATE_DIR.relative_to(REPO)}, log in {self.log.relative_to(REPO)})")

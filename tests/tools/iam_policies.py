@@ -112,30 +112,46 @@ def attribution(entry, windows=()):
 
 @functools.lru_cache(maxsize=None)
 def _rest_operations(service):
-    """``[(method, compiled path pattern, operation name)]`` of a REST service, from botocore's own model."""
+    """``[(method, compiled path pattern, names the request must carry, operation name)]`` of a REST service, from
+    botocore's own model: the query names of its request URI (S3's ``/{Bucket}?ownershipControls``) and its required
+    query and header members (AbortMultipartUpload's ``uploadId``, CopyObject's ``x-amz-copy-source``)."""
     try:
         model = botocore.session.get_session().get_service_model(service)
     except botocore.exceptions.UnknownServiceError:
         return []
     operations = []
     for name in model.operation_names:
-        http = model.operation_model(name).http
-        template = http["requestUri"].split("?", 1)[0].rstrip("/")
+        operation = model.operation_model(name)
+        template, _unused, query = operation.http["requestUri"].partition("?")
         pattern = "".join(("[^/]+" if not part.endswith("+}") else ".+") if part.startswith("{") else re.escape(part)
-                          for part in re.split(r"(\{[^}]+\})", template))
-        operations.append((http["method"], re.compile(f"^{pattern}/?$"), name))
+                          for part in re.split(r"(\{[^}]+\})", template.rstrip("/")))
+        needs = {f"?{item.split('=', 1)[0]}" for item in query.split("&") if item}
+        shape = operation.input_shape
+        for member in (shape.required_members if shape else ()):
+            serialization = shape.members[member].serialization
+            if serialization.get("location") == "header":
+                needs.add(serialization["name"].lower())
+            elif serialization.get("location") == "querystring":
+                needs.add(f"?{serialization['name']}")
+        operations.append((operation.http["method"], re.compile(f"^{pattern}/?$"), frozenset(needs), name))
     return operations
 
 
 def iam_action(entry):
-    """``service:Action`` for a logged call. A REST call (logged as ``METHOD /path``) is named by the one operation of
-    botocore's model whose method and request URI match; ValueError when none or several do (S3's ``GET /bucket`` is
-    ListObjects or one of its sub-resources: the log does not keep the query that tells them apart)."""
+    """``service:Action`` for a logged call. A REST call (logged as ``METHOD /path``, with the names of its query and
+    x-amz-* headers in ``params``) is named by the operation of botocore's model whose method and request URI match
+    and whose required query names and headers it carries, the most specific one when several do (S3's
+    ``GET /bucket`` is ListObjects, ``GET /bucket?list-type=2`` ListObjectsV2); ValueError when none or several
+    equally specific ones do."""
     prefix = IAM_PREFIX.get(entry["service"], entry["service"])
     if entry.get("protocol") == "rest" or " /" in entry["action"]:
         method, _unused, path = entry["action"].partition(" ")
-        names = [name for verb, pattern, name in _rest_operations(entry["service"])
-                 if verb == method and pattern.match(path.split("?", 1)[0])]
+        params = entry.get("params") or {}
+        carried = {f"?{key}" for key in params.get("query_keys") or ()} | set(params.get("header_keys") or ())
+        matches = [(len(needs), name) for verb, pattern, needs, name in _rest_operations(entry["service"])
+                   if verb == method and pattern.match(path.split("?", 1)[0]) and needs <= carried]
+        best = max((size for size, _name in matches), default=None)
+        names = [name for size, name in matches if size == best]
         if len(names) != 1:
             raise ValueError(f"cannot name the IAM action of a REST call: {entry['service']} {entry['action']}"
                              + (f" (it could be any of {', '.join(sorted(names))})" if names else ""))

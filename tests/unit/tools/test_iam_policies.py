@@ -37,9 +37,30 @@ def test_iam_action(service, action, expected):
     assert iam_action(call(service, action, UA_MODULE)) == expected
 
 
+def rest_call(service, action, query=(), headers=()):
+    return dict(call(service, action, UA_MODULE), protocol="rest",
+                params={"query_keys": list(query), "header_keys": list(headers)})
+
+
+@pytest.mark.parametrize("action, query, headers, expected", [
+    ("GET /bucket", (), (), "s3:ListObjects"),
+    ("GET /bucket", ("list-type", "prefix"), (), "s3:ListObjectsV2"),
+    ("GET /bucket", ("ownershipControls",), (), "s3:GetBucketOwnershipControls"),
+    ("PUT /bucket/fleet/report.json", (), ("x-amz-content-sha256",), "s3:PutObject"),
+    ("PUT /bucket/fleet/report.json", (), ("x-amz-copy-source",), "s3:CopyObject"),
+    ("PUT /bucket/fleet/report.json", ("acl",), (), "s3:PutObjectAcl"),
+    ("DELETE /bucket/fleet/report.json", (), (), "s3:DeleteObject"),
+    ("DELETE /bucket/fleet/report.json", ("uploadId",), (), "s3:AbortMultipartUpload"),
+])
+def test_s3_calls_are_named_by_their_query_names_and_required_headers(action, query, headers, expected):
+    assert iam_action(rest_call("s3", action, query, headers)) == expected
+
+
 def test_rest_calls_are_refused_rather_than_guessed():
     with pytest.raises(ValueError, match="REST"):
-        iam_action(call("s3", "GET /bucket", UA_MODULE))
+        iam_action(rest_call("s3", "PATCH /bucket"))
+    with pytest.raises(ValueError, match="could be any of GetBucketLifecycle, GetBucketLifecycleConfiguration"):
+        iam_action(rest_call("s3", "GET /bucket", ("lifecycle",)))
 
 
 @pytest.mark.parametrize("action, expected", [
