@@ -185,3 +185,18 @@ class LabControl:
     def reset(self) -> None:
         """Drop every AWS resource and PostgreSQL cluster; clear faults, timing, stuck states and the call log."""
         self._call("POST", "reset", {})
+
+    def blue_green_log(self) -> list[dict]:
+        """Blue/green switchovers the lab performed (tests.lab.fidelity.blue_green; entries of kind
+        ``blue_green_switchover`` of the replication log): {identifier (bgd-...), name, region, blue, green,
+        timeout_seconds, requested_at, writes_stopped_at, caught_up_at, switched_at (epochs; None when not reached),
+        ok, rolled_back, reason, lost_rows ({table: rows blue had that green lacked}), lost_total, sequences_synced}."""
+        return [entry for entry in self.replication_log() if entry.get("kind") == "blue_green_switchover"]
+
+    def upgrade_log(self) -> list[dict]:
+        """Engine upgrades the lab ran (tests.lab.fidelity.upgrades; entries of kind ``engine_upgrade`` of the
+        replication log): {identifier, region, upgrade ("major"/"minor"), from_version, to_version, ok (None while
+        running), requested_at, down_at, up_at, finished_at (epochs; down_at/up_at None when PostgreSQL never went
+        down), check_seconds (RDS pre-checks and pg_upgrade --check), pg_upgrade_seconds, blockers ([{check, message,
+        objects}]), error}."""
+        return [entry for entry in self.replication_log() if entry.get("kind") == "engine_upgrade"]

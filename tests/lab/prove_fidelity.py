@@ -47,6 +47,8 @@ BEHAVIOURS = (
     (24, "Aurora Global Database across regions", "test_global_clusters.py"),
     (25, "CloudWatch metrics from PostgreSQL, metric histories", "test_metrics.py"),
     (26, "Read replicas as standbys across regions, promotion, lag", "test_replication.py"),
+    (27, "Blue/green deployments: logical replication, switchover, rollback", "test_blue_green.py"),
+    (28, "Engine upgrades: refusals, pre-checks, pg_upgrade to 18, PostgreSQL 18 instances", "test_upgrades.py"),
 )
 
 

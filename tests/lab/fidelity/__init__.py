@@ -35,14 +35,20 @@ The patch functions live in:
 - ``replication``: regions_side_by_side (PostgreSQL keys per region), read_replicas_stream (read replicas as hot
   standbys, same region and across regions), promote_read_replica (real promotion, lost writes counted in the
   replication log), replica_lag_metric (ReplicaLag)
+- ``blue_green``: blue_green_deployments (Create/Describe/Switchover/DeleteBlueGreenDeployment of a PostgreSQL
+  instance: green a real PostgreSQL kept in sync by logical replication, ReplicaLag of green, switchover with writes
+  stopped, catch-up, renames and rollback on timeout, logged as ``blue_green_switchover`` in the replication log)
+- ``upgrades``: engine_upgrades (ModifyDBInstance EngineVersion of a PostgreSQL instance: RDS's refusals, pre-checks
+  and pg_upgrade --check, a real pg_upgrade --link from 15 to 18 with its outage and events, pg_upgrade_precheck.log,
+  logged as ``engine_upgrade`` in the replication log)
 """
 
 from __future__ import annotations
 
 from tests.lab.fidelity import (
-    automated_backups, aws_managed_policies, db_proxy, encryption, engine_versions, event_subscriptions,
+    automated_backups, aws_managed_policies, blue_green, db_proxy, encryption, engine_versions, event_subscriptions,
     global_clusters, instance_class_memory, instance_fields, lifecycle, metrics, parameters, performance_insights,
-    replication, restore_by_resource_id, server_logs, snapshot_copy, status_history, storage,
+    replication, restore_by_resource_id, server_logs, snapshot_copy, status_history, storage, upgrades,
 )
 
 PATCHES = (
@@ -81,6 +87,8 @@ PATCHES = (
     replication.read_replicas_stream,  # after storage.deletion_rules, whose delete it wraps
     replication.promote_read_replica,
     replication.replica_lag_metric,
+    blue_green.blue_green_deployments,  # after encryption.renames_move_the_endpoint, whose renames it uses
+    upgrades.engine_upgrades,  # last: wraps every modify_db_instance patch and server_logs' log file routes
 )
 
 _applied = False
