@@ -1,0 +1,297 @@
+# Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""rds_blue_green's decisions: options, versions, parameter groups, which deployment a run is about, the old blue it
+may delete, the plan of each state and the switchover's verdict."""
+
+import pytest
+
+from ansible_collections.dbre.rds.plugins.module_utils import blue_green as bg
+
+ARN = "arn:aws:rds:us-east-1:123456789012:db:"
+BLUE, GREEN, OLD = ARN + "shop", ARN + "shop-green-abcdef", ARN + "shop-old1"
+
+
+def _params(**changes):
+    params = dict(db_instance_identifier="shop", blue_green_deployment_name=None, state="present",
+                  target_engine_version="18.6", target_db_parameter_group_name=None, target_db_instance_class=None,
+                  max_lag_seconds=10.0, switchover_timeout=300, delete_target=True, delete_old_blue=False,
+                  final_snapshot_identifier=None, wait_timeout=1800, poll_interval=5.0, probe_interval=0.25,
+                  probe_timeout=2, max_downtime_seconds=None, max_lost_writes=0)
+    params.update(changes)
+    return params
+
+
+def _deployment(status="AVAILABLE", source=BLUE, target=GREEN, name="shop-blue-green", member_status=None,
+                identifier="bgd-1"):
+    return {"BlueGreenDeploymentIdentifier": identifier, "BlueGreenDeploymentName": name, "Source": source,
+            "Target": target, "Status": status,
+            "SwitchoverDetails": [{"SourceMember": source, "TargetMember": target,
+                                   "Status": member_status or status}]}
+
+
+def _instance(identifier="shop", version="15.8", klass="db.t3.micro", group="shop15", **extra):
+    found = {"DBInstanceIdentifier": identifier, "DBInstanceArn": ARN + identifier, "Engine": "postgres",
+             "EngineVersion": version, "DBInstanceClass": klass, "DBInstanceStatus": "available",
+             "DBParameterGroups": [{"DBParameterGroupName": group}]}
+    found.update(extra)
+    return found
+
+
+def _versions(version, targets=(), family="postgres15"):
+    return [{"Engine": "postgres", "EngineVersion": version, "DBParameterGroupFamily": family,
+             "ValidUpgradeTarget": [{"EngineVersion": t} for t in targets]}]
+
+
+# -------------------------------------------------------------------------------------------------------- options
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, []),
+    ({"db_instance_identifier": "1shop"}, ["db_instance_identifier '1shop' is not a valid RDS identifier"]),
+    ({"blue_green_deployment_name": "x" * 61}, ["blue_green_deployment_name"]),
+    ({"target_engine_version": None}, ["state=present needs at least one of target_engine_version"]),
+    ({"target_engine_version": "eighteen"}, ["target_engine_version 'eighteen' is not a PostgreSQL version"]),
+    ({"switchover_timeout": 10}, ["switchover_timeout must be 30 to 3600 seconds"]),
+    ({"max_lag_seconds": -1}, ["max_lag_seconds must not be negative"]),
+    ({"poll_interval": 0}, ["poll_interval must be above 0"]),
+    ({"delete_old_blue": True}, ["delete_old_blue is for state=absent"]),
+    ({"state": "absent", "final_snapshot_identifier": "snap"}, ["final_snapshot_identifier is the snapshot taken"]),
+    ({"state": "absent", "target_engine_version": None, "delete_old_blue": True}, []),
+    ({"state": "switched_over", "target_engine_version": None}, []),
+])
+def test_option_problems_name_the_option_and_the_fix(changes, expected):
+    found = bg.option_problems(_params(**changes))
+    assert len(found) == len(expected)
+    for problem, fragment in zip(found, expected):
+        assert fragment in problem
+
+
+def test_default_names_fit_rds_limits():
+    assert bg.default_deployment_name("shop") == "shop-blue-green"
+    long = "a" * 50 + "-b" * 6
+    name = bg.default_deployment_name(long)
+    assert len(name) <= 60 and not name.endswith("-") and bg.option_problems(
+        _params(db_instance_identifier="shop", blue_green_deployment_name=name)) == []
+    assert bg.default_final_snapshot("shop-old1") == "shop-old1-final"
+
+
+# ------------------------------------------------------------------------------------------------------- versions
+
+@pytest.mark.parametrize("target, rows, expected", [
+    ("18.6", _versions("15.8", ["15.10", "18.6"]) + _versions("18.6", family="postgres18"), None),
+    ("15.8", _versions("15.8", ["18.6"]), None),
+    (None, _versions("15.8"), None),
+    ("99.1", _versions("15.8", ["18.6"]), "is not a version RDS offers"),
+    ("15.4", _versions("15.8", ["18.6"]) + _versions("15.4"), "is older than the current version 15.8"),
+    ("18.6", _versions("15.8", ["15.10"]) + _versions("18.6"), "is not a valid upgrade target of 15.8"),
+])
+def test_target_version_problems(target, rows, expected):
+    found = bg.target_version_problems("15.8", target, rows)
+    assert (found == []) if expected is None else (len(found) == 1 and expected in found[0])
+
+
+def test_a_major_upgrade_needs_no_other_consent_and_versions_compare_as_numbers():
+    assert bg.target_version_problems("15.8", "15.10", _versions("15.8", ["15.10"]) + _versions("15.10")) == []
+    assert bg.major_of("18.6") == "18" and bg.major_of("x") is None
+
+
+def test_target_family_comes_from_the_target_version():
+    rows = _versions("15.8") + _versions("18.6", family="postgres18")
+    assert bg.target_family(rows, "15.8", "18.6") == "postgres18"
+    assert bg.target_family(rows, "15.8", None) == "postgres15"
+    assert bg.target_family([], "15.8", "18.6") == "postgres18"
+
+
+@pytest.mark.parametrize("name, group, expected", [
+    (None, None, None),
+    ("pg18", {"DBParameterGroupName": "pg18", "DBParameterGroupFamily": "postgres18"}, None),
+    ("pg18", None, "target_db_parameter_group_name pg18 does not exist: create it (family postgres18)"),
+    ("pg15", {"DBParameterGroupName": "pg15", "DBParameterGroupFamily": "postgres15"},
+     "is of family postgres15, not postgres18"),
+])
+def test_parameter_group_problems(name, group, expected):
+    found = bg.parameter_group_problems(name, group, "postgres18")
+    assert (found == []) if expected is None else expected in found[0]
+
+
+@pytest.mark.parametrize("value, refused", [("1", False), ("0", True), (None, True)])
+def test_blue_needs_logical_replication(value, refused):
+    found = bg.logical_replication_problems("shop", "shop15", value)
+    assert bool(found) is refused
+    if refused:
+        assert "rds.logical_replication=1" in found[0] and "shop15" in found[0]
+
+
+def test_only_failed_blockers_refuse_with_their_fix():
+    checks = [{"name": "prepared_transactions", "passed": False, "blocker": True, "value": 1,
+               "fix": "COMMIT PREPARED or ROLLBACK PREPARED them"},
+              {"name": "reg_columns", "passed": True, "blocker": True, "value": [], "fix": None},
+              {"name": "multi_az", "passed": False, "blocker": False, "value": False, "fix": "enable Multi-AZ"}]
+    assert bg.blocker_problems("shop", checks) == [
+        "shop has a blocker, prepared_transactions (1): COMMIT PREPARED or ROLLBACK PREPARED them"]
+
+
+@pytest.mark.parametrize("instance, expected", [
+    (None, "DB instance shop does not exist"),
+    (_instance(DBClusterIdentifier="c"), "is a member of the Aurora cluster c"),
+    (_instance(Engine="mysql"), "runs mysql, not postgres"),
+    (_instance(ReadReplicaSourceDBInstanceIdentifier="main"), "is a read replica"),
+    (_instance(DBInstanceStatus="modifying"), "is modifying, not available"),
+])
+def test_instance_problems(instance, expected):
+    assert expected in bg.instance_problems("shop", instance)[0]
+    assert bg.instance_problems("shop", _instance()) == []
+
+
+def test_lag_problems_need_a_datapoint_below_the_limit():
+    assert bg.lag_problems(["g"], {"g": 0.5}, 1.0) == []
+    assert "published no ReplicaLag" in bg.lag_problems(["g"], {"g": None}, 1.0)[0]
+    assert "lags 3 s behind blue, more than max_lag_seconds=1" in bg.lag_problems(["g"], {"g": 3.0}, 1.0)[0]
+
+
+# ---------------------------------------------------------------------------------------------- the deployment
+
+def test_the_deployment_is_found_by_source_before_and_by_target_after_the_switchover():
+    before = _deployment()
+    after = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
+    unrelated = _deployment(source=ARN + "other", target=ARN + "other-green", identifier="bgd-2", name="other")
+    assert bg.choose_deployment([unrelated, before], BLUE, "shop") == (before, [])
+    assert bg.choose_deployment([after, after], BLUE, "shop") == (after, [])  # source and target reads overlap
+    assert bg.choose_deployment([unrelated], BLUE, "shop") == (None, [])
+    assert bg.choose_deployment([], BLUE, "shop", "shop-blue-green") == (None, [])
+
+
+def test_a_deployment_of_the_instance_under_another_name_is_refused():
+    found, problems = bg.choose_deployment([_deployment(name="theirs")], BLUE, "shop", "mine")
+    assert found is None and "shop is already in the blue/green deployment theirs (bgd-1, AVAILABLE)" in problems[0]
+    assert bg.choose_deployment([_deployment(name="theirs")], BLUE, "shop", "theirs")[0]["Status"] == "AVAILABLE"
+
+
+def test_several_deployments_of_the_instance_are_refused():
+    found, problems = bg.choose_deployment([_deployment(), _deployment(identifier="bgd-2")], BLUE, "shop")
+    assert found is None and "is in several blue/green deployments" in problems[0]
+
+
+@pytest.mark.parametrize("deployment, ready", [
+    (_deployment(), True),
+    (_deployment(member_status="PROVISIONING"), False),
+    (_deployment(status="PROVISIONING"), False),
+    (None, False),
+])
+def test_ready_means_the_deployment_and_every_member_available(deployment, ready):
+    assert bg.is_ready(deployment) is ready
+
+
+def test_state_of_names_unfinished_tasks():
+    deployment = dict(_deployment(status="PROVISIONING"), Tasks=[{"Name": "CREATING_READ_REPLICA_OF_SOURCE",
+                                                                  "Status": "IN_PROGRESS"},
+                                                                 {"Name": "CONFIGURE_BACKUPS", "Status": "COMPLETED"}])
+    assert bg.state_of(deployment) == "PROVISIONING (CREATING_READ_REPLICA_OF_SOURCE=IN_PROGRESS)"
+    assert bg.state_of(None) == "gone"
+
+
+def test_a_rolled_back_switchover_stops_the_wait_with_its_reason():
+    rolled_back = dict(_deployment(), StatusDetails="Switchover rolled back: green did not catch up")
+    assert bg.switchover_stopped(rolled_back, seen_in_progress=True)
+    # Right after the request RDS may still show AVAILABLE: not a rollback until it was seen in progress.
+    assert not bg.switchover_stopped(rolled_back, seen_in_progress=False)
+    assert not bg.switchover_stopped(_deployment(status="SWITCHOVER_IN_PROGRESS"), seen_in_progress=True)
+    assert bg.switchover_stopped(None, False) and bg.switchover_stopped(_deployment(status="SWITCHOVER_FAILED"), False)
+    assert bg.state_of(rolled_back) == "AVAILABLE: Switchover rolled back: green did not catch up"
+
+
+def test_green_mismatches_name_each_field():
+    green = _instance("shop-green-abcdef", version="18.6", group="pg18")
+    assert bg.green_mismatches(green, _params()) == []
+    found = bg.green_mismatches(green, _params(target_engine_version="18.5", target_db_instance_class="db.m5.large",
+                                               target_db_parameter_group_name="pg18"))
+    assert found == ["EngineVersion 18.6 (not 18.5)", "DBInstanceClass db.t3.micro (not db.m5.large)"]
+
+
+# ------------------------------------------------------------------------------------------------------ old blue
+
+def _old_blue(**extra):
+    return _instance("shop-old1", **extra)
+
+
+def test_the_old_blue_is_the_source_member_of_a_completed_switchover():
+    after = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
+    assert bg.old_blue(after, BLUE, {OLD: _old_blue()}) == ("shop-old1", [])
+    assert bg.old_blue(after, BLUE, {OLD: None}) == (None, [])  # already gone
+    assert bg.old_blue(after, BLUE, {OLD: _old_blue(DBInstanceStatus="deleting")}) == (None, [])
+    assert bg.old_blue(_deployment(), BLUE, {BLUE: _instance()}) == (None, [])  # not switched over: no old blue
+
+
+def test_the_instance_that_carries_the_name_is_never_the_old_blue():
+    # A deployment whose source is the instance now called shop (never delete production)
+    odd = _deployment(status="SWITCHOVER_COMPLETED", source=BLUE, target=GREEN)
+    assert bg.old_blue(odd, BLUE, {BLUE: _instance()}) == (None, [])
+    # An old blue that describes as another instance than the ARN the deployment names
+    after = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
+    identifier, problems = bg.old_blue(after, BLUE, {OLD: _instance("shop")})
+    assert identifier is None and "does not describe as that instance" in problems[0]
+
+
+def test_an_old_blue_with_deletion_protection_is_refused():
+    after = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
+    identifier, problems = bg.old_blue(after, BLUE, {OLD: _old_blue(DeletionProtection=True)})
+    assert identifier == "shop-old1" and "deletion protection on" in problems[0]
+
+
+# ------------------------------------------------------------------------------------------------------------ plans
+
+def test_create_request_carries_only_the_targets_given():
+    request = bg.create_request("shop-blue-green", BLUE, _params(target_db_instance_class="db.m5.large"),
+                                {"team": "dbre"})
+    assert request == {"BlueGreenDeploymentName": "shop-blue-green", "Source": BLUE, "TargetEngineVersion": "18.6",
+                       "TargetDBInstanceClass": "db.m5.large", "Tags": [{"Key": "team", "Value": "dbre"}]}
+
+
+SWITCHED = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
+
+
+@pytest.mark.parametrize("state, deployment, instance, changes, actions, problem", [
+    ("present", None, _instance(), {}, ["CreateBlueGreenDeployment"], None),
+    ("present", None, _instance(version="18.6"), {}, [], None),
+    ("present", _deployment(status="PROVISIONING"), _instance(), {}, [], None),
+    ("present", _deployment(), _instance(), {}, [], None),
+    ("present", SWITCHED, _instance(version="18.6"), {}, [], None),
+    ("present", _deployment(status="INVALID_CONFIGURATION"), _instance(), {}, [], "is INVALID_CONFIGURATION"),
+    ("switched_over", _deployment(), _instance(), {}, ["SwitchoverBlueGreenDeployment"], None),
+    ("switched_over", _deployment(status="PROVISIONING"), _instance(), {}, [], "is PROVISIONING, not AVAILABLE"),
+    ("switched_over", _deployment(status="SWITCHOVER_IN_PROGRESS"), _instance(), {}, [], "run again when"),
+    ("switched_over", SWITCHED, _instance(version="18.6"), {}, [], None),
+    ("switched_over", None, _instance(), {}, [], "has no blue/green deployment to switch over"),
+    ("switched_over", None, _instance(version="18.6"), {}, [], None),
+    ("switched_over", None, _instance(version="18.6"), {"target_engine_version": None}, [], "has no blue/green"),
+    ("absent", None, _instance(), {}, [], None),
+    ("absent", _deployment(), _instance(), {}, ["DeleteBlueGreenDeployment"], None),
+    ("absent", _deployment(status="DELETING"), _instance(), {}, [], None),
+    ("absent", SWITCHED, _instance(version="18.6"), {"delete_old_blue": True},
+     ["DeleteBlueGreenDeployment", "DeleteDBInstance"], None),
+    ("absent", SWITCHED, _instance(version="18.6"), {}, ["DeleteBlueGreenDeployment"], None),
+])
+def test_plan(state, deployment, instance, changes, actions, problem):
+    old = "shop-old1" if deployment is SWITCHED else None
+    found = bg.plan(state, deployment, instance, _params(state=state, **changes), old)
+    assert found["actions"] == actions and found["changed"] is bool(actions)
+    assert (found["problems"] == []) if problem is None else problem in found["problems"][0]
+    if not actions and problem is None:
+        assert found["note"]
+
+
+# ---------------------------------------------------------------------------------------------------------- verdict
+
+@pytest.mark.parametrize("measured, changes, probing, held", [
+    ({"switched_over": True, "lost_writes": 0, "write_downtime_seconds": 3.0}, {}, True, True),
+    ({"switched_over": True, "lost_writes": 1, "write_downtime_seconds": 3.0}, {}, True, False),
+    ({"switched_over": True, "lost_writes": None}, {}, True, False),
+    ({"switched_over": True, "lost_writes": 0, "write_downtime_seconds": 3.0}, {"max_downtime_seconds": 2}, True,
+     False),
+    ({"switched_over": True}, {}, False, True),
+    ({"switched_over": False}, {}, False, False),
+])
+def test_objectives(measured, changes, probing, held):
+    found = bg.objectives(measured, _params(**changes), probing)
+    assert all(o["held"] for o in found) is held
+    assert (bg.breach("shop", found) is None) is held
+    if not probing:
+        assert [o["name"] for o in found] == ["switched_over"]
