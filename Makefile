@@ -119,10 +119,10 @@ iam-policies: setup ## Regenerate docs/iam from every call the integration suite
 	IAM_POLICIES_WRITE=1 $(BIN)/pytest -q -n 2 --dist loadfile tests/integration
 
 lab-up: setup ## Start the local lab in the background (source .lab/env.sh afterwards)
-	$(BIN)/python -m tests.lab up
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m dbre_rds_lab up
 
 lab-down: ## Stop every lab process and remove its state
-	@test -x $(BIN)/python && $(BIN)/python -m tests.lab down || true
+	@test -x $(BIN)/python && PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m dbre_rds_lab down || true
 
 build: setup ## Build dbre-rds-<version>.tar.gz
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist

@@ -1,5 +1,10 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``python -m tests.lab up|down|status`` (and ``serve``, which ``up`` runs in the background)."""
+"""``python -m tests.lab up|down|status`` (and ``serve``, which ``up`` runs in the background).
+
+The same :func:`main` is the ``dbre-rds-lab`` command of the packaged lab (``lab/``, docs/lab.md "Installing the
+lab"): there the lab's tree lies inside the installed package, and the state directory defaults to ``.lab`` in the
+current directory instead of the repository's.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,13 @@ REGION = "us-east-1"
 
 
 def state_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("LAB_STATE_DIR") or REPO / ".lab").resolve()
+    """``LAB_STATE_DIR``, else ``.lab`` at the repository root in a checkout of the collection, else (the installed
+    ``dbre-rds-lab``, whose tree lies in site-packages) ``.lab`` in the current directory."""
+    if os.environ.get("LAB_STATE_DIR"):
+        return pathlib.Path(os.environ["LAB_STATE_DIR"]).resolve()
+    if (REPO / "galaxy.yml").exists():
+        return (REPO / ".lab").resolve()
+    return (pathlib.Path.cwd() / ".lab").resolve()
 
 
 def lab_env(url: str, ca_cert: str | None = None) -> dict[str, str]:
@@ -45,7 +56,7 @@ def lab_env(url: str, ca_cert: str | None = None) -> dict[str, str]:
 
 
 def write_env_file(directory: pathlib.Path, url: str) -> pathlib.Path:
-    lines = ["# Written by `python -m tests.lab up`: source it to point AWS clients at the lab.",
+    lines = ["# Written by `dbre-rds-lab up` (python -m tests.lab up): source it to point AWS clients at the lab.",
              "unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN"]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in lab_env(url).items()]
     path = directory / "env.sh"
@@ -73,8 +84,8 @@ def running_info(directory: pathlib.Path) -> dict | None:
 
 
 def start_daemon(directory: pathlib.Path, *, fidelity: bool = True, parent_pid: int | None = None,
-                 timeout: float = 60.0) -> tuple[subprocess.Popen, dict]:
-    """Start ``serve`` as a separate process (its own session) and wait until it answers."""
+                 timeout: float = 60.0, port: int = 0) -> tuple[subprocess.Popen, dict]:
+    """Start ``serve`` as a separate process (its own session) and wait until it answers (on ``port``, 0: any)."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)
     (directory / "server.json").unlink(missing_ok=True)
@@ -84,6 +95,8 @@ def start_daemon(directory: pathlib.Path, *, fidelity: bool = True, parent_pid: 
         command.append("--plain")
     if parent_pid:
         command += ["--parent-pid", str(parent_pid)]
+    if port:
+        command += ["--port", str(port)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     process = subprocess.Popen(command, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
@@ -145,7 +158,11 @@ def cmd_up(args) -> int:
     directory = state_dir()
     info = running_info(directory)
     if info is None:
-        info = start_daemon(directory, fidelity=not args.plain)[1]
+        info = start_daemon(directory, fidelity=not args.plain, port=args.port)[1]
+    elif args.port and not info["url"].endswith(f":{args.port}"):
+        print(f"a lab already runs at {info['url']} from {directory}: stop it first (down) to move it to port "
+              f"{args.port}", file=sys.stderr)
+        return 1
     (directory / "lab.pid").write_text(f"{info['pid']}\n")
     env_file = write_env_file(directory, info["url"])
     print(f"lab up at {info['url']} (pid {info['pid']}); source {env_file}")
@@ -190,11 +207,14 @@ def cmd_serve(args) -> int:
     os._exit(0)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.lab", description="The dbre.rds lab: moto + PostgreSQL.")
+def main(argv=None, prog: str = "python -m tests.lab") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="The dbre.rds lab: moto + PostgreSQL.",
+                                     epilog="LAB_STATE_DIR sets the state directory (default: .lab).")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the lab in the background and write .lab/env.sh")
+    up = sub.add_parser("up", help="start the lab in the background and write <state directory>/env.sh")
     up.add_argument("--plain", action="store_true", help="plain moto, without the fidelity patches")
+    up.add_argument("--port", type=int, default=0,
+                    help="listen on this port of 127.0.0.1 (default: a free one; env.sh and status tell which)")
     sub.add_parser("down", help="stop the lab and every PostgreSQL it started; remove the state directory")
     sub.add_parser("status", help="show whether the lab runs, and what it holds")
     serve = sub.add_parser("serve", help="run the lab in the foreground")

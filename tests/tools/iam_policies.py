@@ -56,6 +56,15 @@ PLAYBOOKS = "playbooks"
 NOT_OPERATIONS = ("demo", "awx")
 # Signing name (the SigV4 credential scope's service) to IAM action prefix, where they differ.
 IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "execute-api": "apigateway"}
+# S3 operations whose IAM action has another name (the Service Authorization Reference's "Actions defined by Amazon
+# S3" table); every other operation is its own action.
+S3_ACTIONS = {
+    "ListObjects": "ListBucket", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions", "HeadObject": "GetObject", "CopyObject": "PutObject",
+    "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject",
+    "DeleteObjects": "DeleteObject", "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
+}
 
 
 def _under(path, folder):
@@ -155,7 +164,7 @@ def iam_action(entry):
         if len(names) != 1:
             raise ValueError(f"cannot name the IAM action of a REST call: {entry['service']} {entry['action']}"
                              + (f" (it could be any of {', '.join(sorted(names))})" if names else ""))
-        return f"{prefix}:{names[0]}"
+        return f"{prefix}:{S3_ACTIONS.get(names[0], names[0]) if prefix == 's3' else names[0]}"
     return f"{prefix}:{entry['action']}"
 
 

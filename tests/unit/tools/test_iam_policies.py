@@ -43,16 +43,17 @@ def rest_call(service, action, query=(), headers=()):
 
 
 @pytest.mark.parametrize("action, query, headers, expected", [
-    ("GET /bucket", (), (), "s3:ListObjects"),
-    ("GET /bucket", ("list-type", "prefix"), (), "s3:ListObjectsV2"),
+    ("GET /bucket", (), (), "s3:ListBucket"),
+    ("GET /bucket", ("list-type", "prefix"), (), "s3:ListBucket"),
+    ("HEAD /bucket/fleet/report.json", (), (), "s3:GetObject"),
     ("GET /bucket", ("ownershipControls",), (), "s3:GetBucketOwnershipControls"),
     ("PUT /bucket/fleet/report.json", (), ("x-amz-content-sha256",), "s3:PutObject"),
-    ("PUT /bucket/fleet/report.json", (), ("x-amz-copy-source",), "s3:CopyObject"),
+    ("PUT /bucket/fleet/report.json", (), ("x-amz-copy-source",), "s3:PutObject"),
     ("PUT /bucket/fleet/report.json", ("acl",), (), "s3:PutObjectAcl"),
     ("DELETE /bucket/fleet/report.json", (), (), "s3:DeleteObject"),
     ("DELETE /bucket/fleet/report.json", ("uploadId",), (), "s3:AbortMultipartUpload"),
 ])
-def test_s3_calls_are_named_by_their_query_names_and_required_headers(action, query, headers, expected):
+def test_s3_calls_are_named_by_their_query_names_and_required_headers_as_iam_names_them(action, query, headers, expected):
     assert iam_action(rest_call("s3", action, query, headers)) == expected
 
 
