@@ -1112,9 +1112,15 @@ class PgCluster:
         return cluster
 
     def _archive_now(self, timeout: float = 15) -> datetime:
-        """clock_timestamp(), then switch WAL and wait until the segment holding it is archived."""
+        """clock_timestamp(), then switch WAL and wait until the segment holding it is archived.
+
+        pg_switch_wal() returns the end of its switch record, or, when nothing was written since the last switch (an
+        idle server described twice), the segment boundary the insert position already sits on. The segment to wait
+        for holds the byte before that location: pg_walfile_name() of a boundary names the previous segment up to
+        PostgreSQL 16 but the next one from 17 on, which an idle server never fills nor archives.
+        """
         now, segment = self.admin_query(
-            "SELECT clock_timestamp(), pg_walfile_name(pg_switch_wal())")[0]
+            "SELECT clock_timestamp(), pg_walfile_name(pg_switch_wal() - 1)")[0]
         deadline = time.monotonic() + timeout
         failed = ""
         while time.monotonic() < deadline:

@@ -222,6 +222,21 @@ def test_major_upgrade_runs_pg_upgrade_with_an_outage(lab, legacy):
     conn.close()
 
 
+def test_an_idle_18_instance_reports_its_latest_restorable_time_at_once(lab, legacy):
+    """LatestRestorableTime switches WAL and waits for the archive. Describing an idle server again switches
+    nothing: the wait must name the last segment archived (PostgreSQL 17 changed what pg_walfile_name() says of a
+    segment boundary; the lab used to wait 15 s for a segment never archived, then answer an older time)."""
+    rds = lab.client()
+    for _ in range(3):  # the first may switch a segment; the next ones find nothing written since
+        before = datetime.now(timezone.utc)
+        started = time.monotonic()
+        described = describe_instance(rds, INSTANCE)
+        took = time.monotonic() - started
+        assert described["EngineVersion"] == "18.6"
+        assert described["LatestRestorableTime"] >= before, (described["LatestRestorableTime"], before)
+        assert took < 8, f"describe of an idle 18 instance took {took:.1f}s (archive wait timed out?)"
+
+
 def test_upgraded_snapshots_and_new_18_instances_run_postgres_18(lab, legacy):
     rds = lab.client()
     if lab.fidelity:  # only to go faster: on plain moto the test fails on its behaviour
