@@ -334,6 +334,17 @@ def describe_blue_green_deployments(client):
     return paginate(client, "describe_blue_green_deployments", "BlueGreenDeployments")
 
 
+def blue_green_deployments_of(client, arn):
+    """The blue/green deployments whose source or target is ``arn`` (an instance or cluster ARN): two reads filtered
+    by ``source`` and by ``target``, merged, never the region's list. Before a switchover the blue is the source;
+    after it the instance that took the blue's name is the target and the old blue (``<id>-old1``) the source."""
+    found = []
+    for name in ("source", "target"):
+        found += paginate(client, "describe_blue_green_deployments", "BlueGreenDeployments",
+                          Filters=[{"Name": name, "Values": [arn]}])
+    return found
+
+
 def read_tags(client, described):
     """The tags of a described resource as a dict (from its TagList, or ListTagsForResource when it has none)."""
     if described is None:

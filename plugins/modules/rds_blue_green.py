@@ -382,6 +382,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import once_c
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
 from ansible_collections.dbre.rds.plugins.module_utils.clock import DrillClock
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
+from ansible_collections.dbre.rds.plugins.module_utils.cloudwatch_lag import cloudwatch_lag
 from ansible_collections.dbre.rds.plugins.module_utils.dr_drill import writes_lost
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
@@ -417,15 +418,6 @@ DEPLOYMENT_NOT_FOUND = ["BlueGreenDeploymentNotFoundFault", "BlueGreenDeployment
 
 # ---------------------------------------------------------------------------------------------- thin AWS wrappers
 
-def describe_deployments(client, arn):
-    """The deployments whose source or target is ``arn`` (two filtered reads, merged)."""
-    found = []
-    for name in ("source", "target"):
-        found += rds_resources.paginate(client, "describe_blue_green_deployments", "BlueGreenDeployments",
-                                        Filters=[{"Name": name, "Values": [arn]}])
-    return found
-
-
 def describe_deployment(client, deployment_id):
     try:
         found = rds_resources.paginate(client, "describe_blue_green_deployments", "BlueGreenDeployments",
@@ -460,15 +452,8 @@ def parameter_group(client, name):
 
 
 def replica_lag(module, identifier):
-    """The latest ReplicaLag datapoint of the last ten minutes (seconds), or None."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    found = aws_client(module, "cloudwatch").get_metric_statistics(
-        Namespace="AWS/RDS", MetricName="ReplicaLag",
-        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": identifier}],
-        StartTime=now - datetime.timedelta(minutes=10), EndTime=now, Period=60, Statistics=["Maximum"],
-        aws_retry=True)
-    points = sorted(found.get("Datapoints") or [], key=lambda p: p["Timestamp"])
-    return None if not points else round(points[-1]["Maximum"], 3)
+    """The green's latest ReplicaLag datapoint of the last ten minutes (seconds), or None."""
+    return cloudwatch_lag(aws_client(module, "cloudwatch"), "instance", {"DBInstanceIdentifier": identifier})
 
 
 # ------------------------------------------------------------------------------------------------------ the read
@@ -490,8 +475,8 @@ class World:
         if self.instance is None:
             return
         arn = self.instance["DBInstanceArn"]
-        self.deployment, self.problems = bg.choose_deployment(describe_deployments(self.client, arn), arn,
-                                                              self.identifier,
+        found = rds_resources.blue_green_deployments_of(self.client, arn)
+        self.deployment, self.problems = bg.choose_deployment(found, arn, self.identifier,
                                                               self.params["blue_green_deployment_name"])
         self.read_greens()
         if bg.switched_over(self.deployment):

@@ -549,6 +549,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_o
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import once_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import rds_client
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
+from ansible_collections.dbre.rds.plugins.module_utils.cloudwatch_lag import cloudwatch_lag as read_cloudwatch_lag
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_argument_spec
 from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillAborted
 from ansible_collections.dbre.rds.plugins.module_utils.drill_runtime import DrillFailure
@@ -588,7 +589,6 @@ BASELINE_PROBES = 3
 CAUGHT_UP_SECONDS = 1.0
 CLEANUP_GRACE_SECONDS = 60
 MARKER_MARGIN_SECONDS = 600
-LAG_METRICS = {INSTANCE: ("ReplicaLag", 1.0), "global": ("AuroraGlobalDBReplicationLag", 0.001)}
 
 # A standby's lag behind the primary's position read just before (``%s``): 0 once it has replayed that far.
 LAG_SQL = ("SELECT CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn THEN 0 "
@@ -629,14 +629,7 @@ def topic_problems(module, topic_arn):
 
 def cloudwatch_lag(module, kind, region, dimensions):
     """The latest lag datapoint of the last ten minutes (seconds), or None."""
-    metric, scale = LAG_METRICS[kind]
-    now = datetime.datetime.now(datetime.timezone.utc)
-    found = aws_client(module, "cloudwatch", region=region).get_metric_statistics(
-        Namespace="AWS/RDS", MetricName=metric, Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-        StartTime=now - datetime.timedelta(minutes=10), EndTime=now, Period=60, Statistics=["Maximum"],
-        aws_retry=True)
-    points = sorted(found.get("Datapoints") or [], key=lambda p: p["Timestamp"])
-    return None if not points else round(points[-1]["Maximum"] * scale, 3)
+    return read_cloudwatch_lag(aws_client(module, "cloudwatch", region=region), kind, dimensions)
 
 
 # ---------------------------------------------------------------------------------------------- thin SQL wrappers

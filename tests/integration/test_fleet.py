@@ -1,19 +1,19 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A fleet on an inventory: playbooks/inventory/aws_rds.yml lists the lab's databases with their groups, and
-playbooks/restore_drill.yml drills the hosts of a group in batches, with a fleet report after every run.
+playbooks/tune_parameters.yml tunes them with one rds_param_tune run per region, and playbooks/restore_drill.yml
+drills the hosts of a group in batches, with a fleet report after every run (locally and in the lab's S3).
 
 One lab, converged once (module fixture): twelve DB instances in us-east-1 and us-west-2, tagged into groups. Only
 the three of dbre_drill_monthly are PostgreSQL (the drills restore them); the nine others are MySQL, which the lab
-keeps in the API only (a PostgreSQL server costs seconds to start, a MySQL instance nothing). Two runs of the restore
-drill on -l dbre_drill_monthly:
-- at most two at a time (dbre_rds_max_parallel_drills=2), every drill passes;
-- one at a time with an RPO objective no restore can meet: the first drill breaches and the batches after it stop.
-What the playbook did is read from the lab's call log (restores and deletions of the drills' instances, with times),
-from the files of the fleet report, and from ansible-playbook's exit status.
-
-The copy to S3 (dbre_rds_report_s3) is not run here: the IAM check of tests/integration/conftest.py cannot name
-amazon.aws.s3_object's S3 calls (the lab's call log drops the query string that tells GET /bucket?ownershipControls
-from ListObjects), so any S3 call from the playbooks fails the file.
+keeps in the API only (a PostgreSQL server costs seconds to start, a MySQL instance nothing). fleet-a and fleet-b
+(us-east-1) share one parameter group, fleet-c (us-west-2) has its own. Two ansible-playbook runs on
+-l dbre_drill_monthly (each invocation costs seconds of start-up and inventory, so the tune and the passing drill
+share one):
+- the tune, then the restore drill at most two at a time (dbre_rds_max_parallel_drills=2), every drill passes;
+- the restore drill one at a time with an RPO objective no restore can meet: the first drill breaches and the
+  batches after it stop; its fleet report also goes to S3 (dbre_rds_report_s3), as a stopped run's must.
+What the playbooks did is read from the lab's call log (the tune's module runs, restores and deletions of the drills'
+instances, with times), from the files of the fleet reports, from S3 and from ansible-playbook's exit status.
 """
 
 import concurrent.futures
@@ -36,6 +36,8 @@ PASSWORD = "Fleet-Secret-1"
 MONTHLY = {"fleet-a": "us-east-1", "fleet-b": "us-east-1", "fleet-c": "us-west-2"}
 FILLERS = {f"fleet-m{i}": ("us-east-1", "us-west-2")[i % 2] for i in range(9)}
 RESTORES = ("RestoreDBInstanceFromDBSnapshot", "RestoreDBInstanceToPointInTime")
+GROUPS = {"us-east-1": "fleet-east-pg15", "us-west-2": "fleet-west-pg15"}  # fleet-a and fleet-b share the east one
+BUCKET, PREFIX = "fleet-reports", "team-dbre"
 
 
 def _create(lab, name, region, engine, tags):
@@ -43,7 +45,8 @@ def _create(lab, name, region, engine, tags):
                    MasterUsername="dbadmin", MasterUserPassword=PASSWORD, BackupRetentionPeriod=7,
                    AvailabilityZone=f"{region}a", Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     if engine == "postgres":
-        request.update(EngineVersion="15.7", DBName="orders", MultiAZ=name == "fleet-a")
+        request.update(EngineVersion="15.7", DBName="orders", MultiAZ=name == "fleet-a",
+                       DBParameterGroupName=GROUPS[region])
     lab.client("rds", region).create_db_instance(**request)
 
 
@@ -75,8 +78,9 @@ def _unsafe(value):
     return value
 
 
-def _playbook(lab, work, *extra, timeout=420):
-    words = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "playbooks" / "restore_drill.yml"),
+def _playbook(lab, work, *extra, playbooks=("restore_drill",), timeout=420):
+    words = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY),
+             *[str(ROOT / "playbooks" / f"{name}.yml") for name in playbooks],
              "-l", "dbre_drill_monthly", "-e", f"@{work / 'vars.json'}", *extra]
     started = time.time()
     done = subprocess.run(words, cwd=ROOT, env=_env(lab), capture_output=True, text=True, timeout=timeout,
@@ -84,8 +88,8 @@ def _playbook(lab, work, *extra, timeout=420):
     return {"rc": done.returncode, "out": done.stdout, "err": done.stderr, "started": started, "ended": time.time()}
 
 
-def _fleet_reports(directory):
-    return sorted((directory / "fleet").glob("fleet-restore_drill-*.json"))
+def _fleet_reports(directory, playbook="restore_drill"):
+    return sorted((directory / "fleet").glob(f"fleet-{playbook}-*.json"))
 
 
 def _drills(lab, since, until):
@@ -129,6 +133,10 @@ def fleet(lab):
                  for name, region in MONTHLY.items()]
         specs += [(name, region, "mysql", {"dbre:drill": "quarterly", "dbre:env": "dev", "dbre:tier": "bronze"})
                   for name, region in FILLERS.items()]
+        for region, group in GROUPS.items():
+            lab.client("rds", region).create_db_parameter_group(
+                DBParameterGroupName=group, DBParameterGroupFamily="postgres15", Description="fleet tune")
+        lab.client("s3").create_bucket(Bucket=BUCKET)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda spec: _create(lab, *spec), specs))
         _wait_available(lab, {**MONTHLY, **FILLERS})
@@ -148,9 +156,10 @@ def fleet(lab):
 
         began = time.monotonic()
         passing = _playbook(lab, work, "-e", "dbre_rds_max_parallel_drills=2", "-e",
-                            f"dbre_rds_report_dir={work / 'reports'}")
-        timings["drill"] = time.monotonic() - began
+                            f"dbre_rds_report_dir={work / 'reports'}", playbooks=("tune_parameters", "restore_drill"))
+        timings["tune and drill"] = time.monotonic() - began
         passing["reports"] = _fleet_reports(work / "reports")
+        passing["tune_reports"] = _fleet_reports(work / "reports", "tune_parameters")
 
         began = time.monotonic()
         (work / "breach").mkdir()
@@ -158,7 +167,8 @@ def fleet(lab):
             (work / "breach" / "fleet").mkdir(exist_ok=True)
             shutil.copy(path, work / "breach" / "fleet" / path.name)
         breach = _playbook(lab, work, "-e", "dbre_rds_max_parallel_drills=1", "-e", "dbre_rds_max_rpo_seconds=1",
-                           "-e", f"dbre_rds_report_dir={work / 'breach'}")
+                           "-e", f"dbre_rds_report_dir={work / 'breach'}",
+                           "-e", f"dbre_rds_report_s3=s3://{BUCKET}/{PREFIX}")
         timings["breach"] = time.monotonic() - began
         breach["reports"] = [p for p in _fleet_reports(work / "breach") if p.name not in
                              {q.name for q in passing["reports"]}]
@@ -221,11 +231,13 @@ def test_the_fleet_report_lists_each_database_with_its_verdict(fleet):
     assert report["targets"] == "dbre_drill_monthly"
     lines = {line["identifier"]: line for line in report["databases"]}
     assert set(lines) == set(MONTHLY)
+    tunes = {line["identifier"]: line for line in json.loads(run["tune_reports"][0].read_text())["databases"]}
     for name, region in MONTHLY.items():
         line = lines[name]
         assert (line["region"], line["kind"], line["verdict"], line["passed"]) == (region, "restore", "passed", True)
         assert line["rto_seconds"] > 0 and line["rpo_seconds"] >= 0
-        assert line["last_passed"] == {"restore": line["finished_at"]}
+        # the last passed run of each kind: this drill, and the tune of the same run (the report dir's other report)
+        assert line["last_passed"] == {"restore": line["finished_at"], "tune": tunes[name]["finished_at"]}
         assert pathlib.Path(line["report_files"]["json"]).exists()
     assert report["summary"]["passed"] == 3 and report["summary"]["failed"] == 0
     markdown = stored.with_suffix(".md").read_text()
@@ -256,3 +268,60 @@ def test_a_breach_stops_the_rest_of_the_batch(fleet, lab):
     assert failed["last_passed"] == next(line for line in earlier["databases"]
                                          if line["identifier"] == first)["last_passed"]
     assert (report["summary"]["failed"], report["summary"]["not_run"]) == (1, 2)
+
+
+def test_the_tune_makes_one_rds_param_tune_run_per_region(fleet, lab):
+    run = fleet["passing"]
+    assert run["rc"] == 0, run["out"][-6000:] + run["err"][-2000:]
+    calls = [c for c in lab.control.calls(since=run["started"]) if c["epoch"] <= run["ended"]
+             and "dbre.rds/rds_param_tune" in (c.get("user_agent") or "")]
+    # each module run sizes a class once (EC2's instance types; the three share db.t3.micro): one run per region,
+    # never one per database (three)
+    sizings = [c for c in calls if c["action"] == "DescribeInstanceTypes"]
+    assert len(sizings) == len(GROUPS), sorted({c["action"] for c in calls})
+    # fleet-a and fleet-b share their group: it is read once, and no instance is read on its own (the group comes
+    # from the inventory's hostvars, not from a DescribeDBInstances per host)
+    described = [c["params"].get("DBParameterGroupName") for c in calls if c["action"] == "DescribeDBParameterGroups"]
+    assert sorted(described) == sorted(GROUPS.values()), described
+    modified = {c["params"].get("DBParameterGroupName") for c in calls if c["action"] == "ModifyDBParameterGroup"}
+    assert modified == set(GROUPS.values())
+    everyone = [c for c in lab.control.calls(since=run["started"]) if c["epoch"] <= run["ended"]
+                and "amazon.aws/rds_instance_info" in (c.get("user_agent") or "")]
+    assert everyone == []
+
+
+def test_the_tune_report_lists_the_parameters_changed_per_database(fleet, lab):
+    reports = fleet["passing"]["tune_reports"]
+    assert len(reports) == 1, reports
+    report = json.loads(reports[0].read_text())
+    assert (report["playbook"], report["kind"]) == ("tune_parameters", "tune")
+    lines = {line["identifier"]: line for line in report["databases"]}
+    assert set(lines) == set(MONTHLY)
+    for name, region in MONTHLY.items():
+        line = lines[name]
+        assert (line["region"], line["kind"], line["verdict"], line["passed"]) == (region, "tune", "changed", True)
+        # what the group holds now is what the line says changed
+        rds = lab.client("rds", region)
+        pages = rds.get_paginator("describe_db_parameters").paginate(DBParameterGroupName=GROUPS[region],
+                                                                     Source="user")
+        user_set = {p["ParameterName"] for page in pages for p in page["Parameters"]}
+        assert line["parameters_changed"] and set(line["parameters_changed"]) <= user_set, line
+        assert "effective_cache_size" in line["parameters_changed"]
+    # one group, one tune: the two databases that share it list the same changes
+    assert lines["fleet-a"]["parameters_changed"] == lines["fleet-b"]["parameters_changed"]
+    assert report["summary"]["changed"] == 3
+
+
+def test_the_fleet_report_of_a_stopped_run_goes_to_s3(fleet, lab):
+    s3 = lab.client("s3")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/fleet/")
+    keys = {item["Key"] for item in listed.get("Contents", [])}
+    local = fleet["breach"]["reports"]
+    assert len(local) == 1
+    assert keys == {f"{PREFIX}/fleet/{path.stem}.{suffix}"
+                    for path in local for suffix in ("json", "md", "html", "xml")}
+    for path in local:
+        stored = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/fleet/{path.name}")["Body"].read()
+        assert json.loads(stored) == json.loads(path.read_text())
+        markdown = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/fleet/{path.stem}.md")["Body"].read().decode()
+        assert markdown == path.with_suffix(".md").read_text()

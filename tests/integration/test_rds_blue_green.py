@@ -5,6 +5,9 @@ again, check mode of the removal, removal with the old blue, removal again, and 
 more (the instance now runs the target: nothing to do). The lab's call log shows which runs made mutating calls; the
 lab's own switchover log, instances and snapshots are the truth the module's figures are held to.
 
+Before the playbook, on the same blue (a blocker seeded, removed afterwards) and an instance without logical
+replication, the bad inputs of tests/integration/test_bad_inputs_blue_green.py: one lab setup for both.
+
 The deployment is a major upgrade, 15.7 -> 18.6: the lab's green is a real PostgreSQL 18 fed by logical replication.
 """
 
@@ -14,20 +17,21 @@ import psycopg2
 import pytest
 import yaml
 
+from tests.integration import test_bad_inputs_blue_green as bad_inputs
 from tests.integration.test_rds_provision import run_playbook
-from tests.lab.clients import MASTER_PASSWORD, MASTER_USER, create_postgres
+from tests.lab.clients import MASTER_PASSWORD, MASTER_USER, connect, query, wait_instance
 
 pytestmark = pytest.mark.lab
 
 READ_ONLY = ("Describe", "List", "Get")
-BLUE, GROUP, TARGET = "bg-shop", "bg-logical15", "18.6"
+BLUE, GROUP, TARGET, PLAIN = "bg-shop", "bg-logical15", "18.6", "bg-plain"
 PROBE_TABLE = "dbre_rds_blue_green_probe"
 STEPS = ["plan create", "create", "create again", "plan create again", "plan switchover", "switch", "switch again",
          "plan removal", "remove", "remove again", "create once more", "switch once more"]
 
 
 def step(name, state="present", check=False, **extra):
-    args = dict(db_instance_identifier=BLUE, state=state, target_engine_version=TARGET, poll_interval=0.5,
+    args = dict(db_instance_identifier=BLUE, state=state, target_engine_version=TARGET, poll_interval=0.25,
                 max_lag_seconds=5, login_user=MASTER_USER, login_password=MASTER_PASSWORD, login_db="app",
                 wait_timeout=300, **extra)
     task = {"name": name, "dbre.rds.rds_blue_green": args, "register": name.replace(" ", "_")}
@@ -45,7 +49,25 @@ def runs(lab, tmp_path_factory):
                                   Description="logical replication for blue/green")
     rds.modify_db_parameter_group(DBParameterGroupName=GROUP, Parameters=[
         {"ParameterName": "rds.logical_replication", "ParameterValue": "1", "ApplyMethod": "pending-reboot"}])
-    blue = create_postgres(rds, BLUE, DBParameterGroupName=GROUP)
+    # Both at once (the lab makes their servers side by side): the blue, and an instance without logical replication
+    # that only the bad inputs use.
+    for identifier, extra in ((BLUE, {"DBParameterGroupName": GROUP}), (PLAIN, {})):
+        rds.create_db_instance(DBInstanceIdentifier=identifier, Engine="postgres", EngineVersion="15.7",
+                               DBInstanceClass="db.t3.micro", MasterUsername=MASTER_USER,
+                               MasterUserPassword=MASTER_PASSWORD, DBName="app", AllocatedStorage=20, **extra)
+    blue, _plain = (wait_instance(rds, identifier, "available", timeout=180) for identifier in (BLUE, PLAIN))
+    # The bad inputs first, on this blue with a blocker seeded (tests/integration/test_bad_inputs_blue_green.py); the
+    # blocker is removed before the deployment. A failure is kept for test_bad_inputs_are_refused_before_any_change.
+    conn = connect(blue["Endpoint"]["Address"], blue["Endpoint"]["Port"])
+    try:
+        query(conn, bad_inputs.SEED_BLOCKER)
+        try:
+            refused = bad_inputs.refuse_bad_inputs(lab, BLUE, PLAIN, GROUP, blue["EngineVersion"])
+        except AssertionError as exc:
+            refused = exc
+        query(conn, bad_inputs.REMOVE_BLOCKER)
+    finally:
+        conn.close()
     folder = tmp_path_factory.mktemp("blue_green")
     tasks = [step("plan create", check=True),
              step("create", tags={"team": "dbre"}),
@@ -82,6 +104,7 @@ def runs(lab, tmp_path_factory):
         done = float(results[f"{name} done"])
         results[f"{name} calls"] = [c for c in calls if started <= c["epoch"] < done]
         started = done
+    results["bad inputs"] = refused
     yield results, blue
     lab.control.reset()
 
@@ -89,6 +112,16 @@ def runs(lab, tmp_path_factory):
 def mutating(calls):
     return [call["action"] for call in calls if call.get("service", "rds") == "rds"
             and not call["action"].startswith(READ_ONLY)]
+
+
+def test_bad_inputs_are_refused_before_any_change(runs):
+    results, _blue = runs
+    refused = results["bad inputs"]
+    if isinstance(refused, AssertionError):
+        raise refused
+    answers, deployments = refused
+    assert all("nothing was changed" in r["msg"] for r in answers.values())
+    assert deployments == []
 
 
 def test_each_run_makes_only_the_calls_its_plan_names(runs):

@@ -1,11 +1,12 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The module's reads: a deployment is looked up by the instance it is about (filtered by source and by target,
-never an unfiltered list), and a missing deployment or parameter group is None. The client is a small recording
+"""The module's reads: a deployment is looked up by the instance it is about (rds_resources.blue_green_deployments_of:
+filtered by source and by target, never an unfiltered list), and a missing deployment or parameter group is None. The client is a small recording
 stand-in that filters as RDS does and refuses an unknown identifier as RDS does."""
 
 import botocore.exceptions
 import pytest
 
+from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
 from ansible_collections.dbre.rds.plugins.modules import rds_blue_green as module
 
 ARN = "arn:aws:rds:us-east-1:123456789012:db:"
@@ -51,9 +52,12 @@ def rds():
 
 
 def test_deployments_are_read_by_source_and_by_target_only(rds):
-    assert [d["BlueGreenDeploymentIdentifier"] for d in module.describe_deployments(rds, ARN + "shop")] == ["bgd-1"]
-    assert [d["BlueGreenDeploymentIdentifier"] for d in module.describe_deployments(rds, ARN + "done")] == ["bgd-3"]
-    assert module.describe_deployments(rds, ARN + "nothing") == []
+    def of(arn):
+        return [d["BlueGreenDeploymentIdentifier"] for d in rds_resources.blue_green_deployments_of(rds, arn)]
+
+    assert of(ARN + "shop") == ["bgd-1"]
+    assert of(ARN + "done") == ["bgd-3"]
+    assert of(ARN + "nothing") == []
     assert all(request.get("Filters") for request in rds.requests)
 
 
