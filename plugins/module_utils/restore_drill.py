@@ -708,7 +708,8 @@ def is_expired(tags, now):
 
 def drill_started(resource, tags):
     """When the drill that made ``resource`` started: its started tag, else the resource's creation time."""
-    for value in (tags.get(DRILL_STARTED_TAG), resource.get("InstanceCreateTime"), resource.get("ClusterCreateTime")):
+    for value in (tags.get(DRILL_STARTED_TAG), resource.get("InstanceCreateTime"), resource.get("ClusterCreateTime"),
+                  resource.get("SnapshotCreateTime")):
         if value:
             try:
                 return parse_utc(value)
@@ -741,20 +742,28 @@ def sweep_reason(resource, tags, now, alive=None, older_than_hours=None):
     return False, f"not expired until {tags[DRILL_EXPIRES_TAG]}"
 
 
-def sweep_selection(instances, clusters, now, protected=(), alive=None, older_than_hours=None):
-    """Drill resources to delete (instances first) and the drill resources left alone, with reasons.
+# The kind of a manual DB snapshot in a sweep (what rds_upgrade_drill's rehearsal takes of its source).
+SNAPSHOT = "snapshot"
+_SWEEP_KEYS = {"instance": "DBInstanceIdentifier", "cluster": "DBClusterIdentifier", SNAPSHOT: "DBSnapshotIdentifier"}
+
+
+def sweep_selection(instances, clusters, now, protected=(), alive=None, older_than_hours=None, snapshots=()):
+    """Drill resources to delete (instances first, then clusters, then manual DB snapshots) and the drill resources
+    left alone, with reasons.
 
     A resource is a drill resource only when it carries both ``dbre:drill-id`` and ``dbre:drill-expires``: nothing
-    else is ever selected. See :func:`sweep_reason` for when one is deleted.
+    else is ever selected. See :func:`sweep_reason` for when one is deleted. ``snapshots`` are described manual DB
+    snapshots (with their ``TagList``), e.g. what a killed rds_upgrade_drill left; a snapshot is left alone while it
+    is not ``available`` (RDS refuses to delete it) or while a drill instance that is not swept was restored from it.
     Returns ``{"delete": [{kind, identifier, drill_id, expires, reason}], "skip": [{kind, identifier, reason}]}``.
     """
     protected = {p.lower() for p in protected if p}
     delete, skip = [], []
     deleted_instances = set()
-    for kind, resources in (("instance", instances), ("cluster", clusters)):
+    restored_from = {}
+    for kind, resources in (("instance", instances), ("cluster", clusters), (SNAPSHOT, snapshots)):
         for resource in resources:
-            identifier = resource.get("DBInstanceIdentifier") if kind == "instance" else \
-                resource.get("DBClusterIdentifier")
+            identifier = resource.get(_SWEEP_KEYS[kind])
             tags = tags_of(resource)
             if DRILL_ID_TAG not in tags or DRILL_EXPIRES_TAG not in tags:
                 continue
@@ -771,14 +780,31 @@ def sweep_selection(instances, clusters, now, protected=(), alive=None, older_th
                 others = [m for m in members if m not in deleted_instances]
                 if others:
                     reason = "has members that are not swept drill instances: " + ", ".join(sorted(others))
+            elif reason is None and kind == SNAPSHOT:
+                reason = _snapshot_sweep_refusal(resource, identifier, restored_from)
             if reason:
                 skip.append({"kind": kind, "identifier": identifier, "reason": reason})
+                if kind == "instance" and tags.get(DRILL_SNAPSHOT_TAG):
+                    restored_from.setdefault(tags[DRILL_SNAPSHOT_TAG], identifier)
                 continue
             entry["reason"] = why
             delete.append(entry)
             if kind == "instance":
                 deleted_instances.add(identifier)
     return {"delete": delete, "skip": skip}
+
+
+def _snapshot_sweep_refusal(snapshot, identifier, restored_from):
+    """Why an expired drill snapshot is kept for now, or None: RDS deletes only an available manual snapshot, and a
+    drill instance left alone may still be restoring from it."""
+    if snapshot.get("SnapshotType") not in (None, "manual"):
+        return f"a {snapshot['SnapshotType']} snapshot: RDS removes it with its instance"
+    status = snapshot.get("Status")
+    if status not in (None, "available"):
+        return f"the snapshot is {status}: run the sweep again once it is available"
+    if identifier in restored_from:
+        return f"the drill instance {restored_from[identifier]} (left alone) was restored from it"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ options:
   state:
     description:
       - V(present) runs a drill.
-      - V(sweep) deletes drill resources (those tagged C(dbre:drill-id) and C(dbre:drill-expires), and nothing else)
+      - V(sweep) deletes drill resources (DB instances, clusters and manual DB snapshots tagged C(dbre:drill-id) and
+        C(dbre:drill-expires), and nothing else, such as the snapshot a killed M(dbre.rds.rds_upgrade_drill) left)
         whose drill's process is gone (C(dbre:drill-owner) names a process of this host that no longer runs), whose
         C(dbre:drill-expires) has passed, or that are older than O(sweep_older_than). A drill whose process still runs
         on this host is never swept. It needs no source.
@@ -576,6 +577,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import clus
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_cluster
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_instance
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_snapshot
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_snapshots
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_tagged
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import paginate
@@ -620,16 +622,26 @@ def create_once(rds, once, kind, identifier, operation, request, drill_id, phase
     return outcome
 
 
+def describe_resource(rds, kind, identifier):
+    """A drill resource: an instance, a cluster, or (kind ``snapshot``, state=sweep) a manual DB snapshot; or None."""
+    if kind == drill.SNAPSHOT:
+        return describe_snapshot(rds, INSTANCE, identifier)
+    return describe(rds, kind, identifier)
+
+
 def delete_once(module, rds, once, kind, identifier):
     """Delete a drill resource exactly once; a state that refuses deletion for now is waited out (cleanup_timeout)."""
-    if kind == INSTANCE:
+    if kind == drill.SNAPSHOT:
+        operation, request = "delete_db_snapshot", {"DBSnapshotIdentifier": identifier}
+    elif kind == INSTANCE:
         operation, request = "delete_db_instance", {"DBInstanceIdentifier": identifier}
     else:
         operation, request = "delete_db_cluster", {"DBClusterIdentifier": identifier}
-    request.update(SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+    if kind != drill.SNAPSHOT:
+        request.update(SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
 
     def took_effect():
-        found = describe(rds, kind, identifier)
+        found = describe_resource(rds, kind, identifier)
         return f"{kind} {identifier} {status_of(found)}" if status_of(found) in ("gone", "deleting") else None
 
     def attempt():
@@ -830,7 +842,7 @@ def run_drill(module, rds, once, runtime, source, plan, result):
 
 
 def wait_gone(module, rds, kind, identifier, log):
-    outcome = wait_until(lambda: describe(rds, kind, identifier), lambda d: d is None,
+    outcome = wait_until(lambda: describe_resource(rds, kind, identifier), lambda d: d is None,
                          timeout=module.params["cleanup_timeout"], interval=module.params["poll_interval"],
                          phase=f"{kind} {identifier} deleted", state_of=status_of, clock=log.clock)
     log.transitions(f"{kind} {identifier}", outcome.transitions)
@@ -894,19 +906,21 @@ def clean_up(module, rds, once, runtime, source, plan, result, failure):
 
 
 def sweep(module, rds):
-    """Delete drill resources (both drill tags, nothing else) whose drill's process is gone, whose TTL passed, or
-    that are older than sweep_older_than."""
+    """Delete drill resources (both drill tags, nothing else: instances, clusters and manual DB snapshots) whose
+    drill's process is gone, whose TTL passed, or that are older than sweep_older_than."""
     params = module.params
     clock = DrillClock()
     log = DrillLog(clock, "rds_restore_drill", "sweep", None if module.check_mode else params["progress_log"])
     try:
         instances = describe_tagged(rds, INSTANCE, drill.DRILL_ID_TAG)
         clusters = describe_tagged(rds, CLUSTER, drill.DRILL_ID_TAG)
+        snapshots = [s for s in paginate(rds, "describe_db_snapshots", "DBSnapshots", SnapshotType="manual")
+                     if drill.DRILL_ID_TAG in drill.tags_of(s)]
     except aws_errors() as e:
-        module.fail_json_aws(e, msg="Listing DB instances and clusters to sweep drill resources: check the describe "
-                                    "permissions and region")
+        module.fail_json_aws(e, msg="Listing DB instances, clusters and manual snapshots to sweep drill resources: "
+                                    "check the describe permissions and region")
     selection = drill.sweep_selection(instances, clusters, clock.now(), alive=owner_alive,
-                                      older_than_hours=params["sweep_older_than"])
+                                      older_than_hours=params["sweep_older_than"], snapshots=snapshots)
     result = {"changed": bool(selection["delete"]), "removed": selection["delete"], "left_alone": selection["skip"],
               "left_behind": []}
     if module.check_mode or not selection["delete"]:

@@ -37,7 +37,7 @@ description:
     C(dbre:drill-owner) like M(dbre.rds.rds_restore_drill)'s resources; cleanup deletes them only while they carry
     this drill's id, in every outcome (failed check, failed upgrade, timeout, error, SIGTERM, SIGINT or SIGHUP) unless
     O(cleanup) says otherwise. M(dbre.rds.rds_restore_drill) with O(dbre.rds.rds_restore_drill#module:state=sweep)
-    removes a copy a killed run left behind.
+    removes the copy and the snapshot a killed run left behind.
 author:
   - dbre.rds maintainers (@dbre-rds)
 options:
