@@ -25,7 +25,11 @@ import time
 from xml.etree import ElementTree
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BAD_INPUTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "integration").glob("test_bad_inputs_*.py"))
+# The bad-input files, and the tests that run their module's bad inputs in the module's own lab (to share it).
+BAD_INPUTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "integration").glob("test_bad_inputs_*.py")) + [
+    "tests/integration/test_rds_blue_green.py::test_bad_inputs_are_refused_before_any_change",
+    "tests/integration/test_rds_upgrade_drill.py::test_bad_inputs_are_refused_before_any_change",
+]
 FAULTS = ["tests/integration/test_failover_faults.py", "tests/integration/test_restore_faults.py",
           "tests/integration/test_mutating_call_throttling.py", "tests/lab/test_lost_answer.py"]
 SECRETS = ["tests/integration/test_rds_users.py", "tests/integration/test_drill_sql_secrets.py"]
@@ -71,7 +75,7 @@ def main():
         cases = outcomes(junit) if junit.exists() else []
     tried = sum(r["tried"] for r in records if r["kind"] == "bad_inputs")
     clean = sum(r["refused_cleanly"] for r in records if r["kind"] == "bad_inputs")
-    rows = [("bad inputs tried", tried, "tests/integration/test_bad_inputs_*.py"),
+    rows = [("bad inputs tried", tried, "tests/integration/test_bad_inputs_*.py and the test_bad_inputs_* tests"),
             ("bad inputs refused cleanly (message names it, no mutating call, nothing changed)", clean, "")]
     by_target = {}
     for record in records:
