@@ -3,7 +3,9 @@
 
 Every case runs through the role in one playbook (tests/integration/bad_inputs.py); for each, the error must name
 the problem, the lab's call log must show only reads, and nothing of what the role makes may exist afterwards (the
-shared snapshot covers RDS; ``role_resources`` adds subnet groups, security groups, secrets and IAM roles).
+shared snapshot covers RDS; ``role_resources`` adds subnet groups, security groups, secrets and IAM roles). Bad DR
+declarations (``dr:``, us-east-1 primary, us-west-2 DR region) run in the same playbook, against two DB instances made
+by hand in us-west-2 under the names DR copies would take.
 """
 
 import pytest
@@ -16,6 +18,13 @@ from tests.integration.test_rds_provision import network
 ROLE = "dbre.rds.rds_provision"
 INSTANCE = {"name": "orders", "engine_version": "15.7", "db_instance_class": "db.t4g.medium"}
 CLUSTER = {"name": "ledger", "engine_version": "15.4", "db_instance_class": "db.r6g.large"}
+MARKER = "dbre.rds:rds_provision"
+PRIMARY, DR = "us-east-1", "us-west-2"
+DR_INSTANCE = dict(INSTANCE, multi_az=False, deletion_protection=False, monitoring_interval=0,
+                   enable_performance_insights=False, dr={"region": DR, "deletion_protection": True,
+                                                          "tags": {"tier": "dr"}})
+DR_CLUSTER = dict(CLUSTER, instances=1, deletion_protection=False, monitoring_interval=0,
+                  enable_performance_insights=False, dr={"region": DR, "instances": 1})
 
 
 def instance(**changes):
@@ -116,6 +125,36 @@ DESTROY_CASES = [
 ]
 
 
+DR_CASES = [
+    {"id": "dr_same_region",
+     "vars": {"rds_provision_clusters": [], "rds_provision_instances": [dict(DR_INSTANCE, dr={"region": PRIMARY})]},
+     "expect": ["rds_provision_instances[orders].dr.region: us-east-1 is the primary's own region",
+                "choose another region"]},
+    {"id": "dr_unknown_region_and_bad_names",
+     "vars": {"rds_provision_instances": [dict(DR_INSTANCE, dr={"region": "us-mars-1", "identifier": "orders--dr"})],
+              "rds_provision_clusters": [dict(DR_CLUSTER, dr={"region": DR, "instances": 0})]},
+     "expect": ['rds_provision_instances[orders].dr.region: "us-mars-1" is not a region this account offers',
+                "choose one of", "us-west-2",
+                'rds_provision_instances[orders].dr.identifier: "orders--dr" is not a valid RDS identifier',
+                "rds_provision_clusters[ledger].dr.instances: 0 is not 1 to 16"]},
+    {"id": "dr_cluster_key_on_an_instance",
+     "vars": {"rds_provision_clusters": [],
+              "rds_provision_instances": [dict(DR_INSTANCE, dr={"region": DR, "instances": 2})]},
+     "expect": ["rds_provision_instances", "dr", "instances"]},
+    {"id": "dr_no_region",
+     "vars": {"rds_provision_instances": [], "rds_provision_clusters": [dict(DR_CLUSTER, dr={"instances": 1})]},
+     "expect": ["missing required arguments: region", "rds_provision_clusters", "dr"]},
+    {"id": "dr_identifier_taken_by_a_resource_the_role_did_not_make",
+     "vars": {"rds_provision_clusters": [],
+              "rds_provision_instances": [DR_INSTANCE, dict(DR_INSTANCE, name="billing")]},
+     "expect": ["rds_provision_instances[orders].dr: DB instance orders-dr already exists in us-west-2 "
+                f"without the tag {MARKER}=orders", "will not take it over",
+                "rename the declaration's dr.identifier, or remove the resource",
+                "rds_provision_instances[billing].dr: DB instance billing-dr in us-west-2 is not a read "
+                "replica of billing (it copies nothing; billing does not exist yet)"]},
+]
+
+
 def run_destroy_cases(lab, role, cases, play_vars=None):
     """Every case through the role's destroy entry point (playbooks/destroy_rds.yml runs the same)."""
     tasks = [{
@@ -154,11 +193,19 @@ def fixtures(lab):
 
 
 def test_at_least_fifteen_distinct_bad_inputs():
-    assert len(CASES) >= 15 and len({case["id"] for case in CASES + DESTROY_CASES}) == len(CASES + DESTROY_CASES)
+    every = CASES + DR_CASES + DESTROY_CASES
+    assert len(CASES) >= 15 and len({case["id"] for case in every}) == len(every)
 
 
 def test_every_bad_declaration_is_refused_naming_the_fix_with_only_reads_and_nothing_created(lab, fixtures):
-    cases = [dict(case, vars=dict(fixtures, **case["vars"])) for case in CASES]
+    cases = [dict(case, vars=dict(fixtures, **case["vars"])) for case in CASES + DR_CASES]
+    # Made by hand in the DR region under the names the DR declarations' copies would take: orders-dr untagged,
+    # billing-dr carrying the marker but copying nothing. The role must refuse both, not adopt and modify them.
+    west = lab.client("rds", region=DR)
+    for name, tagged in (("orders-dr", []), ("billing-dr", [{"Key": MARKER, "Value": "billing"}])):
+        west.create_db_instance(DBInstanceIdentifier=name, Engine="postgres", DBInstanceClass="db.t4g.micro",
+                                MasterUsername="stray", MasterUserPassword="stray-password-1",
+                                AllocatedStorage=20, Tags=tagged)
     before = role_resources(lab)
     results = assert_all_refused(lab, run_role_cases, ROLE, cases)
     assert role_resources(lab) == before == {"subnet_groups": [], "cluster_parameter_groups": [], "secrets": [],

@@ -1,10 +1,13 @@
 # Copyright: dbre.rds contributors; GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """dbre.rds.rds_provision against the lab: check mode creates nothing; a converge builds what the declarations say,
-a second converge makes no AWS change; destroy removes only what carries the role's marker tag.
+a second converge makes no AWS change; the same declarations with DR keys add the DR copies in a second region;
+destroy removes only what carries the role's marker tag, the DR copies with their primaries.
 
-This file is the role's only converge (the molecule scenario extensions/molecule/provision it replaces converged the
-same declarations): one converge, one rerun and one destroy, the checks reading the lab between them. Bad
-declarations are in test_bad_inputs_provision.py.
+This file is the role's only converge (the molecule scenario extensions/molecule/provision and the former
+test_provision_dr.py converged the same role): one converge, one rerun, one converge with the DR keys and one destroy,
+the checks reading the lab between them. The declarations hold an instance with a read replica and an Aurora cluster
+with a proxy; their DR keys add a cross-region replica in us-west-2 and make the cluster the primary of a global
+database with a secondary cluster there. Bad declarations, DR ones included, are in test_bad_inputs_provision.py.
 """
 
 import json
@@ -20,6 +23,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 READ_ONLY = ("Describe", "List", "Get")
+PRIMARY, DR = "us-east-1", "us-west-2"
 
 VALID_INSTANCE = {"name": "orders", "engine_version": "15.7", "db_instance_class": "db.t4g.medium"}
 
@@ -136,7 +140,18 @@ DECLARATIONS = {
                                 "proxy": {"enabled": True, "read_only_endpoint": True,
                                           "max_connections_percent": 80}}],
     "rds_provision_confirm_destroy": ["orders", "ledger"],
+    # The lab's replicas are available in about a second: describe them every second, not every 15.
+    "rds_provision_poll_interval": 1,
 }
+# The DR keys of the same declarations: a protected cross-region replica of orders, and ledger as the primary of a
+# global database with a one-instance secondary (unprotected, as the cluster's DR copy was in test_provision_dr.py).
+DR_KEYS = {"orders": {"region": DR, "deletion_protection": True, "tags": {"tier": "dr"}},
+           "ledger": {"region": DR, "instances": 1, "deletion_protection": False}}
+
+
+def with_dr(declarations):
+    return dict(declarations, **{key: [dict(item, dr=DR_KEYS[item["name"]]) for item in declarations[key]]
+                                 for key in ("rds_provision_instances", "rds_provision_clusters")})
 
 
 def recap_changed(stdout):
@@ -152,17 +167,22 @@ def user_parameters(rds, group, cluster=False):
     return {p["ParameterName"]: p.get("ParameterValue") for page in pages for p in page["Parameters"]}
 
 
+DESTROY = ROOT / "playbooks" / "destroy_rds.yml"
+
+
 def tags_of(rds, arn):
     return {tag["Key"]: tag["Value"] for tag in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
 
 
 @pytest.fixture(scope="module")
 def converged(lab, tmp_path_factory):
-    """The role converged once, then once more with the call log cleared: (variables file, endpoints, rerun)."""
+    """The role converged once, then once more with the call log cleared, then with the DR keys:
+    (variables file with the DR keys, endpoints, rerun)."""
     lab.control.reset()
     folder = tmp_path_factory.mktemp("converge")
     variables = folder / "vars.yml"
-    variables.write_text(yaml.safe_dump(dict(network(lab), **DECLARATIONS)))
+    subnets = network(lab)
+    variables.write_text(yaml.safe_dump(dict(subnets, **DECLARATIONS)))
     out = folder / "endpoints.json"
     playbook = folder / "converge.yml"
     playbook.write_text(CONVERGE_PLAY % out)
@@ -173,7 +193,14 @@ def converged(lab, tmp_path_factory):
     second = run_playbook(lab, playbook, "-e", f"@{variables}")
     assert second.returncode == 0, "the second converge failed; see the output above"
     rerun = {"changed": recap_changed(second.stdout), "mutating": mutating_calls(lab)}
-    yield variables, json.loads(out.read_text()), rerun
+    # The rerun is asserted without the DR keys: with them, each run modifies the secondary cluster again
+    # ("Join a secondary cluster to each global cluster": ModifyDBCluster on ledger-dr), which the rerun would report.
+    dr_variables = folder / "vars-dr.yml"
+    dr_variables.write_text(yaml.safe_dump(dict(subnets, **with_dr(DECLARATIONS))))
+    third = run_playbook(lab, playbook, "-e", f"@{dr_variables}")
+    assert third.returncode == 0, "the converge with the DR keys failed; see the output above"
+    assert recap_changed(third.stdout) > 0
+    yield dr_variables, json.loads(out.read_text()), rerun
     lab.control.reset()
 
 
@@ -307,16 +334,55 @@ def test_the_cluster_has_a_proxy_that_reads_only_its_master_secret_and_takes_tls
             psycopg2.connect(**where, sslmode="disable").close()
 
 
-def test_destroy_refuses_what_the_role_did_not_mark_then_removes_what_it_made(lab, converged):
+def test_the_instance_has_an_encrypted_cross_region_replica_in_the_dr_region(lab, converged):
+    east, west = lab.client("rds", region=PRIMARY), lab.client("rds", region=DR)
+    primary = east.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]
+    (replica,) = west.describe_db_instances(DBInstanceIdentifier="orders-dr")["DBInstances"]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
+    assert replica["StorageEncrypted"] and replica["DeletionProtection"]
+    assert replica["DBInstanceClass"] == "db.t4g.medium" and replica["DBInstanceStatus"] == "available"
+    assert [g["DBParameterGroupName"] for g in replica["DBParameterGroups"]] == ["orders-postgres15"]
+    assert tags_of(west, replica["DBInstanceArn"])[MARKER] == "orders"
+    assert tags_of(west, replica["DBInstanceArn"])["dbre.rds:dr_of"] == "orders"
+    assert tags_of(west, replica["DBInstanceArn"])["tier"] == "dr"
+    # the DR region's parameter group is tuned as the primary's
+    values = user_parameters(west, "orders-postgres15")
+    assert values["rds.force_ssl"] == "1" and len(values) >= 10
+    dr = converged[1]["orders"]["dr"]
+    assert dr == {"kind": "replica", "region": DR, "identifier": "orders-dr", "global_cluster_identifier": None,
+                  "exists": True, "writer_endpoint": None, "reader_endpoint": replica["Endpoint"]["Address"],
+                  "port": replica["Endpoint"]["Port"], "arn": replica["DBInstanceArn"], "members": []}
+
+
+def test_the_cluster_is_the_writer_of_a_global_database_with_a_secondary_in_the_dr_region(lab, converged):
+    east, west = lab.client("rds", region=PRIMARY), lab.client("rds", region=DR)
+    primary = east.describe_db_clusters(DBClusterIdentifier="ledger")["DBClusters"][0]
+    secondary = west.describe_db_clusters(DBClusterIdentifier="ledger-dr")["DBClusters"][0]
+    (found,) = east.describe_global_clusters(GlobalClusterIdentifier="ledger-global")["GlobalClusters"]
+    members = {m["DBClusterArn"]: m["IsWriter"] for m in found["GlobalClusterMembers"]}
+    assert members == {primary["DBClusterArn"]: True, secondary["DBClusterArn"]: False}
+    assert found["Engine"] == "aurora-postgresql"
+    assert {tag["Key"]: tag["Value"] for tag in found.get("TagList") or []} == {
+        "dbre:managed-by": "rds_global_cluster", MARKER: "ledger", "managed_by": "dbre.rds.rds_provision",
+        "dbre.rds:dr_of": "ledger"}
+    assert secondary["StorageEncrypted"] and secondary["DBClusterParameterGroup"] == "ledger-aurora-postgresql15"
+    assert [m["DBInstanceIdentifier"] for m in secondary["DBClusterMembers"]] == ["ledger-dr-1"]
+    assert tags_of(west, secondary["DBClusterArn"])[MARKER] == "ledger"
+    dr = converged[1]["ledger"]["dr"]
+    assert (dr["kind"], dr["region"], dr["identifier"], dr["global_cluster_identifier"], dr["exists"],
+            dr["members"]) == ("global_secondary", DR, "ledger-dr", "ledger-global", True, ["ledger-dr-1"])
+    assert dr["reader_endpoint"] == secondary["ReaderEndpoint"] and dr["arn"] == secondary["DBClusterArn"]
+
+
+def test_destroy_refuses_what_the_role_did_not_mark_removing_nothing(lab, converged):
     rds = lab.client("rds")
     variables = converged[0]
-    destroy = ROOT / "playbooks" / "destroy_rds.yml"
     orders_arn = rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["DBInstanceArn"]
     proxy_arn = rds.describe_db_proxies(DBProxyName="ledger-proxy")["DBProxies"][0]["DBProxyArn"]
     rds.remove_tags_from_resource(ResourceName=orders_arn, TagKeys=[MARKER])
     rds.remove_tags_from_resource(ResourceName=proxy_arn, TagKeys=[MARKER])
     lab.control.clear_calls()
-    refused = run_playbook(lab, destroy, "-e", f"@{variables}")
+    refused = run_playbook(lab, DESTROY, "-e", f"@{variables}")
     assert refused.returncode != 0
     assert f"DB instance orders has no tag {MARKER}=orders" in refused.stdout
     assert f"RDS Proxy ledger-proxy has no tag {MARKER}=ledger" in refused.stdout
@@ -327,15 +393,53 @@ def test_destroy_refuses_what_the_role_did_not_mark_then_removes_what_it_made(la
     rds.add_tags_to_resource(ResourceName=orders_arn, Tags=[{"Key": MARKER, "Value": "orders"}])
     rds.add_tags_to_resource(ResourceName=proxy_arn, Tags=[{"Key": MARKER, "Value": "ledger"}])
 
-    removed = run_playbook(lab, destroy, "-e", f"@{variables}")
+
+def test_destroy_refuses_a_global_member_or_a_group_user_it_did_not_make_removing_nothing(lab, converged):
+    variables = converged[0]
+    east, west = lab.client("rds", region=PRIMARY), lab.client("rds", region=DR)
+    # Made by hand: a third region's cluster joined to the global database, and an instance in the DR region using
+    # the DR replica's parameter group. Destroy must refuse before any change, naming both.
+    (replica,) = west.describe_db_instances(DBInstanceIdentifier="orders-dr")["DBInstances"]
+    group = replica["DBParameterGroups"][0]["DBParameterGroupName"]
+    west.create_db_instance(DBInstanceIdentifier="stray", Engine="postgres", DBInstanceClass="db.t4g.micro",
+                            MasterUsername="stray", MasterUserPassword="stray-password-1", AllocatedStorage=20,
+                            DBParameterGroupName=group)
+    third = lab.client("rds", region="eu-west-1")
+    third_arn = third.create_db_cluster(DBClusterIdentifier="ledger-eu", Engine="aurora-postgresql",
+                                        EngineVersion="15.4", GlobalClusterIdentifier="ledger-global",
+                                        StorageEncrypted=True)["DBCluster"]["DBClusterArn"]
+    lab.control.clear_calls()
+    refused = run_playbook(lab, DESTROY, "-e", f"@{variables}")
+    assert refused.returncode != 0 and mutating_calls(lab) == []
+    assert (f"Global cluster ledger-global has the member {third_arn}, which is neither ledger nor its DR copy "
+            "ledger-dr in us-west-2") in refused.stdout
+    assert (f"Parameter group {group} in us-west-2 is still used by DB instance stray, which is not a DR copy of "
+            "orders") in refused.stdout
+    global_arn = east.describe_global_clusters(GlobalClusterIdentifier="ledger-global")["GlobalClusters"][0][
+        "GlobalClusterArn"]
+    third.remove_from_global_cluster(GlobalClusterIdentifier=global_arn, DbClusterIdentifier=third_arn)
+    third.delete_db_cluster(DBClusterIdentifier="ledger-eu", SkipFinalSnapshot=True)
+    west.delete_db_instance(DBInstanceIdentifier="stray", SkipFinalSnapshot=True)
+
+
+def test_destroy_removes_what_it_made_the_dr_copies_with_their_primaries(lab, converged):
+    variables = converged[0]
+    east, west = lab.client("rds", region=PRIMARY), lab.client("rds", region=DR)
+    lab.control.clear_calls()
+    removed = run_playbook(lab, DESTROY, "-e", f"@{variables}")
     assert removed.returncode == 0, "destroy failed; see the output above"
-    assert rds.describe_db_instances()["DBInstances"] == [] and rds.describe_db_clusters()["DBClusters"] == []
-    assert rds.describe_db_proxies()["DBProxies"] == []
-    assert [g for g in rds.describe_db_cluster_parameter_groups()["DBClusterParameterGroups"]
-            if not g["DBClusterParameterGroupName"].startswith("default.")] == []
+    assert "DeleteGlobalCluster" in mutating_calls(lab)
+    assert east.describe_global_clusters()["GlobalClusters"] == []
+    assert east.describe_db_proxies()["DBProxies"] == []
+    for rds in (east, west):
+        assert rds.describe_db_instances()["DBInstances"] == [] and rds.describe_db_clusters()["DBClusters"] == []
+        assert [g["DBParameterGroupName"] for g in rds.describe_db_parameter_groups()["DBParameterGroups"]
+                if not g["DBParameterGroupName"].startswith("default.")] == []
+        assert [g for g in rds.describe_db_cluster_parameter_groups()["DBClusterParameterGroups"]
+                if not g["DBClusterParameterGroupName"].startswith("default.")] == []
     assert nothing_was_created(lab) == EMPTY
-    snapshots = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]]
+    snapshots = [s["DBSnapshotIdentifier"] for s in east.describe_db_snapshots()["DBSnapshots"]]
     assert [s for s in snapshots if s.startswith("orders-final-")], snapshots
     cluster_snapshots = [s["DBClusterSnapshotIdentifier"] for s in
-                         rds.describe_db_cluster_snapshots()["DBClusterSnapshots"]]
+                         east.describe_db_cluster_snapshots()["DBClusterSnapshots"]]
     assert [s for s in cluster_snapshots if s.startswith("ledger-final-")], cluster_snapshots
