@@ -228,7 +228,7 @@ def playbook_run(url, control, described, run_dir):
                 run_sql(described, CASES[name][0])
             print(f"  {checked}: checked{' and upgrade attempted' if checked != 'clean' else ''}", flush=True)
             (run_dir / f"go-{index}").touch()
-        output, _ = process.communicate(timeout=1800)
+        output, _errors = process.communicate(timeout=1800)
     finally:
         if process.poll() is None:
             process.kill()

@@ -102,7 +102,7 @@ def _drills(lab, since, until):
             params = call["params"]
             target = params.get("DBInstanceIdentifier") or params.get("TargetDBInstanceIdentifier")
             # the drill names its instance <source>-drill-<time>-<id>
-            drills[target] = {"source": str(target).split("-drill-")[0], "start": call["epoch"] - call["seconds"],
+            drills[target] = {"source": str(target).split("-drill-", 1)[0], "start": call["epoch"] - call["seconds"],
                               "end": None}
     for call in calls:
         target = call["params"].get("DBInstanceIdentifier")
@@ -112,10 +112,10 @@ def _drills(lab, since, until):
 
 
 def _most_at_once(intervals):
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+    events = sorted([(start, 1) for start, _end in intervals] + [(end, -1) for _start, end in intervals],
                     key=lambda e: (e[0], e[1]))
     running = most = 0
-    for _, step in events:
+    for _moment, step in events:
         running += step
         most = max(most, running)
     return most

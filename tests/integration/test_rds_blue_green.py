@@ -137,8 +137,8 @@ def test_each_run_makes_only_the_calls_its_plan_names(runs):
     assert results["plan create"]["changed"] and results["plan create"]["actions"] == ["CreateBlueGreenDeployment"]
     assert results["plan switchover"]["actions"] == ["SwitchoverBlueGreenDeployment"]
     assert results["plan removal"]["actions"] == ["DeleteBlueGreenDeployment", "DeleteDBInstance"]
-    assert results["plan removal"]["old_blue"] == {"db_instance_identifier": f"{BLUE}-old1",
-                                                  "final_snapshot_identifier": f"{BLUE}-old1-final"}
+    assert results["plan removal"]["old_blue"] == {
+        "db_instance_identifier": f"{BLUE}-old1", "final_snapshot_identifier": f"{BLUE}-old1-final"}
     for name in ("create again", "plan create again", "switch again", "remove again", "create once more",
                  "switch once more"):
         assert results[name]["changed"] is False and results[name]["actions"] == [], name

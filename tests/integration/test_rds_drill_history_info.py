@@ -137,6 +137,7 @@ def test_check_mode_answers_the_same(answered):
     checked, real = answered["results"]["Compliance in check mode"], answered["results"]["Compliance"]
     assert checked["changed"] is False
     assert checked["out_of_compliance"] == real["out_of_compliance"]
+
     def passes(result):
         return [(d["identifier"], kind, view["last_passed_at"]) for d in result["databases"]
                 for kind, view in d["kinds"].items()]

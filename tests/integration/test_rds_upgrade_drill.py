@@ -277,8 +277,8 @@ def attribute_calls(calls, drills):
     by_drill = {name: [] for name in drills}
     for call in calls:
         params = call["params"]
-        named = {v for k, v in params.items() if k in ("DBInstanceIdentifier", "DBSnapshotIdentifier",
-                                                        "TargetDBInstanceIdentifier", "ResourceName")}
+        named = {v for k, v in params.items()
+                 if k in ("DBInstanceIdentifier", "DBSnapshotIdentifier", "TargetDBInstanceIdentifier", "ResourceName")}
         owners = []
         for name, result in drills.items():
             plan, source = result["plan"], result["source"]["identifier"]

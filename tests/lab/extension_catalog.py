@@ -106,6 +106,13 @@ def read_18():
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _assign(name, value):
+    """``name = <value>`` with pprint's layout shifted under the opening bracket (pep8's visual indent)."""
+    prefix = f"{name} = "
+    lines = pprint.pformat(value, width=118 - len(prefix)).splitlines()
+    return prefix + ("\n" + " " * len(prefix)).join(lines) + "\n"
+
+
 def render():
     """The module's text."""
     majors = {}
@@ -116,11 +123,11 @@ def render():
         sources.append(f"PostgreSQL {version} ({origin})")
     text = HEADER.format(sources=";\n".join(sources))
     text += "# {major: {extension: (versions, oldest first)}}\n"
-    text += "EXTENSION_VERSIONS = " + pprint.pformat({m: v[0] for m, v in majors.items()}, width=118) + "\n\n"
+    text += _assign("EXTENSION_VERSIONS", {m: v[0] for m, v in majors.items()}) + "\n"
     text += "# {major: {extension: the version CREATE EXTENSION installs}}\n"
-    text += "DEFAULT_VERSIONS = " + pprint.pformat({m: v[1] for m, v in majors.items()}, width=118) + "\n\n"
+    text += _assign("DEFAULT_VERSIONS", {m: v[1] for m, v in majors.items()}) + "\n"
     text += "# {major: {extension: (versions, oldest first)}}: see the docstring\n"
-    text += "NOT_BUILT_BY_THE_WHEEL = " + pprint.pformat(NOT_BUILT_BY_THE_WHEEL, width=118) + "\n"
+    text += _assign("NOT_BUILT_BY_THE_WHEEL", NOT_BUILT_BY_THE_WHEEL)
     return text
 
 

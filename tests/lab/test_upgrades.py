@@ -155,8 +155,8 @@ def test_blocked_major_upgrade_stays_on_its_version_with_its_data(lab, legacy):
     assert query(conn, "SELECT current_setting('server_version_num')::int / 10000")[0][0] == 15
     assert probe.successes and not probe.failures
     entry = lab.control.upgrade_log()[-1]
-    assert (entry["upgrade"], entry["ok"], entry["down_at"], entry["pg_upgrade_seconds"]) == ("major", False, None,
-                                                                                             None)
+    assert (entry["upgrade"], entry["ok"], entry["down_at"], entry["pg_upgrade_seconds"]) == (
+        "major", False, None, None)
     assert entry["check_seconds"] > 0
     by_check = {blocker["check"]: blocker for blocker in entry["blockers"]}
     assert set(by_check) == {"extension_versions", "logical_replication_slots", "pg_upgrade"}
@@ -227,7 +227,7 @@ def test_an_idle_18_instance_reports_its_latest_restorable_time_at_once(lab, leg
     nothing: the wait must name the last segment archived (PostgreSQL 17 changed what pg_walfile_name() says of a
     segment boundary; the lab used to wait 15 s for a segment never archived, then answer an older time)."""
     rds = lab.client()
-    for _ in range(3):  # the first may switch a segment; the next ones find nothing written since
+    for _attempt in range(3):  # the first may switch a segment; the next ones find nothing written since
         before = datetime.now(timezone.utc)
         started = time.monotonic()
         described = describe_instance(rds, INSTANCE)

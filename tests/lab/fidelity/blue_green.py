@@ -169,7 +169,7 @@ def _lab_of(bg) -> dict:
 # CreateBlueGreenDeployment
 
 def _major(version: str) -> int:
-    return int(str(version).split(".")[0])
+    return int(str(version).split(".", 1)[0])
 
 
 def _version_key(version: str) -> tuple:

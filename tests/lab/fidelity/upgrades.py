@@ -245,8 +245,8 @@ def engine_upgrades() -> None:
         database = self.describe_db_instances(db_instance_identifier)[0] if requested else None
         if database is None or database.engine != ENGINE or database.db_cluster_identifier:
             return original_modify(self, db_instance_identifier, db_kwargs, *args, **kwargs)
-        if current_status(database, "db", database.db_instance_identifier) not in ("available",
-                                                                                  "storage-optimization"):
+        status = current_status(database, "db", database.db_instance_identifier)
+        if status not in ("available", "storage-optimization"):
             raise InvalidDBInstanceStateError(db_instance_identifier, "modify")
         allow = str(db_kwargs.get("allow_major_version_upgrade", "false")).lower() in ("true", "1")
         plan = plan_upgrade(self, database, requested, allow, db_kwargs.get("db_parameter_group_name"))

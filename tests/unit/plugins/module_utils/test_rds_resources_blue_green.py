@@ -32,8 +32,8 @@ def test_blue_green_deployments_of_reads_by_source_and_by_target_only():
     found = rr.blue_green_deployments_of(rds, BLUE)
     assert [d["BlueGreenDeploymentIdentifier"] for d in found] == ["bgd-shop", "bgd-switched"]
     # never the region's unfiltered list: every read names the instance
-    assert [c["Filters"] for c in rds.calls] == [[{"Name": "source", "Values": [BLUE]}],
-                                                [{"Name": "target", "Values": [BLUE]}]]
+    assert [c["Filters"] for c in rds.calls] == [
+        [{"Name": "source", "Values": [BLUE]}], [{"Name": "target", "Values": [BLUE]}]]
     assert all(c["aws_retry"] is True for c in rds.calls)
 
 
