@@ -14,6 +14,7 @@ switchover and not the instance that now carries the name.
 
 from __future__ import annotations
 
+from ansible_collections.dbre.rds.plugins.module_utils import upgrade_checklist
 from ansible_collections.dbre.rds.plugins.module_utils import upgrade_drill
 from ansible_collections.dbre.rds.plugins.module_utils.probing import valid_table_name
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
@@ -38,6 +39,8 @@ LOGICAL_REPLICATION = "rds.logical_replication"
 TARGET_OPTIONS = ("target_engine_version", "target_db_parameter_group_name", "target_db_instance_class")
 ACTIONS = {"create": "CreateBlueGreenDeployment", "switchover": "SwitchoverBlueGreenDeployment",
            "delete": "DeleteBlueGreenDeployment", "delete_old_blue": "DeleteDBInstance"}
+# The tag every deployment this collection creates carries: state=absent without a name deletes only those.
+MANAGED_TAG = ("dbre:managed-by", "dbre.rds")
 
 
 # ---------------------------------------------------------------------------------------------------------- options
@@ -93,6 +96,8 @@ def option_problems(params):
         if not params.get("delete_old_blue"):
             problems.append("final_snapshot_identifier is the snapshot taken before delete_old_blue=true deletes "
                             "the old blue: set delete_old_blue=true or leave it out")
+    # The checklist's own check of extension_versions (the pre-checks run its database checks with them).
+    problems += upgrade_checklist.option_problems({"extension_versions": params.get("extension_versions")})
     return problems
 
 
@@ -275,6 +280,16 @@ def switchover_stopped(deployment, seen_in_progress):
     return seen_in_progress and deployment.get("Status") == AVAILABLE
 
 
+def version_matches(wanted, found):
+    """``found`` (an instance's EngineVersion) is the ``wanted`` target version: equal, or of that major when the
+    target names a major only ("18" matches "18.6"). A later minor does not match a full target: a target below the
+    instance's minor is a downgrade, refused by the version checks, never "already there"."""
+    wanted, found = str(wanted), str(found or "")
+    if wanted == found:
+        return True
+    return "." not in wanted and valid_version(wanted) and valid_version(found) and major_of(wanted) == major_of(found)
+
+
 def green_mismatches(green, params):
     """How an existing green differs from the requested target (``green`` is its DescribeDBInstances)."""
     found = []
@@ -282,7 +297,11 @@ def green_mismatches(green, params):
               "target_db_instance_class": ("DBInstanceClass", green.get("DBInstanceClass")),
               "target_db_parameter_group_name": ("DBParameterGroupName", parameter_group_of(green))}
     for option, (field, value) in wanted.items():
-        if params.get(option) is not None and params[option] != value:
+        if params.get(option) is None:
+            continue
+        same = version_matches(params[option], value) if option == "target_engine_version" \
+            else params[option] == value
+        if not same:
             found.append(f"{field} {value} (not {params[option]})")
     return found
 
@@ -331,18 +350,35 @@ def old_blue(deployment, arn, described):
     return identifier, []
 
 
+def delete_old_blue_request(identifier, final_snapshot_identifier):
+    """DeleteDBInstance of the old blue: a final snapshot, and its automated backups kept (RDS deletes them by
+    default): they are the only point-in-time restore for the days before the deployment; they expire with their
+    retention period."""
+    return {"DBInstanceIdentifier": identifier, "SkipFinalSnapshot": False,
+            "FinalDBSnapshotIdentifier": final_snapshot_identifier, "DeleteAutomatedBackups": False}
+
+
 # ------------------------------------------------------------------------------------------------------------ plans
 
 def create_request(name, source_arn, params, tags=None):
+    """CreateBlueGreenDeployment, tagged as this collection's (:data:`MANAGED_TAG`) besides the user's ``tags``."""
     request = {"BlueGreenDeploymentName": name, "Source": source_arn}
     for option, key in (("target_engine_version", "TargetEngineVersion"),
                         ("target_db_parameter_group_name", "TargetDBParameterGroupName"),
                         ("target_db_instance_class", "TargetDBInstanceClass")):
         if params.get(option) is not None:
             request[key] = params[option]
-    if tags:
-        request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in sorted(tags.items())]
+    tags = dict(tags or {}, **{MANAGED_TAG[0]: MANAGED_TAG[1]})
+    request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in sorted(tags.items())]
     return request
+
+
+def managed(deployment, identifier):
+    """The deployment is this collection's: tagged :data:`MANAGED_TAG` at creation, or (made before the tag) under
+    the default name of ``identifier``."""
+    tags = {t.get("Key"): t.get("Value") for t in (deployment or {}).get("TagList") or []}
+    return tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1] \
+        or (deployment or {}).get("BlueGreenDeploymentName") == default_deployment_name(identifier)
 
 
 def plan(state, deployment, instance, params, old_blue_identifier=None):
@@ -360,11 +396,22 @@ def plan(state, deployment, instance, params, old_blue_identifier=None):
             result["note"] = f"no blue/green deployment of {identifier}"
         elif status == DELETING:
             result["note"] = f"the deployment {name} is being deleted"
+        elif status == SWITCHOVER_FAILED and params.get("delete_target", True):
+            result["problems"].append(
+                f"the deployment {name} is {status}: part of its green may already carry production, so it is not "
+                "deleted with its green; check which instances serve the endpoints, then delete it with "
+                "delete_target=false (and the green instances by hand once you are sure)")
+        elif params.get("blue_green_deployment_name") is None and not managed(deployment, identifier):
+            result["problems"].append(
+                f"the blue/green deployment {name} ({deployment.get('BlueGreenDeploymentIdentifier')}, {status}) of "
+                f"{identifier} was not made by dbre.rds (no tag {MANAGED_TAG[0]}={MANAGED_TAG[1]}, not named "
+                f"{default_deployment_name(identifier)}): to delete it, give its name as blue_green_deployment_name")
         else:
-            # The deployment goes first; the old blue was checked against its switchover details before.
-            result["actions"].append(ACTIONS["delete"])
+            # The old blue (checked against the switchover details) goes first: the deployment is what names it,
+            # so when its delete fails the deployment is still there and a rerun finds the old blue again.
             if old_blue_identifier and params.get("delete_old_blue"):
                 result["actions"].append(ACTIONS["delete_old_blue"])
+            result["actions"].append(ACTIONS["delete"])
     elif deployment is None:
         if at_target(instance, params):
             result["note"] = f"{identifier} already runs the target: nothing to deploy or switch over"
@@ -396,11 +443,20 @@ def plan(state, deployment, instance, params, old_blue_identifier=None):
 
 # --------------------------------------------------------------------------------------------------------- verdict
 
+NOT_MEASURED = "not measured"
+
+
 def objectives(measured, params, probing):
-    """The switchover's objectives, in the shape drill_report takes."""
+    """The switchover's objectives, in the shape drill_report takes.
+
+    Without write probes the lost writes are not measured: that objective is listed as not measured and not held, so
+    the switchover cannot pass (0 lost writes is never assumed); it is not a breach either (see :func:`breach`)."""
     found = [{"name": "switched_over", "objective": True, "observed": bool(measured.get("switched_over")),
               "unit": None, "held": bool(measured.get("switched_over"))}]
-    if probing:
+    if not probing:
+        found.append({"name": "lost_writes", "objective": params.get("max_lost_writes", 0),
+                      "observed": NOT_MEASURED, "unit": None, "held": False})
+    else:
         lost = measured.get("lost_writes")
         found.append({"name": "lost_writes", "objective": params.get("max_lost_writes", 0), "observed": lost,
                       "unit": None, "held": lost is not None and lost <= params.get("max_lost_writes", 0)})
@@ -412,8 +468,16 @@ def objectives(measured, params, probing):
     return found
 
 
+def verdict(found, failure=False):
+    """``passed``, ``failed`` (a failure or a breached objective) or ``not_measured`` (the switchover held what was
+    measured, but the lost writes were not measured: write probes off)."""
+    if failure or any(not o["held"] and o["observed"] != NOT_MEASURED for o in found):
+        return "failed"
+    return "not_measured" if any(o["observed"] == NOT_MEASURED for o in found) else "passed"
+
+
 def breach(identifier, found):
-    broken = [o for o in found if not o["held"]]
+    broken = [o for o in found if not o["held"] and o["observed"] != NOT_MEASURED]
     if not broken:
         return None
     parts = [f"{o['name']} {o['observed']} (objective {o['objective']})" for o in broken]

@@ -52,6 +52,8 @@ options:
     description:
       - Name of the deployment (1 to 60 letters, digits and hyphens). Defaults to C(<db_instance_identifier>-blue-green)
         for a new deployment; an existing deployment of the instance is found whatever its name unless this is given.
+      - Without it, O(state=absent) deletes only a deployment this collection made (tagged C(dbre:managed-by=dbre.rds)
+        at creation, or under the default name) and refuses any other, naming it.
     type: str
   state:
     description:
@@ -89,11 +91,18 @@ options:
     description:
       - With O(state=absent) before the switchover, also delete the green instance (C(DeleteTarget)). RDS ignores it
         after the switchover.
+      - Refused on a C(SWITCHOVER_FAILED) deployment, since part of its green may carry production. Check it, then
+        give V(false).
     type: bool
     default: true
   delete_old_blue:
     description:
-      - With O(state=absent) after the switchover, delete the old blue instance after a final snapshot.
+      - With O(state=absent) after the switchover, delete the old blue instance after a final snapshot. Its
+        automated backups are kept (they expire with their retention period), the point-in-time restore of the days
+        before the deployment.
+      - The old blue is deleted before the deployment, which is what names it, so when its delete fails a rerun finds
+        it again.
+      - The old blue is the fast way back after the switchover. Delete it after a soak, not in the same run.
     type: bool
     default: false
   final_snapshot_identifier:
@@ -103,7 +112,7 @@ options:
     type: str
   tags:
     description:
-      - Tags of a new deployment, as a dict.
+      - Tags of a new deployment, as a dict. The tag C(dbre:managed-by=dbre.rds) is always added.
     type: dict
   wait:
     description:
@@ -115,6 +124,8 @@ options:
     description:
       - Run write probes during the switchover (and create their table with O(state=present)). Defaults to true when
         O(login_password) or O(iam_auth) is given.
+      - Without them the lost writes are not measured, and a switchover is reported with RV(passed=false) and
+        RV(verdict=not_measured), never as passed.
     type: bool
   probe_interval:
     description:
@@ -288,9 +299,19 @@ waited:
   returned: when the module waited
   type: dict
 passed:
-  description: Whether the switchover happened and every objective held.
+  description:
+    - Whether the switchover happened and every objective held, lost writes included. False without write probes,
+      since the lost writes were not measured (RV(verdict) is V(not_measured)), never assumed to be 0.
   returned: when the module switched over
   type: bool
+verdict:
+  description:
+    - V(passed); V(failed) (a failure or a breached objective); or V(not_measured) when the switchover held what was
+      measured but ran without write probes, so the lost writes objective was not measured. V(not_measured) is not a
+      breach (the task does not fail on it) but is not a pass either.
+  returned: when the module switched over
+  type: str
+  sample: passed
 lost_writes:
   description: Acknowledged probe writes missing on the former green after the switchover (0 expected).
   returned: when the module switched over
@@ -706,6 +727,9 @@ class Applier:
         request = {"BlueGreenDeploymentIdentifier": deployment_id}
         if not bg.switched_over(deployment):
             request["DeleteTarget"] = self.params["delete_target"]
+        # The old blue first: the deployment is what names it, so a failed delete is found again by a rerun.
+        if bg.ACTIONS["delete_old_blue"] in plan["actions"]:
+            self.delete_old_blue()
         try:
             call_once(once_client(self.module), "delete_blue_green_deployment", request,
                       lambda: bg.state_of(describe_deployment(self.client, deployment_id)) in ("gone", bg.DELETING),
@@ -713,16 +737,13 @@ class Applier:
         except is_boto3_error_code(DEPLOYMENT_NOT_FOUND):
             pass
         self.actions.append(bg.ACTIONS["delete"])
-        if bg.ACTIONS["delete_old_blue"] in plan["actions"]:
-            self.delete_old_blue()
         if self.params["wait"]:
             self._wait(f"blue/green deployment {deployment.get('BlueGreenDeploymentName')} to be deleted",
                        lambda: describe_deployment(self.client, deployment_id), lambda d: d is None, bg.state_of)
 
     def delete_old_blue(self):
         old = self.world.old_blue
-        request = {"DBInstanceIdentifier": old, "SkipFinalSnapshot": False,
-                   "FinalDBSnapshotIdentifier": final_snapshot(self.params, old)}
+        request = bg.delete_old_blue_request(old, final_snapshot(self.params, old))
 
         def took_effect():
             status = rds_resources.status_of(rds_resources.describe_instance(self.client, old))
@@ -908,12 +929,17 @@ def switch_over(module, client, world, plan):
     measured = run.measurements()
     found = bg.objectives(measured, params, probing)
     verdict = bg.breach(identifier, found)
+    outcome = bg.verdict(found, failure is not None)
+    if outcome == "not_measured":
+        warn(module, f"the switchover of {identifier} ran without write probes: lost writes were not measured, so it "
+                     "is reported as not passed (verdict not_measured); give the login options to measure them")
     details = {"calls": run.calls, "deployment": camel_dict_to_snake_dict(world.deployment or {}),
-               "phases": runtime.log.phases}
-    report = runtime.report(passed=verdict is None and failure is None, objectives=found, measurements=measured,
+               "phases": runtime.log.phases, "verdict": outcome}
+    report = runtime.report(passed=outcome == "passed", objectives=found, measurements=measured,
                             details=details, failure=str(failure) if failure else verdict)
     result = dict(changed=bool(run.calls), actions=[bg.ACTIONS["switchover"]] if run.calls else [],
-                  passed=report["passed"], lost_writes=measured.get("lost_writes"), measurements=measured,
+                  passed=report["passed"], verdict=outcome, lost_writes=measured.get("lost_writes"),
+                  measurements=measured,
                   objectives=found, blue_green_deployment=camel_dict_to_snake_dict(world.deployment or {}),
                   green=[])
     runtime.exit(result, report, failure, verdict)

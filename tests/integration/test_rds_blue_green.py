@@ -130,13 +130,18 @@ def test_each_run_makes_only_the_calls_its_plan_names(runs):
     assert sum(len(results[f"{name} calls"]) for name in STEPS) > 0
     assert made["create"] == ["CreateBlueGreenDeployment"]
     assert made["switch"] == ["SwitchoverBlueGreenDeployment"]
-    assert made["remove"] == ["DeleteBlueGreenDeployment", "DeleteDBInstance"]
+    # The old blue before the deployment that names it (a failed delete is found again by a rerun), with a final
+    # snapshot and its automated backups kept (the point-in-time restore of the days before the deployment).
+    assert made["remove"] == ["DeleteDBInstance", "DeleteBlueGreenDeployment"]
+    deleted = [c["params"] for c in results["remove calls"] if c["action"] == "DeleteDBInstance"]
+    assert [(p.get("DeleteAutomatedBackups"), p.get("SkipFinalSnapshot")) for p in deleted] in (
+        [("false", "false")], [(False, False)])
     for name in ("plan create", "create again", "plan create again", "plan switchover", "switch again",
                  "plan removal", "remove again", "create once more", "switch once more"):
         assert made[name] == [], name
     assert results["plan create"]["changed"] and results["plan create"]["actions"] == ["CreateBlueGreenDeployment"]
     assert results["plan switchover"]["actions"] == ["SwitchoverBlueGreenDeployment"]
-    assert results["plan removal"]["actions"] == ["DeleteBlueGreenDeployment", "DeleteDBInstance"]
+    assert results["plan removal"]["actions"] == ["DeleteDBInstance", "DeleteBlueGreenDeployment"]
     assert results["plan removal"]["old_blue"] == {
         "db_instance_identifier": f"{BLUE}-old1", "final_snapshot_identifier": f"{BLUE}-old1-final"}
     for name in ("create again", "plan create again", "switch again", "remove again", "create once more",

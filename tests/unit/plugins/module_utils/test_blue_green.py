@@ -56,6 +56,8 @@ def _versions(version, targets=(), family="postgres15"):
     ({"state": "absent", "final_snapshot_identifier": "snap"}, ["final_snapshot_identifier is the snapshot taken"]),
     ({"state": "absent", "target_engine_version": None, "delete_old_blue": True}, []),
     ({"state": "switched_over", "target_engine_version": None}, []),
+    ({"extension_versions": {"postgis": {"a": 1}}}, ["extension_versions.postgis must list the versions"]),
+    ({"extension_versions": {"postgis": ["3.5.2"], "pgcrypto": []}}, []),
 ])
 def test_option_problems_name_the_option_and_the_fix(changes, expected):
     found = bg.option_problems(_params(**changes))
@@ -206,6 +208,31 @@ def test_green_mismatches_name_each_field():
     assert found == ["EngineVersion 18.6 (not 18.5)", "DBInstanceClass db.t3.micro (not db.m5.large)"]
 
 
+@pytest.mark.parametrize("target, found, matches", [
+    ("18", "18.6", True),
+    ("18", "17.6", False),
+    ("18.6", "18.6", True),
+    ("18.6", "18.7", False),  # 18.6 asked on 18.7: a downgrade, refused by the version checks
+    ("15.2", "15.7", False),
+    ("18", "eighteen", False),
+])
+def test_a_major_only_target_matches_any_minor_of_it(target, found, matches):
+    assert bg.version_matches(target, found) is matches
+
+
+def test_a_second_run_with_a_major_only_target_changes_nothing():
+    # Run 2 after the cleanup: no deployment, the instance on 18.6, the target "18"
+    for state in ("present", "switched_over"):
+        found = bg.plan(state, None, _instance(version="18.6"), _params(state=state, target_engine_version="18"))
+        assert found["actions"] == [] and found["problems"] == [] and found["note"]
+    # A green on 18.6 is the target "18"
+    assert bg.green_mismatches(_instance("shop-green-abcdef", version="18.6"), _params(target_engine_version="18")) \
+        == []
+    assert bg.at_target(_instance(version="18.7"), _params(target_engine_version="18"))
+    assert not bg.at_target(_instance(version="15.8"), _params(target_engine_version="18"))
+    assert not bg.at_target(_instance(version="15.7"), _params(target_engine_version="15.2"))
+
+
 # ------------------------------------------------------------------------------------------------------ old blue
 
 def _old_blue(**extra):
@@ -230,6 +257,12 @@ def test_the_instance_that_carries_the_name_is_never_the_old_blue():
     assert identifier is None and "does not describe as that instance" in problems[0]
 
 
+def test_deleting_the_old_blue_keeps_its_automated_backups_and_takes_a_final_snapshot():
+    assert bg.delete_old_blue_request("shop-old1", "shop-old1-final") == {
+        "DBInstanceIdentifier": "shop-old1", "SkipFinalSnapshot": False,
+        "FinalDBSnapshotIdentifier": "shop-old1-final", "DeleteAutomatedBackups": False}
+
+
 def test_an_old_blue_with_deletion_protection_is_refused():
     after = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
     identifier, problems = bg.old_blue(after, BLUE, {OLD: _old_blue(DeletionProtection=True)})
@@ -242,7 +275,27 @@ def test_create_request_carries_only_the_targets_given():
     request = bg.create_request("shop-blue-green", BLUE, _params(target_db_instance_class="db.m5.large"),
                                 {"team": "dbre"})
     assert request == {"BlueGreenDeploymentName": "shop-blue-green", "Source": BLUE, "TargetEngineVersion": "18.6",
-                       "TargetDBInstanceClass": "db.m5.large", "Tags": [{"Key": "team", "Value": "dbre"}]}
+                       "TargetDBInstanceClass": "db.m5.large", "Tags": [
+                           {"Key": "dbre:managed-by", "Value": "dbre.rds"}, {"Key": "team", "Value": "dbre"}]}
+    assert bg.create_request("x", BLUE, _params())["Tags"] == [{"Key": "dbre:managed-by", "Value": "dbre.rds"}]
+
+
+def test_absent_without_a_name_deletes_only_a_deployment_of_this_collection():
+    console = _deployment(name="dba-console-upgrade", identifier="bgd-9")
+    found = bg.plan("absent", console, _instance(), _params(state="absent", target_engine_version=None))
+    assert found["actions"] == [] and found["changed"] is False
+    assert "dba-console-upgrade (bgd-9, AVAILABLE) of shop was not made by dbre.rds" in found["problems"][0]
+    assert "give its name as blue_green_deployment_name" in found["problems"][0]
+    # Named by the user: theirs to delete
+    named = bg.plan("absent", console, _instance(),
+                    _params(state="absent", target_engine_version=None,
+                            blue_green_deployment_name="dba-console-upgrade"))
+    assert named["actions"] == ["DeleteBlueGreenDeployment"] and named["problems"] == []
+    # Tagged at creation under another name, or under the default name
+    tagged = dict(console, TagList=[{"Key": "dbre:managed-by", "Value": "dbre.rds"}])
+    for deployment in (tagged, _deployment()):
+        found = bg.plan("absent", deployment, _instance(), _params(state="absent", target_engine_version=None))
+        assert found["actions"] == ["DeleteBlueGreenDeployment"] and found["problems"] == []
 
 
 SWITCHED = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
@@ -265,8 +318,12 @@ SWITCHED = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
     ("absent", None, _instance(), {}, [], None),
     ("absent", _deployment(), _instance(), {}, ["DeleteBlueGreenDeployment"], None),
     ("absent", _deployment(status="DELETING"), _instance(), {}, [], None),
+    ("absent", _deployment(status="SWITCHOVER_FAILED"), _instance(), {}, [], "may already carry production"),
+    ("absent", _deployment(status="SWITCHOVER_FAILED"), _instance(), {"delete_target": False},
+     ["DeleteBlueGreenDeployment"], None),
+    # The old blue before the deployment that names it: a failed delete is found again by a rerun.
     ("absent", SWITCHED, _instance(version="18.6"), {"delete_old_blue": True},
-     ["DeleteBlueGreenDeployment", "DeleteDBInstance"], None),
+     ["DeleteDBInstance", "DeleteBlueGreenDeployment"], None),
     ("absent", SWITCHED, _instance(version="18.6"), {}, ["DeleteBlueGreenDeployment"], None),
 ])
 def test_plan(state, deployment, instance, changes, actions, problem):
@@ -286,12 +343,22 @@ def test_plan(state, deployment, instance, changes, actions, problem):
     ({"switched_over": True, "lost_writes": None}, {}, True, False),
     ({"switched_over": True, "lost_writes": 0, "write_downtime_seconds": 3.0}, {"max_downtime_seconds": 2}, True,
      False),
-    ({"switched_over": True}, {}, False, True),
-    ({"switched_over": False}, {}, False, False),
 ])
 def test_objectives(measured, changes, probing, held):
     found = bg.objectives(measured, _params(**changes), probing)
     assert all(o["held"] for o in found) is held
     assert (bg.breach("shop", found) is None) is held
-    if not probing:
-        assert [o["name"] for o in found] == ["switched_over"]
+    assert bg.verdict(found) == ("passed" if held else "failed")
+
+
+@pytest.mark.parametrize("measured, failure, verdict, breached", [
+    ({"switched_over": True}, False, "not_measured", False),
+    ({"switched_over": True}, True, "failed", False),
+    ({"switched_over": False}, False, "failed", True),
+])
+def test_without_write_probes_the_lost_writes_are_not_measured_and_never_pass(measured, failure, verdict, breached):
+    found = bg.objectives(measured, _params(), probing=False)
+    lost = [o for o in found if o["name"] == "lost_writes"]
+    assert lost == [{"name": "lost_writes", "objective": 0, "observed": "not measured", "unit": None, "held": False}]
+    assert bg.verdict(found, failure) == verdict
+    assert (bg.breach("shop", found) is not None) is breached
