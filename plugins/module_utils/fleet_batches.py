@@ -7,7 +7,8 @@ A host is a dict of the ``amazon.aws.aws_rds`` inventory's host variables (snake
 - the same Aurora cluster (a cluster host and its member instances, or two member instances),
 - clusters (or their members) of one global database (``global_cluster_identifier``, from the cluster's description
   or from the variable ``dbre_rds_global_cluster_identifier`` set by group vars or tags),
-- an instance and its read replicas (in any region: a cross-region source is an ARN).
+- an instance and its read replicas (in any region: a cross-region source is an ARN), transitively: every member of
+  a replication chain P -> R1 -> R2 (R1 a replica of P and the source of R2) is in the chain's one family.
 The playbook turns the plan into its ``hosts`` (``order``) and ``serial`` (``batch_sizes``), so Ansible itself runs
 the batches; ``max_fail_percentage`` then stops the batches after one whose drill breached its objective.
 """
@@ -28,8 +29,49 @@ def _is_cluster(host):
     return not host.get("db_instance_identifier") and bool(host.get("db_cluster_identifier"))
 
 
-def family_keys(host, clusters):
-    """The families ``host`` belongs to; ``clusters`` maps a cluster identifier to its host (for its global id)."""
+def replication_chains(hosts):
+    """Maps each instance identifier of a replication chain to the chain's top source (short identifiers).
+
+    Edges come from both sides (``read_replica_source_db_instance_identifier`` and
+    ``read_replica_db_instance_identifiers``), and the closure is transitive: P -> R1 -> R2 (R1 a replica of P and the
+    source of R2) is one chain, so P, R1 and R2 share one family even when R1 is not a target.
+    """
+    parent, source_of = {}, {}
+
+    def root(node):
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    def join(a, b):
+        parent[root(a)] = root(b)
+
+    for host in hosts:
+        if _is_cluster(host):
+            continue
+        me = _short(_identifier(host))
+        source = _short(host.get("read_replica_source_db_instance_identifier"))
+        if source:
+            source_of[me] = source
+            join(me, source)
+        for replica in host.get("read_replica_db_instance_identifiers") or []:
+            source_of.setdefault(_short(replica), me)
+            join(_short(replica), me)
+    members = {}
+    for node in list(parent):
+        members.setdefault(root(node), []).append(node)
+    chains = {}
+    for group in members.values():
+        tops = sorted(node for node in group if node not in source_of) or sorted(group)
+        chains.update({node: tops[0] for node in group})
+    return chains
+
+
+def family_keys(host, clusters, chains=None):
+    """The families ``host`` belongs to; ``clusters`` maps a cluster identifier to its host (for its global id),
+    ``chains`` an instance to its replication chain's top (replication_chains; without it, only the host's own
+    source and its own replicas are its replication families)."""
     keys = set()
     cluster = host.get("db_cluster_identifier")
     if cluster:
@@ -39,11 +81,17 @@ def family_keys(host, clusters):
                  or (clusters.get(cluster) or {}).get("global_cluster_identifier"))
     if global_id:
         keys.add(f"global:{_short(global_id)}")
+    if _is_cluster(host):
+        return keys
+    me = _short(_identifier(host))
+    if chains and me in chains:
+        keys.add(f"replication:{chains[me]}")
+        return keys
     source = host.get("read_replica_source_db_instance_identifier")
     if source:
         keys.add(f"replication:{_short(source)}")
-    elif host.get("read_replica_db_instance_identifiers") and not _is_cluster(host):
-        keys.add(f"replication:{_identifier(host)}")
+    if host.get("read_replica_db_instance_identifiers"):
+        keys.add(f"replication:{me}")
     return keys
 
 
@@ -71,7 +119,8 @@ def plan_batches(hosts, max_parallel, inventory=()):
     size = int(max_parallel)
     known = list(inventory) + list(hosts)
     clusters = {h["db_cluster_identifier"]: h for h in known if _is_cluster(h)}
-    families = {h["name"]: sorted(family_keys(h, clusters)) for h in hosts}
+    chains = replication_chains(known)
+    families = {h["name"]: sorted(family_keys(h, clusters, chains)) for h in hosts}
     remaining = [h["name"] for h in hosts]
     remaining = list(dict.fromkeys(remaining))
     batches = []

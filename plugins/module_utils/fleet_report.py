@@ -32,10 +32,19 @@ KINDS = ("restore", "failover", "dr", "upgrade", "tune", "users", "monitoring")
 VERDICTS = ("passed", "failed", "changed", "unchanged", "not_run")
 
 
-def report_stem(playbook, started_at):
-    """``fleet-<playbook>-<YYYYmmddTHHMMSSZ>``: the four files' name, sorting by time."""
+def _plain(text):
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
+
+
+def report_stem(playbook, started_at, run_id=None):
+    """``fleet-<playbook>-<YYYYmmddTHHMMSSZ>[-<run id>]``: the four files' name, sorting by time.
+
+    ``run_id`` tells apart runs that start in the same second (the slices of an AWX sliced job start together and
+    would otherwise overwrite each other's report): the AWX job id, else a suffix the playbook draws once per run.
+    """
     stamp = parse_utc(started_at).strftime("%Y%m%dT%H%M%SZ")
-    return f"fleet-{re.sub(r'[^A-Za-z0-9_.-]', '_', str(playbook))}-{stamp}"
+    suffix = f"-{_plain(run_id)[:64]}" if run_id not in (None, "") else ""
+    return f"fleet-{_plain(playbook)}-{stamp}{suffix}"
 
 
 def _number(value):
@@ -229,10 +238,10 @@ def render_junit(report):
 RENDERERS = {"json": render_json, "md": render_markdown, "html": render_html, "xml": render_junit}
 
 
-def render(report):
-    """{"stem": file name stem, "json"|"md"|"html"|"xml": text}."""
+def render(report, run_id=None):
+    """{"stem": file name stem, "json"|"md"|"html"|"xml": text}; ``run_id`` as in report_stem."""
     rendered = {fmt: RENDERERS[fmt](report) for fmt in RENDERINGS}
-    rendered["stem"] = report_stem(report["playbook"], report["started_at"])
+    rendered["stem"] = report_stem(report["playbook"], report["started_at"], run_id)
     return rendered
 
 
@@ -245,7 +254,7 @@ def s3_location(setting):
     else:
         text = str(setting or "").strip()
         text = text[len("s3://"):] if text.startswith("s3://") else text
-        bucket, _, prefix = text.partition("/")
+        bucket, prefix = (text.split("/", 1) + [""])[:2]
     if not bucket or not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", str(bucket)):
         raise ValueError(f"dbre_rds_report_s3 {setting!r} names no S3 bucket: give s3://<bucket>[/<prefix>] or "
                          "{bucket: ..., prefix: ...}")

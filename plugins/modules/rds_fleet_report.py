@@ -17,8 +17,8 @@ description:
     the parameters changed and the last passed run of each kind (restore, failover, ...).
   - Writes it to O(report_dir)C(/fleet/) as JSON (the stored format, read back by later runs and by
     M(dbre.rds.rds_drill_history_info)), Markdown, HTML and JUnit XML, with the stem
-    C(fleet-<playbook>-<UTC start time>). The last passed runs come from this run and the JSON reports already
-    there.
+    C(fleet-<playbook>-<UTC start time>[-<run_id>]). The last passed runs come from this run and the JSON reports
+    already there.
   - A database whose task never ran (the batches after a breach) is C(not_run).
   - Writing a report changes nothing the collection manages, so the module never reports a change; in check mode it
     builds the report and writes nothing.
@@ -77,6 +77,12 @@ options:
       - Directory on the runner whose C(fleet/) subdirectory (created if missing) receives the four files.
       - Without it nothing is written and no earlier report is read; the report is still returned.
     type: path
+  run_id:
+    description:
+      - Tells apart runs that start in the same second, so they do not overwrite each other's files (the slices of
+        an AWX sliced job start together); appended to the stem. The same for every batch of one run.
+      - The playbooks give the AWX job id (C(awx-<awx_job_id>)) when set, else a suffix drawn once per run.
+    type: str
   report_s3:
     description:
       - Where the playbook copies the renderings in S3, checked and returned as RV(s3); this module writes nothing
@@ -93,6 +99,8 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 seealso:
   - module: dbre.rds.rds_restore_drill
   - module: dbre.rds.rds_failover_test
@@ -183,7 +191,7 @@ renderings:
   type: dict
   contains:
     stem:
-      description: C(fleet-<playbook>-<UTC start time>).
+      description: C(fleet-<playbook>-<UTC start time>[-<run_id>]).
       type: str
     json:
       description: The stored JSON.
@@ -229,6 +237,7 @@ def argument_spec():
         playbook=dict(type="str", required=True),
         started_at=dict(type="str", required=True),
         targets=dict(type="str"),
+        run_id=dict(type="str"),
         report_dir=dict(type="path"),
         report_s3=dict(type="raw"),
     )
@@ -289,7 +298,7 @@ def main():
                                 finished_at=utc_iso(datetime.datetime.now(datetime.timezone.utc)),
                                 targets=params["targets"], hosts=databases, results=results,
                                 previous_reports=previous)
-    renderings = render(report)
+    renderings = render(report, params["run_id"])
     written = write(module, fleet_dir, renderings) if fleet_dir and not module.check_mode else {}
     module.exit_json(changed=False, report=report, report_files=written, renderings=renderings, s3=s3)
 

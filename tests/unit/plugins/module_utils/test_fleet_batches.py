@@ -53,6 +53,33 @@ def test_an_instance_finds_its_global_database_through_its_cluster_in_the_invent
     assert plan["families"] == {"e1": ["cluster:east", "global:g"], "w1": ["cluster:west", "global:g"]}
 
 
+CHAIN = {
+    "P": instance("P", read_replica_db_instance_identifiers=["R1"]),
+    "R1": instance("R1", read_replica_source_db_instance_identifier="P", read_replica_db_instance_identifiers=["R2"]),
+    "R2": instance("R2", read_replica_source_db_instance_identifier="arn:aws:rds:us-west-2:1:db:R1"),
+}
+
+
+@pytest.mark.parametrize("order", [["P", "R1", "R2"], ["R1", "R2", "P"], ["R2", "P", "R1"]])
+def test_a_replication_chain_is_one_family_whatever_the_order(order):
+    # P -> R1 -> R2: R1 is a replica of P and the source of R2; no two of the three are drilled together
+    plan = plan_batches([CHAIN[name] for name in order] + [instance("x")], 3)
+    assert plan["batches"] == [[order[0], "x"], [order[1]], [order[2]]]
+    assert {plan["families"][name][0] for name in order} == {"replication:P"}
+
+
+def test_a_chain_whose_middle_is_not_a_target_still_keeps_its_ends_apart():
+    # R1 is only in the inventory; P names it as its replica, R2 as its source
+    plan = plan_batches([CHAIN["P"], CHAIN["R2"]], 2, inventory=[CHAIN["R1"]])
+    assert plan["batches"] == [["P"], ["R2"]]
+    plan = plan_batches([CHAIN["P"], CHAIN["R2"]], 2)
+    assert plan["batches"] == [["P"], ["R2"]]
+
+
+def test_family_keys_of_a_replica_that_is_also_a_source_name_both_sides():
+    assert family_keys(CHAIN["R1"], {}) == {"replication:P", "replication:R1"}
+
+
 def test_family_keys_of_a_standalone_instance_are_empty():
     assert family_keys(instance("solo"), {}) == set()
 

@@ -110,8 +110,8 @@ def test_the_renderings_name_every_database_with_its_verdict():
 
 def test_a_tuning_report_counts_changed_and_unchanged():
     report = build_fleet_report(playbook="tune_parameters", kind="tune", started_at=NOW, finished_at=NOW, targets="x",
-                                hosts=[HOST, {"name": "billing-db"}], results={"orders-db": TUNED,
-                                                                              "billing-db": {"changed": False}})
+                                hosts=[HOST, {"name": "billing-db"}],
+                                results={"orders-db": TUNED, "billing-db": {"changed": False}})
     assert render(report)["md"].splitlines()[0] == ("# Fleet report: tune_parameters on x - 0 failed, 1 changed, "
                                                     "1 unchanged, 0 not run of 2")
 
@@ -140,3 +140,13 @@ def test_s3_location_refuses_what_names_no_bucket(setting):
 
 def test_report_stem_sorts_by_time_and_is_a_plain_name():
     assert report_stem("restore drill/x", "2026-11-30T07:00:00.123+01:00") == "fleet-restore_drill_x-20261130T060000Z"
+
+
+def test_runs_starting_in_the_same_second_get_different_stems():
+    # two slices of an AWX sliced job start together: the job id (or the run's suffix) keeps their files apart
+    started = "2026-11-30T07:00:00Z"
+    stems = {report_stem("restore_drill", started, run_id) for run_id in ("awx-4711", "awx-4712", None)}
+    assert stems == {"fleet-restore_drill-20261130T070000Z-awx-4711", "fleet-restore_drill-20261130T070000Z-awx-4712",
+                     "fleet-restore_drill-20261130T070000Z"}
+    assert report_stem("x", started, "a/b c") == "fleet-x-20261130T070000Z-a_b_c"
+    assert render(_report({"orders-db": RESTORE_PASSED}), run_id="awx-9")["stem"].endswith("-awx-9")
