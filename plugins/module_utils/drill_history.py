@@ -9,7 +9,8 @@ Two kinds of stored report are read (both JSON; anything else is ignored and sai
   ({kind: finished_at}) carried from the reports its run could see;
 - a drill's own report of plugins/module_utils/drill_report.py (written by rds_restore_drill, rds_failover_test,
   rds_dr_drill, rds_upgrade_drill with ``report_dir``): ``kind`` (restore_drill...), ``target``, ``passed``,
-  ``finished_at``; it names no region.
+  ``finished_at``; it names no region. A checklist-only upgrade report (kind ``upgrade_checklist``, or an
+  ``upgrade_drill`` report that rehearsed nothing) is skipped: it never counts as an upgrade drill.
 
 :func:`records_of` turns one document into flat records {identifier, region, host, kind, passed, verdict,
 finished_at (None: never ran), source, carried}; :func:`compliance` folds the records of every document into the
@@ -26,6 +27,8 @@ from ansible_collections.dbre.rds.plugins.module_utils.fleet_report import KINDS
 
 FORMAT_NAME = FORMAT.rsplit("/", 1)[0]
 SECONDS_PER_DAY = 86400.0
+# reports of runs that rehearse nothing (rds_upgrade_drill checks_only / check mode): read, never counted as a drill
+NOT_REHEARSED_KINDS = ("upgrade_checklist",)
 
 
 def history_argument_problems(params):
@@ -73,6 +76,9 @@ def records_of(document, source):
         if fmt != FORMAT:
             return [], f"fleet report format {fmt} is not {FORMAT}, the one this module reads", problems
         return _fleet_records(document, source, problems), None, problems
+    if document.get("kind") in NOT_REHEARSED_KINDS or _upgrade_not_rehearsed(document):
+        # rds_upgrade_drill checks_only: the checklist alone, no upgrade was rehearsed; never a passed upgrade drill
+        return [], "an upgrade checklist run alone: nothing was rehearsed, so it is no upgrade drill", problems
     kind = DRILL_KINDS.get(document.get("kind"))
     if kind and "target" in document and "passed" in document:
         finished = _when(document.get("finished_at"), source, f"the {document.get('kind')} report", problems)
@@ -85,6 +91,17 @@ def records_of(document, source):
         record["verdict"] = "passed" if record["passed"] else "failed"
         return ([record] if finished else []), None, problems
     return [], f"neither a fleet report ({FORMAT}) nor a drill report ({', '.join(sorted(DRILL_KINDS))})", problems
+
+
+def _upgrade_not_rehearsed(document):
+    """An ``upgrade_drill`` report of a checklist-only run: marked ``rehearsed: false``, or (reports written before
+    that marker) with no ``upgraded`` measurement, which every rehearsal records from its start."""
+    if document.get("kind") != "upgrade_drill":
+        return False
+    measurements = document.get("measurements")
+    if not isinstance(measurements, dict):
+        return True
+    return measurements.get("rehearsed") is False or "upgraded" not in measurements
 
 
 def _fleet_records(document, source, problems):

@@ -20,8 +20,10 @@ types that name objects by OID (``regcollation``, ``regconfig``, ``regdictionary
 ``regoperator``, ``regproc``, ``regprocedure``; ``regclass``, ``regrole`` and ``regtype`` are preserved and pass);
 columns of a system catalog's row type; ``aclitem`` columns (its format changed in 16); databases other than
 template0 that do not allow connections; libraries the new installation lacks (an extension the target does not
-ship). RDS adds: logical replication slots (PostgreSQL before 17 does not carry them over) and extension versions
-the target engine does not support (update them first with ``ALTER EXTENSION ... UPDATE TO``).
+ship); inheritance children whose column is nullable where the parent's is NOT NULL (checked by 18's pg_upgrade for
+sources up to 17: 18 keeps NOT NULL as an inherited constraint). RDS adds: logical replication slots (PostgreSQL
+before 17 does not carry them over) and extension versions the target engine does not support (update them first with
+``ALTER EXTENSION ... UPDATE TO``).
 """
 
 from __future__ import annotations
@@ -61,12 +63,15 @@ CHECKS = (
     ("removed_data_types", True, "No user column uses a data type the target removed or changed, or a system "
                                  "catalog's row type."),
     ("extension_versions", True, "Every installed extension's version is one the target ships."),
+    ("not_null_inheritance", True, "No inheritance child column is nullable where its parent's is NOT NULL "
+                                   "(pg_upgrade of 18 or later checks it on sources up to 17)."),
     ("long_transactions", False, "No transaction has been open longer than max_transaction_age_seconds."),
 )
 CHECK_NAMES = tuple(check[0] for check in CHECKS)
 BLOCKER_CHECKS = tuple(check[0] for check in CHECKS if check[1])
 DATABASE_CHECKS = ("databases_inspected", "database_connections", "prepared_transactions", "reg_columns",
-                   "logical_slots", "removed_data_types", "extension_versions", "long_transactions")
+                   "logical_slots", "removed_data_types", "extension_versions", "not_null_inheritance",
+                   "long_transactions")
 
 # pg_upgrade's "Checking for reg* data types in user tables": these reference OIDs that pg_upgrade does not preserve.
 REG_TYPES = ("regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator", "regproc",
@@ -212,6 +217,20 @@ WHERE NOT a.attisdropped AND a.attnum > 0 AND c.relkind IN ('r', 'm', 'i')
   AND n.nspname !~ '^pg_temp_' AND n.nspname !~ '^pg_toast_temp_'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1, 2, 4, 6"""
+# pg_upgrade of PostgreSQL 18 (check_for_not_null_inheritance, for sources up to 17): a child column nullable where
+# the same column of a parent is NOT NULL; 18 keeps NOT NULL as an inherited constraint and the restore would fail.
+NOT_NULL_INHERITANCE_SQL = """
+SELECT nc.nspname, cc.relname, ac.attname, np.nspname, cp.relname
+FROM pg_catalog.pg_inherits i
+JOIN pg_catalog.pg_attribute ac ON ac.attrelid = i.inhrelid
+JOIN pg_catalog.pg_attribute ap ON ap.attrelid = i.inhparent AND ap.attname = ac.attname
+JOIN pg_catalog.pg_class cc ON cc.oid = ac.attrelid
+JOIN pg_catalog.pg_namespace nc ON nc.oid = cc.relnamespace
+JOIN pg_catalog.pg_class cp ON cp.oid = ap.attrelid
+JOIN pg_catalog.pg_namespace np ON np.oid = cp.relnamespace
+WHERE ap.attnum > 0 AND ap.attnotnull AND NOT ac.attnotnull
+ORDER BY 1, 2, 3, 4, 5"""
+NOT_NULL_CHECKED_FROM, NOT_NULL_CHECKED_UP_TO = (18,), (17,)  # target major from which, source major up to which
 EXTENSIONS_SQL = """
 SELECT e.extname, e.extversion,
        ARRAY(SELECT p.target FROM pg_catalog.pg_extension_update_paths(e.extname) p
@@ -254,6 +273,15 @@ def _type_applies(name, source_major, target_major):
         return True
 
 
+def not_null_check_applies(source_major, target_major):
+    """Whether pg_upgrade checks inherited NOT NULL consistency: a target of 18 or later, a source of 17 or older."""
+    try:
+        return (_major_number(source_major) <= NOT_NULL_CHECKED_UP_TO
+                and _major_number(target_major) >= NOT_NULL_CHECKED_FROM)
+    except (TypeError, ValueError):
+        return True
+
+
 def database_facts(connect, target_major, login_db="postgres"):
     """The database side of the checklist in one pass. ``connect(dbname)`` returns a DB-API (psycopg2) connection
     as the modules' pg_connection opens it; every connection is closed before returning. Cluster-wide facts are read
@@ -261,7 +289,7 @@ def database_facts(connect, target_major, login_db="postgres"):
     and RDS's own; a database the login cannot open is listed under ``unreadable`` with the server's words."""
     facts = {"target_major": str(target_major), "databases": [], "refusing_connections": [], "unreadable": [],
              "prepared_transactions": [], "logical_slots": [], "transactions": [], "typed_columns": [],
-             "extensions": []}
+             "extensions": [], "not_null_inheritance": []}
     conn = connect(login_db)
     try:
         _autocommit(conn)
@@ -286,6 +314,7 @@ def database_facts(connect, target_major, login_db="postgres"):
     finally:
         _close(conn)
     names = typed_column_names(facts["source_major"], target_major)
+    not_null = not_null_check_applies(facts["source_major"], target_major)
     for database in inspected_databases(facts["databases"]):
         try:
             conn = connect(database)
@@ -300,6 +329,11 @@ def database_facts(connect, target_major, login_db="postgres"):
             for name, version, reachable in _rows(conn, EXTENSIONS_SQL):
                 facts["extensions"].append({"database": database, "name": name, "version": version,
                                             "update_targets": sorted(reachable or [], key=version_key)})
+            for schema, relation, column, parent_schema, parent in (_rows(conn, NOT_NULL_INHERITANCE_SQL)
+                                                                     if not_null else []):
+                facts["not_null_inheritance"].append({"database": database, "schema": schema, "relation": relation,
+                                                      "column": column, "parent_schema": parent_schema,
+                                                      "parent": parent})
         except Exception as exc:  # pylint: disable=broad-except
             facts["unreadable"].append({"database": database, "error": _first_line(exc)})
         finally:
@@ -578,7 +612,9 @@ def evaluate(facts, options):
         checks += [_inspected_check(database), _connections_check(database), _prepared_check(database),
                    _reg_check(database), _slots_check(database),
                    _removed_types_check(database, database.get("source_major"), target_major),
-                   _extensions_check(database, target_major, options), _transactions_check(database, options)]
+                   _extensions_check(database, target_major, options),
+                   _not_null_check(database, database.get("source_major"), target_major),
+                   _transactions_check(database, options)]
     order = {name: index for index, name in enumerate(CHECK_NAMES)}
     return sorted(checks, key=lambda c: order[c["name"]])
 
@@ -792,6 +828,18 @@ def _removed_types_check(database, source_major, target_major):
              f"({c['reason']})" for c in found if c["relkind"] != "i"]
     return _check("removed_data_types", not found, [f"{c['database']}:{_relation(c)} ({c['type']})" for c in found],
                   [], fix="; ".join(fixes) or "drop the indexes listed", detail={"columns": found})
+
+
+def _not_null_check(database, source_major, target_major):
+    applies = not_null_check_applies(source_major, target_major)
+    found = (database.get("not_null_inheritance") or []) if applies else []
+    fixes = [f"in database {c['database']}: ALTER TABLE {_quote_ident(c['schema'])}.{_quote_ident(c['relation'])} "
+             f"ALTER COLUMN {_quote_ident(c['column'])} SET NOT NULL; ({c['parent_schema']}.{c['parent']}."
+             f"{c['column']} is NOT NULL and PostgreSQL {target_major} requires its children to be too; the command "
+             "scans the table under an ACCESS EXCLUSIVE lock and fails while it holds NULLs: update those first)"
+             for c in found]
+    return _check("not_null_inheritance", not found, [f"{c['database']}:{_relation(c)}" for c in found], [],
+                  fix="; ".join(fixes), detail={"columns": found, "applies": applies})
 
 
 def _extensions_check(database, target_major, options):

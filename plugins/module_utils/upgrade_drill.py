@@ -45,7 +45,7 @@ def version_key(version):
 
 
 def major_of(version):
-    return str(version).strip().split(".")[0]
+    return str(version).strip().split(".", 1)[0]
 
 
 def is_major_upgrade(current, target):
@@ -180,10 +180,37 @@ def parameter_group_choice(params, described, target_family_name):
     return {"name": name, "action": "use", "problems": []}
 
 
+GROUP_MARK = "made by dbre.rds.rds_upgrade_drill"
+
+
 def parameter_group_request(name, family, tags, source_id):
     return {"DBParameterGroupName": name, "DBParameterGroupFamily": family,
-            "Description": f"PostgreSQL {family} parameters for {source_id}, made by dbre.rds.rds_upgrade_drill",
+            "Description": f"PostgreSQL {family} parameters for {source_id}, {GROUP_MARK}",
             "Tags": tag_list(tags)}
+
+
+def made_by_drill(described):
+    """Whether a DescribeDBParameterGroups entry is a group this module created (its description says so)."""
+    return GROUP_MARK in str((described or {}).get("Description") or "")
+
+
+def unfinished_group_problems(name, described, planned, parameters):
+    """A group this drill made but left partly set (a ModifyDBParameterGroup batch refused or throttled, a run killed
+    between the create and the last batch) is not used as is: the problem names the planned values it lacks.
+
+    ``planned`` is ``{name: value}`` the drill sets in a group it creates; ``parameters`` the group's parameters
+    (DescribeDBParameters, at least those of Source user). A planned parameter the group has a user value for is
+    set, whatever the value (a DBA may have changed it since); a group the drill did not make is the user's."""
+    if not made_by_drill(described):
+        return []
+    given = {p.get("ParameterName") for p in parameters or [] if p.get("Source") == "user"}
+    missing = sorted(set(planned or {}) - given)
+    if not missing:
+        return []
+    return [f"target_parameter_group {name} was made by rds_upgrade_drill but lacks {len(missing)} of the "
+            f"{len(planned)} values it sets ({', '.join(missing)}): a run that created it stopped part way; delete "
+            "the group (nothing should use it yet) and run again with create_parameter_group=true, or set those "
+            "values in it"]
 
 
 def parameter_batches(values, size=20):
@@ -195,6 +222,19 @@ def parameter_batches(values, size=20):
 
 # --------------------------------------------------------------------------------------------------------------------
 # The plan
+
+
+def name_taken_problems(plan, snapshot_exists, instance_exists):
+    """The names the rehearsal creates that already exist (a user-given snapshot_identifier or target_identifier):
+    found before CreateDBSnapshot freezes I/O on the source, not by RDS after it."""
+    found = []
+    if snapshot_exists:
+        found.append(f"a DB snapshot named {plan['snapshot']} already exists: give another snapshot_identifier "
+                     "(or leave it out for a generated name)")
+    if instance_exists:
+        found.append(f"a DB instance named {plan['target']} already exists: give another target_identifier "
+                     "(or leave it out for a generated name)")
+    return found
 
 
 def default_snapshot_identifier(source, started_at, suffix):
@@ -215,8 +255,8 @@ def plan_rehearsal(params, source, target_version, group, started_at, drill_id, 
     tags = restore_drill.drill_tags(drill_id, started_at, params.get("ttl_hours") or 24, params.get("tags"),
                                     owner=owner)
     snapshot = params.get("snapshot_identifier") or default_snapshot_identifier(source_id, started_at, suffix)
-    target = params.get("target_identifier") or restore_drill.default_target_identifier(source_id, started_at,
-                                                                                       suffix=suffix)
+    target = params.get("target_identifier") or restore_drill.default_target_identifier(
+        source_id, started_at, suffix=suffix)
     tags[restore_drill.DRILL_SNAPSHOT_TAG] = snapshot
     point = {"type": "snapshot", "snapshot_identifier": snapshot}
     operation, restore = restore_drill.instance_restore_request(source, point, target, tags,
@@ -224,6 +264,9 @@ def plan_rehearsal(params, source, target_version, group, started_at, drill_id, 
     major = is_major_upgrade(source["EngineVersion"], target_version)
     upgrade = {"DBInstanceIdentifier": target, "EngineVersion": target_version, "ApplyImmediately": True,
                "AllowMajorVersionUpgrade": major, "DBParameterGroupName": group["name"]}
+    if not major and group["action"] == "default":
+        # a minor upgrade keeps the family: the copy keeps the source's group, so the benchmark compares versions
+        del upgrade["DBParameterGroupName"]
     creates = [{"kind": SNAPSHOT_KIND, "identifier": snapshot}, {"kind": "instance", "identifier": target}]
     steps = [{"call": "CreateDBSnapshot", "resource": snapshot},
              {"call": "RestoreDBInstanceFromDBSnapshot", "resource": target},

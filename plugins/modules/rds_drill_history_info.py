@@ -21,8 +21,11 @@ description:
     counts for the database of that name in the one region the fleet reports know it in.
   - A run passed when its report says so; failed runs and runs that never ran (C(not_run), a batch stopped after a
     breach) never count as passed, whatever their age. Runs that finished after O(as_of) are not counted.
-  - Other JSON files (a capacity report, a fleet report of a newer format) are skipped and listed in
-    RV(reports.ignored). A damaged report of ours (a finish time that is no time, a fleet report with no list of
+  - A checklist-only run of M(dbre.rds.rds_upgrade_drill) (C(checks_only=true)) rehearses no upgrade, so its report
+    (kind C(upgrade_checklist), or an C(upgrade_drill) report with C(measurements.rehearsed=false) or no C(upgraded)
+    measurement) is never an C(upgrade) run; it is listed in the C(ignored) list of RV(reports).
+  - Other JSON files (a capacity report, a fleet report of a newer format) are skipped and listed in the C(ignored)
+    list of RV(reports). A damaged report of ours (a finish time that is no time, a fleet report with no list of
     databases) fails the module with every such problem named, since the answer would be wrong without it.
   - Read-only; runs the same in check mode.
 author:

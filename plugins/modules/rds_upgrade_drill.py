@@ -16,10 +16,13 @@ description:
     window, Multi-AZ, the target is a valid upgrade target of the current version, a parameter group of the target's
     family, and, inside the database (with O(login_password) or O(iam_auth=true)), every blocker C(pg_upgrade --check)
     stops on (prepared transactions, C(reg*) columns, logical replication slots, removed data types, extensions whose
-    installed version the target lacks, with the C(ALTER EXTENSION ... UPDATE) to run), long-running transactions and
+    installed version the target lacks, with the C(ALTER EXTENSION ... UPDATE) to run, inheritance children whose
+    column is nullable where the parent's is NOT NULL, from 17 or older to 18 or newer), long-running transactions and
     free storage. Each check has C(passed), the measured value and the fix."
-  - O(checks_only=true), or check mode, runs the checklist alone (describe calls and read-only SQL on the source) and
-    returns it with the plan of the rehearsal; nothing is created.
+  - "O(checks_only=true), or check mode, runs the checklist alone (describe calls and read-only SQL on the source) and
+    returns it with the plan of the rehearsal; nothing is created. Its report has the kind C(upgrade_checklist)
+    (C(measurements.rehearsed=false)), never C(upgrade_drill): M(dbre.rds.rds_drill_history_info) does not count it as
+    an upgrade drill. Check mode writes no report file."
   - "The rehearsal: a manual snapshot of the source, tagged as the drill's own; a restore of it to a temporary
     instance with the source's subnet group, security groups, parameter group and option group (the restore drill's
     request); the user's SQL O(checks) and the optional O(benchmark_sql) on the copy; C(ModifyDBInstance) of the copy
@@ -62,7 +65,8 @@ options:
   target_parameter_group:
     description:
       - The DB parameter group of the target's family the upgraded copy gets (the one production would get).
-      - Without it the upgrade names RDS's default group of the target family (C(default.postgres18)).
+      - Without it a major upgrade names RDS's default group of the target family (C(default.postgres18)); a minor
+        upgrade names no group, so the copy keeps the source's group and the benchmark compares versions only.
     type: str
   create_parameter_group:
     description:
@@ -70,7 +74,9 @@ options:
         M(dbre.rds.rds_param_tune) for the source's instance class and carrying the source group's non-default values
         that still exist in the new family (RV(parameter_group) lists those that do not).
       - The group is kept after the drill, since it is the group for production's upgrade. An existing group is used as
-        is.
+        is, except one this module made that lacks some of the values it sets (a run that created it failed or was
+        stopped between its C(ModifyDBParameterGroup) batches); the rehearsal is then refused before any change,
+        naming the missing values (delete the group and run again, or set them); the checklist alone warns.
     type: bool
     default: false
   checks_only:
@@ -325,7 +331,7 @@ checklist:
     - C(name) is one of C(instance_available), C(valid_upgrade_target), C(target_parameter_group),
       C(recent_backup), C(recent_snapshot), C(maintenance_window), C(multi_az), C(free_storage),
       C(databases_inspected), C(database_connections), C(prepared_transactions), C(reg_columns), C(logical_slots),
-      C(removed_data_types), C(extension_versions), C(long_transactions), in that order.
+      C(removed_data_types), C(extension_versions), C(not_null_inheritance), C(long_transactions), in that order.
   returned: always
   type: list
   elements: dict
@@ -422,6 +428,9 @@ measurements:
     restore_seconds:
       description: From the restore request until the copy was available.
       type: float
+    rehearsed:
+      description: Always true here; a checklist-only report (kind C(upgrade_checklist)) carries C(rehearsed=false).
+      type: bool
     upgrade_requested_at:
       description: When ModifyDBInstance was sent.
       type: str
@@ -472,7 +481,7 @@ report:
   type: dict
 report_files:
   description: Paths written under O(report_dir) (C(json), C(md), C(xml)).
-  returned: when O(report_dir) is set
+  returned: when O(report_dir) is set, not in check mode
   type: dict
 would_create:
   description: In check mode or with O(checks_only=true), what a rehearsal would create (and delete again).
@@ -628,10 +637,23 @@ def read_source(module, rds, runtime):
                                     "groups and defaults, snapshots, FreeStorageSpace): check the describe "
                                     "permissions in the notes; nothing was changed")
     group = drill.parameter_group_choice(params, read["target_parameter_group"], family)
-    if group["problems"] and not (params["checks_only"] or module.check_mode):
-        runtime.refuse(group["problems"])
     if group["action"] == "create":
         group.update(parameter_group_plan(source, read))
+    elif group["action"] == "use" and drill.made_by_drill(read["target_parameter_group"]):
+        # a group an earlier run made but left partly set is not used as is (here, then by blue/green and production)
+        try:
+            given = paginate(rds, "describe_db_parameters", "Parameters", DBParameterGroupName=group["name"],
+                             Source="user")
+        except aws_errors() as e:
+            module.fail_json_aws(e, msg=f"Reading the values of the parameter group {group['name']}: check "
+                                        "rds:DescribeDBParameters; nothing was changed")
+        unfinished = drill.unfinished_group_problems(group["name"], read["target_parameter_group"],
+                                                     parameter_group_plan(source, read)["values"], given)
+        group["problems"] += unfinished
+        for problem in unfinished if params["checks_only"] or module.check_mode else []:
+            warn(module, problem)
+    if group["problems"] and not (params["checks_only"] or module.check_mode):
+        runtime.refuse(group["problems"])
     return {"id": source_id, "described": source, "versions": versions, "target_version": target,
             "family": family, "group": group, "read": read}
 
@@ -713,7 +735,8 @@ class Rehearsal:
         self.upgrade = None
         self.group_result = None
         self.samples = []
-        self.measured = {"from_version": plan["from_version"], "to_version": plan["to_version"], "upgraded": False}
+        self.measured = {"from_version": plan["from_version"], "to_version": plan["to_version"], "upgraded": False,
+                         "rehearsed": True}
         self.cleanup_result = {"mode": self.params["cleanup"], "removed": [], "left_behind": [], "kept": [],
                                "steps": []}
 
@@ -813,7 +836,8 @@ class Rehearsal:
                                                    aws_retry=True)
         except (CallNotConfirmed,) + aws_errors() as exc:
             raise DrillAborted("parameter group", f"Creating the parameter group {group['name']}: {exc}: check "
-                                                  "rds:CreateDBParameterGroup and rds:ModifyDBParameterGroup",
+                                                  "rds:CreateDBParameterGroup and rds:ModifyDBParameterGroup; a "
+                                                  "group left partly set is refused by the next run until deleted",
                                cause=getattr(exc, "cause", exc))
         self.group_result = dict(group.get("report") or {}, name=group["name"], created=True)
         self.log.finish("parameter group")
@@ -1175,7 +1199,7 @@ def checklist_exit(module, runtime, source, plan, checklist):
     # A missing or wrong-family target_parameter_group is the checklist's target_parameter_group blocker here.
     passed = not drill.blockers(checklist)
     verdict = None if passed else "; ".join(decision["fix_first"])
-    report = runtime.report(passed=passed, objectives=table, measurements={}, failure=verdict,
+    report = runtime.report(passed=passed, objectives=table, measurements={"rehearsed": False}, failure=verdict,
                             details={"checklist": checklist, "plan": plan_summary(plan),
                                      "target_version": source["target_version"], "phases": runtime.log.phases})
     result = dict(changed=False, passed=passed, verdict="planned" if module.check_mode else
@@ -1185,7 +1209,26 @@ def checklist_exit(module, runtime, source, plan, checklist):
                   source=source_summary(source), plan=plan_summary(plan), would_create=plan["creates"],
                   objectives=table, phases=runtime.log.phases)
     breach = None if passed else f"Upgrade checklist of {source['id']} for {source['target_version']}: {verdict}"
+    if module.check_mode:
+        # check mode writes nothing, no report file either (as the other drills); the report is in the result
+        result["report"] = report
+        if breach and module.params["fail_on_breach"]:
+            module.fail_json(msg=breach, **result)
+        module.exit_json(**result)
     runtime.exit(result, report, None, breach)
+
+
+def refuse_taken_names(module, rds, runtime, plan):
+    """The snapshot and the copy the rehearsal creates must not exist yet: refused before CreateDBSnapshot."""
+    try:
+        problems = drill.name_taken_problems(
+            plan, describe_snapshot(rds, INSTANCE, plan["snapshot"]) is not None,
+            describe_instance(rds, plan["target"]) is not None)
+    except aws_errors() as e:
+        module.fail_json_aws(e, msg=f"Describing the snapshot {plan['snapshot']} and the instance {plan['target']} "
+                                    "the rehearsal would create: check the describe permissions; nothing was changed")
+    if problems:
+        runtime.refuse(problems)
 
 
 def source_summary(source):
@@ -1209,7 +1252,9 @@ def main():
     rds = rds_client(module)
     source_id = params["db_instance_identifier"]
     quiet = module.check_mode or params["checks_only"]
-    runtime = DrillRuntime(module, "upgrade_drill", source_id, f"Upgrade drill of {source_id}",
+    # a checklist-only run has its own report kind: rds_drill_history_info never counts it as an upgrade drill
+    runtime = DrillRuntime(module, "upgrade_checklist" if quiet else "upgrade_drill", source_id,
+                           f"Upgrade {'checklist' if quiet else 'drill'} of {source_id}",
                            progress_log=None if quiet else params["progress_log"])
     source = read_source(module, rds, runtime)
     checklist = run_checklist(module, rds, runtime, source)
@@ -1222,6 +1267,7 @@ def main():
     if not (params["login_password"] or params["iam_auth"]):
         warn(module, "No login_password and no iam_auth: the rehearsal measures the upgrade but runs no SQL check, "
                      "no benchmark and no connection probe on the copy")
+    refuse_taken_names(module, rds, runtime, plan)
     runtime.log.event("plan: " + ", ".join(f"{s['call']} {s['resource']}" for s in plan["steps"]), phase="plan")
     run = Rehearsal(module, rds, runtime, source, plan)
     failure = runtime.act(run.steps, run.cleanup)

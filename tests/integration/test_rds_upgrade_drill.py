@@ -367,6 +367,8 @@ def test_a_seeded_blocker_is_named_and_the_failed_upgrade_still_cleans_up(rehear
     checklist, result = rehearsals["results"]["first"]["blocked"], rehearsals["results"]["rehearse"]["blocked"]
     assert checklist.get("failed") is not True, checklist.get("msg")
     assert checklist["blockers"] == ["reg_columns"], checklist["checklist"]
+    # A checklist alone is never a passed upgrade drill in the drill history: its report has a kind of its own.
+    assert checklist["report"]["kind"] == "upgrade_checklist", checklist["report"]
     assert checklist["go_ahead"] is False and checklist["fix_first"][0].startswith("reg_columns: ")
     assert "drill_blocker" in checklist["fix_first"][0]
 

@@ -37,7 +37,7 @@ INSTANCE = "chk"
 EVERY_CHECK = ["instance_available", "valid_upgrade_target", "target_parameter_group", "recent_backup",
                "recent_snapshot", "maintenance_window", "multi_az", "free_storage", "databases_inspected",
                "database_connections", "prepared_transactions", "reg_columns", "logical_slots", "removed_data_types",
-               "extension_versions", "long_transactions"]
+               "extension_versions", "not_null_inheritance", "long_transactions"]
 ARGS = dict(db_instance_identifier=INSTANCE, target_engine_version="18.6", checks_only=True,
             target_parameter_group="chk-pg18", login_user=MASTER_USER, login_password=MASTER_PASSWORD,
             login_db="app", extension_versions={"hstore": ["1.8"]}, fail_on_breach=False)
@@ -140,8 +140,14 @@ class Seeds:
     def old_extension(self):
         self.run("SELECT pg_drop_replication_slot('chk_slot')", "CREATE EXTENSION hstore VERSION '1.4'")
 
+    def nullable_child(self):
+        # PostgreSQL 15 lets a child drop the NOT NULL its parent has; 18's pg_upgrade stops on it.
+        self.run("DROP EXTENSION hstore", "CREATE TABLE chk_parent (a int NOT NULL)",
+                 "CREATE TABLE chk_child () INHERITS (chk_parent)", "ALTER TABLE chk_child ALTER COLUMN a DROP NOT NULL")
+
     def clean_up(self):
         for statement in ("ROLLBACK PREPARED 'chk_tx'", "DROP TABLE IF EXISTS chk_jobs, chk_targets, chk_prepared",
+                          "DROP TABLE IF EXISTS chk_child, chk_parent",
                           "SELECT pg_drop_replication_slot('chk_slot')", "DROP EXTENSION IF EXISTS hstore"):
             try:
                 self.run(statement)
@@ -183,6 +189,7 @@ def runs(lab, instance, tmp_path_factory):
             ("regproc", False, seeds.regproc_column),
             ("slot", False, seeds.logical_slot),
             ("extension", False, seeds.old_extension),
+            ("not_null", False, seeds.nullable_child),
         ], tmp_path_factory.mktemp("checklist"))
     finally:
         seeds.clean_up()
@@ -225,6 +232,8 @@ BLOCKERS = {
                                 'USING "handler"::text;']),
     "slot": ("logical_slots", ["SELECT pg_drop_replication_slot('chk_slot');"]),
     "extension": ("extension_versions", ["in database app: ALTER EXTENSION \"hstore\" UPDATE TO '1.8';"]),
+    "not_null": ("not_null_inheritance", ['in database app: ALTER TABLE "public"."chk_child" ALTER COLUMN "a" SET '
+                                          'NOT NULL;']),
 }
 
 

@@ -78,8 +78,8 @@ def test_reports_of_several_ages_and_verdicts_name_exactly_the_databases_out_of_
     assert orders["last_passed_source"] == "report-1.json"
     ledger = by_id["ledger-db"]["kinds"]["restore"]
     # never passed: one run not run (a stopped batch), one failed
-    assert (ledger["last_passed_at"], ledger["runs"], ledger["reason"]) == (None, 1, "no passed restore run on "
-                                                                                  "record (1 failed)")
+    assert (ledger["last_passed_at"], ledger["runs"], ledger["reason"]) == (
+        None, 1, "no passed restore run on record (1 failed)")
     assert by_id["billing-db"]["kinds"]["restore"]["age_days"] == 12.0
     assert by_id["users-db"]["kinds"]["restore"]["compliant"] is True  # 29 days: inside the window
     assert by_id["search-db"]["kinds"]["restore"]["last_passed_at"] == day(1)
@@ -146,8 +146,8 @@ def test_the_same_identifier_in_two_regions_is_two_databases():
 
 def test_a_drill_report_joins_the_one_region_the_fleet_reports_know():
     result = view([fleet(line("orders-db", "restore", "failed", day(3), region="eu-west-1")),
-                   drill("restore_drill", "orders-db", True, day(1)), drill("failover_test", "orders-db", False,
-                                                                             day(1))],
+                   drill("restore_drill", "orders-db", True, day(1)),
+                   drill("failover_test", "orders-db", False, day(1))],
                   kinds=["restore", "failover"])
     assert len(result["databases"]) == 1
     orders = result["databases"][0]
@@ -214,3 +214,33 @@ def test_option_problems(params, expected):
     assert len(problems) == len(expected)
     for found, fragment in zip(problems, expected):
         assert found.startswith(fragment)
+
+
+def upgrade(passed, finished_at, measurements, kind="upgrade_drill"):
+    return build_report(kind=kind, title=f"{kind} of orders-db", target="orders-db", started_at=finished_at,
+                        finished_at=finished_at, passed=passed, objectives=[], measurements=measurements)
+
+
+REHEARSED = {"from_version": "15.10", "to_version": "18.6", "upgraded": True, "rehearsed": True}
+
+
+@pytest.mark.parametrize("checklist_only", [
+    upgrade(True, day(1), {"rehearsed": False}, kind="upgrade_checklist"),  # rds_upgrade_drill checks_only, now
+    upgrade(True, day(1), {"rehearsed": False}),  # a checklist-only report marked not rehearsed
+    upgrade(True, day(1), {}),  # a checks_only report of the upgrade_drill kind written before the fix
+])
+def test_a_checklist_only_upgrade_report_never_makes_a_database_compliant(checklist_only):
+    """C1: the checklist is no rehearsal; with it newest and the rehearsal failed, orders-db is out of compliance."""
+    records, reason, problems = records_of(checklist_only, "checklist.json")
+    assert records == [] and problems == [] and "nothing was rehearsed" in reason
+    failed = records_of(upgrade(False, day(1, hour=11), dict(REHEARSED, upgraded=False)), "rehearsal.json")[0]
+    answer = compliance(records + failed, kinds=["upgrade"], max_age_days=30, as_of=AS_OF)
+    assert answer["out_of_compliance"] == {"upgrade": ["orders-db"]}
+    assert answer["databases"][0]["kinds"]["upgrade"]["last_run_verdict"] == "failed"
+
+
+def test_a_rehearsed_upgrade_drill_still_counts():
+    records = records_of(upgrade(True, day(3), REHEARSED), "rehearsal.json")[0]
+    answer = compliance(records, kinds=["upgrade"], max_age_days=30, as_of=AS_OF)
+    assert answer["out_of_compliance"] == {"upgrade": []}
+    assert answer["databases"][0]["kinds"]["upgrade"]["last_passed_source"] == "rehearsal.json"

@@ -115,6 +115,10 @@ ACL_COLUMN = {"database": "app", "schema": "public", "relation": "grants", "relk
               "type": "aclitem[]", "root": "aclitem"}
 ROW_COLUMN = {"database": "app", "schema": "audit", "relation": "snap", "relkind": "r", "column": "cls",
               "type": "pg_class", "root": "system_composite:pg_class"}
+# PostgreSQL 18's pg_upgrade (check_for_not_null_inheritance, sources up to 17): a child nullable where its parent
+# is NOT NULL
+NULLABLE_CHILD = {"database": "app", "schema": "sales", "relation": "orders_2024", "column": "customer_id",
+                  "parent_schema": "sales", "parent": "orders"}
 
 # Each blocker seeded alone: (id, change to the database facts, the one failing check, words in its fix)
 DATABASE_BLOCKERS = [
@@ -133,6 +137,9 @@ DATABASE_BLOCKERS = [
     ("extension removed", dict(extensions=[{"database": "app", "name": "adminpack", "version": "2.1",
                                             "update_targets": []}]),
      "extension_versions", ['in database app: PostgreSQL 18 does not ship adminpack', 'DROP EXTENSION "adminpack";']),
+    ("not null inheritance", dict(not_null_inheritance=[NULLABLE_CHILD]), "not_null_inheritance",
+     ['in database app: ALTER TABLE "sales"."orders_2024" ALTER COLUMN "customer_id" SET NOT NULL;',
+      "sales.orders.customer_id is NOT NULL", "NULLs"]),
     ("refusing database", dict(refusing_connections=["archive"]), "database_connections",
      ['ALTER DATABASE "archive" WITH ALLOW_CONNECTIONS true;']),
     ("unreadable", dict(unreadable=[{"database": "secret", "error": "permission denied for database secret"}]),
@@ -524,7 +531,8 @@ def test_database_facts_reads_cluster_facts_once_and_each_database():
         "pg_stat_activity": [(7, "app", "etl", "job", "idle in transaction", ago(minutes=10), 600.0)],
     }
     per_database = {"WITH RECURSIVE": [("public", "jobs", "r", "handler", "regproc", "regproc")],
-                    "pg_extension_update_paths": [("hstore", "1.4", ["1.8", "1.10", "1.5"])]}
+                    "pg_extension_update_paths": [("hstore", "1.4", ["1.8", "1.10", "1.5"])],
+                    "pg_inherits": [("sales", "orders_2024", "customer_id", "sales", "orders")]}
     opened = []
 
     def connect(database):
@@ -547,10 +555,11 @@ def test_database_facts_reads_cluster_facts_once_and_each_database():
     assert found["transactions"][0]["age_seconds"] == 600.0
     assert [c["database"] for c in found["typed_columns"]] == ["app", "postgres"]
     assert found["extensions"][0]["update_targets"] == ["1.5", "1.8", "1.10"]
+    assert found["not_null_inheritance"] == [dict(NULLABLE_CHILD, database=name) for name in ("app", "postgres")]
     assert found["total_size_bytes"] == 10 * GIB + 5 + 9 + 7 + 7
     checks = checklist.evaluate({"aws": checklist.aws_facts(read_result(), "18.6", NOW), "database": found}, OPTIONS)
     assert set(failed(checks)) == {"databases_inspected", "database_connections", "prepared_transactions",
-                                   "reg_columns", "logical_slots", "long_transactions"}
+                                   "reg_columns", "logical_slots", "not_null_inheritance", "long_transactions"}
 
 
 def test_a_database_that_fails_its_queries_is_unreadable_and_closed():
@@ -567,3 +576,32 @@ def test_a_database_that_fails_its_queries_is_unreadable_and_closed():
     found = checklist.database_facts(connect, "18")
     assert found["unreadable"] == [{"database": "postgres", "error": "canceled"}]
     assert all(c.closed for c in opened)
+
+
+@pytest.mark.parametrize("source, target, applies", [
+    ("15", "18", True), ("16", "18", True), ("17", "18", True), ("17", "19", True),
+    ("18", "19", False), ("15", "17", False), ("15", "16", False),
+])
+def test_not_null_inheritance_only_from_17_or_older_to_18_or_newer(source, target, applies):
+    """M11: pg_upgrade of PostgreSQL 18 checks it for sources up to 17; the SQL pass runs it only then."""
+    assert checklist.not_null_check_applies(source, target) is applies
+    database = _seed(clean_database(), source_major=source, target_major=target,
+                     not_null_inheritance=[NULLABLE_CHILD])
+    check = by_name(checklist.evaluate({"database": database}, OPTIONS), "not_null_inheritance")
+    assert check["passed"] is not applies and check["blocker"] is True
+    assert check["value"] == (["app:sales.orders_2024.customer_id"] if applies else [])
+
+
+def test_the_not_null_pass_is_skipped_where_it_does_not_apply():
+    cluster = {"server_version_num": [(180001, "18.1")], "FROM pg_catalog.pg_database": [("app", True, 9)],
+               "pg_prepared_xacts": [], "pg_replication_slots": [], "pg_stat_activity": []}
+    per_database = {"WITH RECURSIVE": [], "pg_extension_update_paths": []}  # pg_inherits would be unexpected SQL
+    opened = []
+
+    def connect(database):
+        conn = FakeConnection(database, cluster if not opened else per_database)
+        opened.append(conn)
+        return conn
+
+    found = checklist.database_facts(connect, "19")
+    assert found["unreadable"] == [] and found["not_null_inheritance"] == []

@@ -188,8 +188,8 @@ def test_upgrade_outcome(described, events, upgraded, failure):
         assert failure in outcome["failure"] and "from 15.7 to 18.6 (it runs 15.7)" in outcome["failure"]
     else:
         assert outcome["failure"] is None and outcome["failure_event"] is None
-    assert [e["message"] for e in drill.upgrade_events(events)] == [e["Message"] for e in events
-                                                                     if e is not UNRELATED]
+    assert [e["message"] for e in drill.upgrade_events(events)] == [
+        e["Message"] for e in events if e is not UNRELATED]
 
 
 @pytest.mark.parametrize("described,seen,settled", [
@@ -301,3 +301,63 @@ def test_pgbench_slowdown_is_an_objective():
     measured = {"to_version": "18.6", "upgraded": True, "server_version_after": "18.6"}
     table = drill.objectives([], measured, [], [], pgbench=drill.pgbench_summary(1000.0, 500.0, 10))
     assert table[-1] == {"name": "pgbench slowdown", "objective": 10, "observed": 100.0, "unit": "%", "held": False}
+
+
+def user_values(**values):
+    return [{"ParameterName": k, "ParameterValue": str(v), "Source": "user"} for k, v in values.items()]
+
+
+DRILL_GROUP = {"DBParameterGroupName": "pg18", "DBParameterGroupFamily": "postgres18",
+               "Description": drill.parameter_group_request("pg18", "postgres18", {}, "orders")["Description"]}
+PLANNED = {"log_min_duration_statement": "500", "work_mem": "{DBInstanceClassMemory/1024}", "random_page_cost": "1.1"}
+
+
+@pytest.mark.parametrize("described, parameters, missing", [
+    # the first batch went in, the second never did (a refused value, throttling, a killed run): refused, named
+    (DRILL_GROUP, user_values(log_min_duration_statement=500), ["random_page_cost", "work_mem"]),
+    (DRILL_GROUP, [], ["log_min_duration_statement", "random_page_cost", "work_mem"]),
+    # complete; a value a DBA changed since is theirs, not a gap
+    (DRILL_GROUP, user_values(log_min_duration_statement=250, work_mem="4MB", random_page_cost="1.1"), []),
+    # a group the drill did not make is the user's: used as is
+    (dict(DRILL_GROUP, Description="ours"), [], []),
+])
+def test_a_partly_set_group_the_drill_made_is_refused_on_reuse(described, parameters, missing):
+    """M4: a group created by an earlier run that stopped between its ModifyDBParameterGroup batches is not used as
+    is (by this rehearsal, then by blue/green and production): the run refuses, naming the values it lacks."""
+    assert drill.made_by_drill(described) is (described is DRILL_GROUP)
+    problems = drill.unfinished_group_problems("pg18", described, PLANNED, parameters)
+    if not missing:
+        assert problems == []
+        return
+    assert len(problems) == 1 and problems[0].startswith("target_parameter_group pg18 was made by rds_upgrade_drill")
+    assert f"lacks {len(missing)} of the {len(PLANNED)} values" in problems[0]
+    assert ", ".join(missing) in problems[0] and "delete the group" in problems[0]
+
+
+@pytest.mark.parametrize("snapshot_exists, instance_exists, words", [
+    (False, False, []),
+    (True, False, ["a DB snapshot named snap-1 already exists: give another snapshot_identifier"]),
+    (False, True, ["a DB instance named copy-1 already exists: give another target_identifier"]),
+    (True, True, ["snapshot_identifier", "target_identifier"]),
+])
+def test_names_taken_are_refused_before_the_snapshot(snapshot_exists, instance_exists, words):
+    """m1: a user-given name that exists is found before CreateDBSnapshot, not by RDS after it."""
+    problems = drill.name_taken_problems({"snapshot": "snap-1", "target": "copy-1"}, snapshot_exists, instance_exists)
+    assert len(problems) == len(words)
+    for problem, word in zip(problems, words):
+        assert word in problem
+
+
+@pytest.mark.parametrize("target, action, group_sent", [
+    ("15.8", "default", None),  # minor, no group given: the copy keeps the source's group (m9)
+    ("15.8", "use", "orders-pg15-tuned"),  # minor, a group given: that group
+    ("18.6", "default", "default.postgres18"),  # major, no group given: the new family's default group
+])
+def test_a_minor_rehearsal_keeps_the_copys_group_unless_one_is_given(target, action, group_sent):
+    """m9: without target_parameter_group a minor rehearsal must not swap the source's custom group for RDS's
+    default, or the before/after benchmark compares parameters, not versions."""
+    name = "default.postgres18" if action == "default" and target.startswith("18") else (
+        "default.postgres15" if action == "default" else "orders-pg15-tuned")
+    plan = drill.plan_rehearsal(params(), SOURCE, target, {"name": name, "action": action, "problems": []},
+                                NOW, "20261130T070000Z-abcdef12")
+    assert plan["upgrade_request"].get("DBParameterGroupName") == group_sent
