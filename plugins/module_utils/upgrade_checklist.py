@@ -329,8 +329,8 @@ def database_facts(connect, target_major, login_db="postgres"):
             for name, version, reachable in _rows(conn, EXTENSIONS_SQL):
                 facts["extensions"].append({"database": database, "name": name, "version": version,
                                             "update_targets": sorted(reachable or [], key=version_key)})
-            for schema, relation, column, parent_schema, parent in (_rows(conn, NOT_NULL_INHERITANCE_SQL)
-                                                                     if not_null else []):
+            inconsistent = _rows(conn, NOT_NULL_INHERITANCE_SQL) if not_null else []
+            for schema, relation, column, parent_schema, parent in inconsistent:
                 facts["not_null_inheritance"].append({"database": database, "schema": schema, "relation": relation,
                                                       "column": column, "parent_schema": parent_schema,
                                                       "parent": parent})
