@@ -623,13 +623,20 @@ def objectives(measured, checks, max_rto_seconds=None, max_rpo_seconds=None, cle
         rpo = measured.get("rpo_seconds")
         table.append({"name": "rpo_seconds", "objective": max_rpo_seconds, "observed": rpo, "unit": "s",
                       "held": rpo is not None and rpo <= max_rpo_seconds})
-    if cleanup is not None and cleanup.get("mode") != "never":
-        left = cleanup.get("left_behind") or []
-        table.append({"name": "cleanup", "objective": "nothing left behind",
-                      "observed": "left behind: " + ", ".join(left) if left else
-                      ("kept: " + ", ".join(cleanup["kept"]) if cleanup.get("kept") else "all removed"),
-                      "unit": None, "held": not left})
-    return table
+    row = cleanup_objective(cleanup)
+    return table + ([row] if row else [])
+
+
+def cleanup_objective(cleanup):
+    """The verdict row of a drill's cleanup (``restore_drill.cleanup_plan``'s outcome): nothing left behind, what was
+    kept on purpose named; None when the drill was told never to clean up or did not get that far."""
+    if cleanup is None or cleanup.get("mode") == "never":
+        return None
+    left = cleanup.get("left_behind") or []
+    return {"name": "cleanup", "objective": "nothing left behind",
+            "observed": "left behind: " + ", ".join(left) if left else
+            ("kept: " + ", ".join(cleanup["kept"]) if cleanup.get("kept") else "all removed"),
+            "unit": None, "held": not left}
 
 
 def first_failure(table, failure=None):

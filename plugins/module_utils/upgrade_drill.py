@@ -418,13 +418,8 @@ def objectives(checklist, measured, checks_before, checks_after, benchmark=None,
         seconds = measured.get("upgrade_seconds")
         table.append({"name": "upgrade_seconds", "objective": max_upgrade_seconds, "observed": seconds, "unit": "s",
                       "held": seconds is not None and seconds <= max_upgrade_seconds})
-    if cleanup is not None and cleanup.get("mode") != "never":
-        left = cleanup.get("left_behind") or []
-        table.append({"name": "cleanup", "objective": "nothing left behind",
-                      "observed": "left behind: " + ", ".join(left) if left else
-                      ("kept: " + ", ".join(cleanup["kept"]) if cleanup.get("kept") else "all removed"),
-                      "unit": None, "held": not left})
-    return table
+    row = restore_drill.cleanup_objective(cleanup)
+    return table + ([row] if row else [])
 
 
 def go_ahead(checklist, table, failure=None):
