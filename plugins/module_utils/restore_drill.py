@@ -788,7 +788,7 @@ def sweep_selection(instances, clusters, now, protected=(), alive=None, older_th
                 if others:
                     reason = "has members that are not swept drill instances: " + ", ".join(sorted(others))
             elif reason is None and kind == SNAPSHOT:
-                reason = _snapshot_sweep_refusal(resource, identifier, restored_from)
+                reason = _snapshot_sweep_refusal(resource, identifier, tags, restored_from)
             if reason:
                 skip.append({"kind": kind, "identifier": identifier, "reason": reason})
                 if kind == "instance" and tags.get(DRILL_SNAPSHOT_TAG):
@@ -801,9 +801,13 @@ def sweep_selection(instances, clusters, now, protected=(), alive=None, older_th
     return {"delete": delete, "skip": skip}
 
 
-def _snapshot_sweep_refusal(snapshot, identifier, restored_from):
-    """Why an expired drill snapshot is kept for now, or None: RDS deletes only an available manual snapshot, and a
-    drill instance left alone may still be restoring from it."""
+def _snapshot_sweep_refusal(snapshot, identifier, tags, restored_from):
+    """Why an expired drill snapshot is kept, or None: a drill names its own snapshot in its DRILL_SNAPSHOT_TAG (a
+    user's CopyDBSnapshot with CopyTags carries the original's name there: never the drill's to delete), RDS deletes
+    only an available manual snapshot, and a drill instance left alone may still be restoring from it."""
+    if tags.get(DRILL_SNAPSHOT_TAG) != identifier:
+        return (f"its {DRILL_SNAPSHOT_TAG} tag names {tags.get(DRILL_SNAPSHOT_TAG) or 'nothing'}, not itself: a copy "
+                "or a snapshot no drill made; delete it yourself if it is not needed")
     if snapshot.get("SnapshotType") not in (None, "manual"):
         return f"a {snapshot['SnapshotType']} snapshot: RDS removes it with its instance"
     status = snapshot.get("Status")

@@ -231,10 +231,13 @@ def rehearsals(sources, tmp_path_factory):
     """Both rehearsals (and, before them, check mode and the checklist alone) in one ansible-playbook run."""
     lab, rds = sources["lab"], sources["rds"]
     report_dir = tmp_path_factory.mktemp("upgrade-reports")
+    # As the drill tags its snapshot: dbre:drill-snapshot names the snapshot itself (a copy would name the original).
     killed_drill = [{"Key": "dbre:drill-id", "Value": "20261130T060000Z-killed00"},
+                    {"Key": "dbre:drill-snapshot", "Value": KILLED},
                     {"Key": "dbre:drill-expires", "Value": "2099-01-01T00:00:00.000Z"},
                     {"Key": "dbre:drill-owner", "Value": f"{os.uname().nodename}/{os.getpid()}/1"}]
     elsewhere = [{"Key": "dbre:drill-id", "Value": "20261130T060000Z-other000"},
+                 {"Key": "dbre:drill-snapshot", "Value": ELSEWHERE},
                  {"Key": "dbre:drill-expires", "Value": "2099-01-01T00:00:00.000Z"},
                  {"Key": "dbre:drill-owner", "Value": "another-host/1/1"}]
     for identifier, tags in ((KILLED, killed_drill), (ELSEWHERE, elsewhere), (USERS, [])):

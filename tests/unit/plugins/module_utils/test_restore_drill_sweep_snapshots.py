@@ -105,3 +105,17 @@ def test_a_snapshot_goes_after_the_copy_restored_from_it_and_stays_while_that_co
 def test_without_snapshots_the_selection_is_as_before():
     instances = [_instance("copy-a", PAST)]
     assert drill.sweep_selection(instances, [], NOW) == drill.sweep_selection(instances, [], NOW, snapshots=())
+
+
+def test_a_copy_of_a_drill_snapshot_is_never_swept():
+    """A user's CopyDBSnapshot with CopyTags carries every drill tag, but its dbre:drill-snapshot names the original."""
+    copy = _snapshot("kept-by-the-dba")
+    copy["TagList"] = [dict(tag, Value="orders-upgrade-old") if tag["Key"] == drill.DRILL_SNAPSHOT_TAG else tag
+                       for tag in copy["TagList"]]
+    untagged = _snapshot("no-name-tag")
+    untagged["TagList"] = [tag for tag in untagged["TagList"] if tag["Key"] != drill.DRILL_SNAPSHOT_TAG]
+    chosen = drill.sweep_selection([], [], NOW, snapshots=[copy, untagged])
+    assert chosen["delete"] == []
+    reasons = {entry["identifier"]: entry["reason"] for entry in chosen["skip"]}
+    assert reasons["kept-by-the-dba"].startswith("its dbre:drill-snapshot tag names orders-upgrade-old, not itself")
+    assert reasons["no-name-tag"].startswith("its dbre:drill-snapshot tag names nothing, not itself")
