@@ -101,6 +101,10 @@ def database_line(host, kind, result, fallback_time):
         line["verdict"] = "passed" if line["passed"] else "failed"
     elif result.get("failed"):
         line["passed"], line["verdict"] = False, "failed"
+    elif kind in DRILL_KINDS.values():
+        # A drill passes only when its result says so (a check-mode plan says "planned"): the stored history must
+        # never gain a pass no drill gave.
+        line["passed"], line["verdict"] = False, "not_run"
     else:
         line["passed"] = True
         line["verdict"] = "changed" if result.get("changed") else "unchanged"

@@ -150,3 +150,14 @@ def test_runs_starting_in_the_same_second_get_different_stems():
                      "fleet-restore_drill-20261130T070000Z"}
     assert report_stem("x", started, "a/b c") == "fleet-x-20261130T070000Z-a_b_c"
     assert render(_report({"orders-db": RESTORE_PASSED}), run_id="awx-9")["stem"].endswith("-awx-9")
+
+
+@pytest.mark.parametrize("kind", ["restore", "failover", "dr", "upgrade"])
+def test_a_drill_result_without_a_verdict_is_never_a_pass(kind):
+    line = database_line({"name": "orders-db"}, kind, {"changed": False, "verdict": "planned"}, "2026-11-30T00:00:00Z")
+    assert (line["passed"], line["verdict"]) == (False, "not_run")
+
+
+def test_a_tune_result_without_passed_is_changed_or_unchanged():
+    line = database_line({"name": "orders-db"}, "tune", {"changed": True}, "2026-11-30T00:00:00Z")
+    assert (line["passed"], line["verdict"]) == (True, "changed")
