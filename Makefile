@@ -97,7 +97,9 @@ test: setup ## Everything CI runs: unit, sanity, next ansible-core, lint, docs, 
 	$(MAKE) --no-print-directory next-core
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs-check
-	$(BIN)/pytest -q -n 2 --dist loadfile tests/lab tests/integration
+	@# Files go to the two workers in this order (--no-loadscope-reorder: xdist would otherwise put the files with the
+	@# fewest tests last, which are the long ansible-driven ones, and leave one worker idle at the end).
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests/integration tests/lab
 	$(MAKE) --no-print-directory molecule
 
 demo: setup ## The whole flow on the local lab, then a summary
