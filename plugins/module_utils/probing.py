@@ -383,6 +383,16 @@ class WriteProbes:
         samples = self.samples()
         return samples[-1].get("permanent") if samples and not samples[-1]["ok"] else None
 
+    def permanent_error_since(self, since):
+        """A wait's ``permanent`` check that counts only probes sent at or after ``since`` (clock seconds): after a
+        switchover or failover RDS reports done, a login the fenced writer refused while the change was under way
+        (its pg_hba.conf rejected every TCP login) is history, not a reason to stop waiting."""
+        def check(_value=None):
+            samples = self.samples()
+            last = samples[-1] if samples else None
+            return last.get("permanent") if last and not last["ok"] and last["sent"] >= since else None
+        return check
+
     def start(self, baseline=3, timeout=30.0):
         """Create the table (write mode), start probing and wait until ``baseline`` probes succeeded: :meth:`create`,
         :meth:`begin` and :meth:`wait_baseline` in a row, for a drill with nothing to do between them."""

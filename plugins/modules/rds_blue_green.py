@@ -796,12 +796,12 @@ class Switchover:
             self.start_probes()
         self.switch()
         if self.probes is not None:
-            settle = self.params["probe_settle_seconds"]
+            settle, since = self.params["probe_settle_seconds"], self.clock.elapsed()
             self.wait("writes to settle", lambda: failover_drill.settled_for(self.probes.samples(), self.requested,
                                                                              self.clock.elapsed()),
                       lambda seconds: seconds >= settle, interval=self.params["probe_interval"],
                       state_of=lambda s: "settled" if s >= settle else ("succeeding" if s > 0 else "failing"),
-                      permanent=self.probes.last_permanent_error)
+                      permanent=self.probes.permanent_error_since(since))
 
     def start_probes(self):
         world, table = self.world, self.params["probe_table"]

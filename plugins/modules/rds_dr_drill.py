@@ -1175,12 +1175,12 @@ class DrRun:
     def settle(self):
         if self.probes is None:
             return
-        settle = self.params["probe_settle_seconds"]
+        settle, since = self.params["probe_settle_seconds"], self.clock.elapsed()
         self.wait("writes to settle", lambda: failover_drill.settled_for(self.probes.samples(), self.requested,
                                                                          self.clock.elapsed()),
                   lambda seconds: seconds >= settle, interval=self.params["probe_interval"],
                   state_of=lambda s: "settled" if s >= settle else ("succeeding" if s > 0 else "failing"),
-                  permanent=self.probes.last_permanent_error)
+                  permanent=self.probes.permanent_error_since(since))
 
     def cutover(self, address, key="dns"):
         """UPSERT the CNAME to the new writer and wait until Route 53 has it in sync: part of the RTO."""

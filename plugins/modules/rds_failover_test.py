@@ -771,10 +771,11 @@ class FailoverRun:
     def settle(self):
         settle = self.params["probe_settle_seconds"]
         phase = "writes to settle" if self.params["probe_mode"] == "write" else "reads to settle"
+        since = self.clock.elapsed()
         self._wait(phase, lambda: drill.settled_for(self.prober.samples(), self.requested, self.clock.elapsed()),
                    lambda seconds: seconds >= settle, self.params["probe_interval"],
                    state_of=lambda s: "settled" if s >= settle else ("succeeding" if s > 0 else "failing"),
-                   permanent=self.probes.last_permanent_error)
+                   permanent=self.probes.permanent_error_since(since))
         self.log.event(f"probes succeeded for {settle:g} s", phase="settling")
 
     def read_events(self):

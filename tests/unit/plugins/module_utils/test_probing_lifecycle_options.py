@@ -106,3 +106,26 @@ def test_a_permanent_error_ends_the_baseline_wait_at_once():
         run.wait_baseline(3, timeout=10)
     assert time.monotonic() - started < 5, "the wait does not run to its timeout"
     run.stop()
+
+
+def test_a_login_the_fenced_writer_refused_before_the_settle_wait_does_not_end_it():
+    """The blue/green flake of stop 24: the last probe before the settle wait was refused by the fenced blue's
+    pg_hba.conf. Only a probe sent after the wait began may stop it; a refusal after that still does, at once."""
+    server = Server("east")
+    connector = RecordingConnector(server)
+    run = probes(connector)
+    run.create()
+    connector.refuse = psycopg2.OperationalError('FATAL:  pg_hba.conf rejects connection for host "127.0.0.1"')
+    run.begin()
+    wait_for(lambda: [s for s in run.samples() if not s["ok"]])
+    run.stop()
+    since = run.clock.elapsed()
+    assert run.last_permanent_error() is not None, "the refusal counts as permanent without a start time"
+    assert run.permanent_error_since(since)() is None, "a refusal sent before the wait began is history"
+    run.begin()
+    wait_for(lambda: [s for s in run.samples() if s["sent"] >= since and not s["ok"]])
+    assert "pg_hba.conf rejects" in run.permanent_error_since(since)()
+    connector.refuse = None
+    wait_for(lambda: run.samples()[-1]["ok"])
+    assert run.permanent_error_since(since)() is None
+    run.stop()
