@@ -9,13 +9,17 @@ DescribeDBParameterGroups); the module does the calls.
 A deployment is found by the instance it is about, never by position in a list: before the switchover the instance
 is its ``Source``; after it, the instance that took the name (the former green) is its ``Target`` and the old blue,
 renamed ``<id>-old1``, its ``Source``. The old blue is deleted only when it is that ``SourceMember`` of a completed
-switchover and not the instance that now carries the name.
+switchover, not the instance that now carries the name, and proven to be the instance the deployment was made from by
+something other than its name (ARNs are made of names: a later deployment's old blue takes the same ``<id>-old1``):
+the resource id recorded at creation, and an instance created before the deployment.
 """
 
 from __future__ import annotations
 
+from ansible_collections.dbre.rds.plugins.module_utils import cloudwatch_lag
 from ansible_collections.dbre.rds.plugins.module_utils import upgrade_checklist
 from ansible_collections.dbre.rds.plugins.module_utils import upgrade_drill
+from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.probing import valid_table_name
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 
@@ -41,6 +45,13 @@ ACTIONS = {"create": "CreateBlueGreenDeployment", "switchover": "SwitchoverBlueG
            "delete": "DeleteBlueGreenDeployment", "delete_old_blue": "DeleteDBInstance"}
 # The tag every deployment this collection creates carries: state=absent without a name deletes only those.
 MANAGED_TAG = ("dbre:managed-by", "dbre.rds")
+# The blue's DbiResourceId (immutable, unlike its name and ARN), recorded on the deployment at creation: after the
+# switchover it tells the deployment's own old blue from another instance under the same name.
+BLUE_RESOURCE_TAG = "dbre:blue-dbi-resource-id"
+EVENT_SOURCE_TYPE = "blue-green-deployment"
+# RDS event messages of a switchover (source type blue-green-deployment), lower case.
+SWITCHOVER_EVENTS = ("switchover started", "switchover canceled", "switchover cancelled", "switchover completed",
+                     "switchover failed")
 
 
 # ---------------------------------------------------------------------------------------------------------- options
@@ -50,8 +61,30 @@ def default_deployment_name(identifier):
     return f"{identifier}-blue-green"[:NAME_MAX].rstrip("-")
 
 
-def default_final_snapshot(old_blue):
-    return f"{old_blue}-final"[:255].rstrip("-")
+def default_final_snapshot(old_blue, now=None):
+    """``<old blue>-final``; with ``now``, ``<old blue>-final-<UTC timestamp>`` (``%Y%m%d%H%M%S``, as
+    rds_provision's final snapshots), the name when the first is taken (the next upgrade's old blue has the same
+    name)."""
+    name = f"{old_blue}-final" if now is None else f"{old_blue}-final-{as_utc(now):%Y%m%d%H%M%S}"
+    return name[:255].rstrip("-")
+
+
+def final_snapshot_candidates(old_blue, given, now):
+    """The names to try for the old blue's final snapshot, in order: the user's, or the default and then the
+    timestamped default."""
+    if given:
+        return [given]
+    return [default_final_snapshot(old_blue), default_final_snapshot(old_blue, now)]
+
+
+def choose_final_snapshot(candidates, existing):
+    """``(name, problems)``: the first candidate no snapshot has taken (``existing``: the names that exist)."""
+    free = [name for name in candidates if name not in existing]
+    if free:
+        return free[0], []
+    if len(candidates) == 1:
+        return None, [f"a snapshot named {candidates[0]} exists already: give final_snapshot_identifier another name"]
+    return None, [f"snapshots named {' and '.join(candidates)} exist already: give final_snapshot_identifier"]
 
 
 def option_problems(params):
@@ -187,8 +220,9 @@ def lag_problems(greens, lags, max_lag_seconds):
     for green in greens:
         lag = lags.get(green)
         if lag is None:
-            problems.append(f"the green {green} has published no ReplicaLag yet: wait until it does (state=present "
-                            "waits for it)")
+            problems.append(f"the green {green} has no recent ReplicaLag (no datapoint whose minute ended in the last "
+                            f"{cloudwatch_lag.RECENT_PERIODS} minutes): it has published none yet or its replication "
+                            "stopped; wait until it publishes it (state=present waits for it)")
         elif lag > max_lag_seconds:
             problems.append(f"the green {green} lags {lag:g} s behind blue, more than max_lag_seconds="
                             f"{max_lag_seconds:g}: wait until it has caught up")
@@ -272,6 +306,38 @@ def state_of(deployment):
     return deployment.get("Status", "unknown") + (f" ({', '.join(tasks)})" if tasks else "") + why
 
 
+def partly_switched(deployment):
+    """A switchover started on the deployment and did not complete: the deployment is ``SWITCHOVER_FAILED``, or one of
+    its members switched over (or failed to) while the deployment is not ``SWITCHOVER_COMPLETED``. Part of its green
+    may carry production then."""
+    if not deployment or switched_over(deployment):
+        return False
+    return deployment.get("Status") == SWITCHOVER_FAILED or any(
+        status in (SWITCHOVER_COMPLETED, SWITCHOVER_FAILED) for _s, _t, status in members(deployment))
+
+
+def switchover_status_evidence(deployment):
+    """What in the deployment shows that a SwitchoverBlueGreenDeployment whose answer was lost reached RDS: it is in
+    progress, completed or failed (None otherwise: AVAILABLE may be a switchover already rolled back)."""
+    status = (deployment or {}).get("Status")
+    if status in (SWITCHOVER_IN_PROGRESS, SWITCHOVER_COMPLETED, SWITCHOVER_FAILED):
+        return f"status {status}"
+    return None
+
+
+def switchover_event_evidence(events, since):
+    """The first of the deployment's switchover events (DescribeEvents of source type blue-green-deployment: started,
+    canceled, completed) dated ``since`` or later, as a short text; None when there is none. A switchover that RDS
+    rolled back before the deployment was read again shows only here, and must not be sent a second time."""
+    since = as_utc(since)
+    for event in sorted(events or [], key=lambda e: as_utc(e.get("Date")) or since):
+        date = as_utc(event.get("Date"))
+        message = str(event.get("Message") or "")
+        if date is not None and date >= since and any(text in message.lower() for text in SWITCHOVER_EVENTS):
+            return f"event {message!r} at {date.isoformat()}"
+    return None
+
+
 def switchover_stopped(deployment, seen_in_progress):
     """The switchover cannot complete any more: the deployment is gone or failed, or it is AVAILABLE again after it
     was in progress (RDS rolled it back at the switchover timeout)."""
@@ -345,9 +411,59 @@ def old_blue(deployment, arn, described):
                       "describe as that instance: delete it by hand after checking it"]
     if instance.get("DBInstanceStatus") == "deleting":
         return None, []
+    unproven = identity_problems(deployment, instance)
+    if unproven:
+        return None, unproven
     if instance.get("DeletionProtection"):
         return identifier, [f"the old blue {identifier} has deletion protection on: turn it off, then run again"]
     return identifier, []
+
+
+def as_utc(value):
+    """A boto3 timestamp (datetime, or ISO 8601 text) as an aware UTC datetime; None when absent or unreadable."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_utc(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def tags_of(deployment):
+    return {t.get("Key"): t.get("Value") for t in (deployment or {}).get("TagList") or []}
+
+
+def identity_problems(deployment, instance):
+    """Why ``instance`` (DescribeDBInstances of the name the switchover details give the old blue) is not proven to be
+    the deployment's old blue, the instance it was made from (empty when it is).
+
+    The name, hence the ARN, proves nothing: deployment A, switched over long ago and never deleted, still names
+    ``<id>-old1``, which a later deployment B's old blue (A's former green) carries now. Proofs: the DbiResourceId
+    recorded on the deployment at creation (:data:`BLUE_RESOURCE_TAG`) equals the instance's; the instance was created
+    before the deployment (``InstanceCreateTime`` < ``CreateTime``: A's green, B's blue, was made by A, after A's
+    creation). Every proof available must hold, and at least one must be available."""
+    name = (deployment or {}).get("BlueGreenDeploymentName")
+    identifier = instance.get("DBInstanceIdentifier")
+    fix = "it is not this deployment's old blue (a later deployment's old blue may carry the name): check it and " \
+          "delete it by hand if it is"
+    proofs = 0
+    recorded = tags_of(deployment).get(BLUE_RESOURCE_TAG)
+    if recorded:
+        if instance.get("DbiResourceId") != recorded:
+            return [f"{identifier} is the resource {instance.get('DbiResourceId')}, not {recorded}, the blue the "
+                    f"deployment {name} was made from: {fix}"]
+        proofs += 1
+    made, created = as_utc(instance.get("InstanceCreateTime")), as_utc((deployment or {}).get("CreateTime"))
+    if made is not None and created is not None:
+        if made >= created:
+            return [f"{identifier} was created at {made.isoformat()}, not before the deployment {name} "
+                    f"({created.isoformat()}): {fix}"]
+        proofs += 1
+    if not proofs:
+        return [f"nothing but its name shows that {identifier} is the old blue of the deployment {name} (no "
+                f"{BLUE_RESOURCE_TAG} tag on the deployment, no creation times to compare): check it and delete it "
+                "by hand"]
+    return []
 
 
 def delete_old_blue_request(identifier, final_snapshot_identifier):
@@ -360,8 +476,9 @@ def delete_old_blue_request(identifier, final_snapshot_identifier):
 
 # ------------------------------------------------------------------------------------------------------------ plans
 
-def create_request(name, source_arn, params, tags=None):
-    """CreateBlueGreenDeployment, tagged as this collection's (:data:`MANAGED_TAG`) besides the user's ``tags``."""
+def create_request(name, source_arn, params, tags=None, blue_resource_id=None):
+    """CreateBlueGreenDeployment, tagged as this collection's (:data:`MANAGED_TAG`) and with the blue's
+    DbiResourceId (:data:`BLUE_RESOURCE_TAG`, when known) besides the user's ``tags``."""
     request = {"BlueGreenDeploymentName": name, "Source": source_arn}
     for option, key in (("target_engine_version", "TargetEngineVersion"),
                         ("target_db_parameter_group_name", "TargetDBParameterGroupName"),
@@ -369,6 +486,8 @@ def create_request(name, source_arn, params, tags=None):
         if params.get(option) is not None:
             request[key] = params[option]
     tags = dict(tags or {}, **{MANAGED_TAG[0]: MANAGED_TAG[1]})
+    if blue_resource_id:
+        tags[BLUE_RESOURCE_TAG] = blue_resource_id
     request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in sorted(tags.items())]
     return request
 
@@ -376,8 +495,7 @@ def create_request(name, source_arn, params, tags=None):
 def managed(deployment, identifier):
     """The deployment is this collection's: tagged :data:`MANAGED_TAG` at creation, or (made before the tag) under
     the default name of ``identifier``."""
-    tags = {t.get("Key"): t.get("Value") for t in (deployment or {}).get("TagList") or []}
-    return tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1] \
+    return tags_of(deployment).get(MANAGED_TAG[0]) == MANAGED_TAG[1] \
         or (deployment or {}).get("BlueGreenDeploymentName") == default_deployment_name(identifier)
 
 
@@ -396,10 +514,11 @@ def plan(state, deployment, instance, params, old_blue_identifier=None):
             result["note"] = f"no blue/green deployment of {identifier}"
         elif status == DELETING:
             result["note"] = f"the deployment {name} is being deleted"
-        elif status == SWITCHOVER_FAILED and params.get("delete_target", True):
+        elif partly_switched(deployment) and params.get("delete_target", True):
+            states = ", ".join(f"{name_of_arn(target)} {member}" for _source, target, member in members(deployment))
             result["problems"].append(
-                f"the deployment {name} is {status}: part of its green may already carry production, so it is not "
-                "deleted with its green; check which instances serve the endpoints, then delete it with "
+                f"the deployment {name} is {status} ({states}): part of its green may already carry production, so it "
+                "is not deleted with its green; check which instances serve the endpoints, then delete it with "
                 "delete_target=false (and the green instances by hand once you are sure)")
         elif params.get("blue_green_deployment_name") is None and not managed(deployment, identifier):
             result["problems"].append(

@@ -343,7 +343,7 @@ def lag_problems(mode, lag_seconds, max_lag_seconds, what):
     if lag_seconds is None:
         if mode == "failover":
             return []
-        return [f"the replication lag of {what} is unknown (no ReplicaLag datapoint and no SQL reading): cannot "
+        return [f"the replication lag of {what} is unknown (no recent ReplicaLag datapoint and no SQL reading): cannot "
                 f"check max_lag_seconds={max_lag_seconds:g}; check the replica or give login credentials"]
     if lag_seconds > max_lag_seconds:
         return [f"the replication lag of {what} is {lag_seconds:.1f} s, above max_lag_seconds={max_lag_seconds:g}: "

@@ -23,7 +23,10 @@ description:
   - O(state=absent) deletes the deployment. Before the switchover it deletes the green instance too
     (O(delete_target)). After the switchover, with O(delete_old_blue=true), it deletes the old blue instance after a
     final snapshot, and only the instance that the deployment's switchover details name as the old blue
-    (C(SourceMember) of a completed switchover), never the instance that now carries the name.
+    (C(SourceMember) of a completed switchover), never the instance that now carries the name. Since names (and ARNs)
+    move, that instance must also be proven to be the blue the deployment was made from, with its C(DbiResourceId)
+    equal to the one recorded on the deployment at creation (tag C(dbre:blue-dbi-resource-id)) and its
+    C(InstanceCreateTime) before the deployment's C(CreateTime). Otherwise the run is refused and nothing is deleted.
   - Pre-checks list every problem before anything changes. Before creating, the blue must be an available
     PostgreSQL instance whose parameter group has C(rds.logical_replication=1) (RDS needs it), the target version
     must be a later version RDS offers and a valid upgrade target (no downgrade), the target parameter group must
@@ -103,16 +106,23 @@ options:
       - The old blue is deleted before the deployment, which is what names it, so when its delete fails a rerun finds
         it again.
       - The old blue is the fast way back after the switchover. Delete it after a soak, not in the same run.
+      - Refused, deleting nothing, when the instance under the old blue's name is not proven to be the blue the
+        deployment was made from (a later deployment's old blue takes the same name C(<id>-old1)). It must have the
+        C(DbiResourceId) recorded on the deployment at creation (tag C(dbre:blue-dbi-resource-id)) and have been
+        created before the deployment.
     type: bool
     default: false
   final_snapshot_identifier:
     description:
-      - Name of the old blue's final snapshot. Defaults to C(<old blue identifier>-final). Refused when a snapshot of
-        that name exists.
+      - Name of the old blue's final snapshot. Refused when a snapshot of that name exists.
+      - Defaults to C(<old blue identifier>-final), or, when a snapshot of that name exists (the old blue of an
+        earlier upgrade had the same name), C(<old blue identifier>-final-<UTC timestamp>) (C(%Y%m%d%H%M%S)).
     type: str
   tags:
     description:
-      - Tags of a new deployment, as a dict. The tag C(dbre:managed-by=dbre.rds) is always added.
+      - Tags of a new deployment, as a dict. The tag C(dbre:managed-by=dbre.rds) is always added, and
+        C(dbre:blue-dbi-resource-id) with the blue's C(DbiResourceId), which later proves which instance is the old
+        blue.
     type: dict
   wait:
     description:
@@ -195,10 +205,15 @@ notes:
   - "IAM actions: C(rds:DescribeDBInstances), C(rds:DescribeBlueGreenDeployments), C(rds:DescribeDBEngineVersions),
     C(rds:DescribeDBParameterGroups), C(rds:DescribeDBParameters), C(rds:DescribeDBSnapshots),
     C(cloudwatch:GetMetricStatistics), C(rds:CreateBlueGreenDeployment), C(rds:SwitchoverBlueGreenDeployment),
-    C(rds:DeleteBlueGreenDeployment), C(rds:DeleteDBInstance) (O(delete_old_blue)), and C(rds:AddTagsToResource)
-    for O(tags)."
+    C(rds:DeleteBlueGreenDeployment), C(rds:DeleteDBInstance) (O(delete_old_blue)), C(rds:AddTagsToResource)
+    for O(tags), and C(rds:DescribeEvents) (when the answer to the switchover request is lost)."
   - Mutating calls are sent once; on a throttle or a lost answer the module first checks whether the call took
-    effect.
+    effect. For the switchover that is the deployment's status and its events since the request (C(Switchover
+    started), C(Switchover canceled)), so a switchover that RDS started and already rolled back is never sent again.
+    When the events cannot be read either, the run stops without sending it again.
+  - The green's lag is its newest C(ReplicaLag) datapoint whose minute ended at most 2 minutes ago; an older one
+    does not count (the green's replication may have stopped since), and no recent datapoint is "no recent lag",
+    never in sync.
 seealso:
   - module: dbre.rds.rds_upgrade_drill
   - module: dbre.rds.rds_failover_test
@@ -280,7 +295,8 @@ note:
   returned: when nothing had to be done
   type: str
 lag_seconds:
-  description: The green instances' latest C(ReplicaLag), by identifier (null without a datapoint).
+  description: The green instances' latest recent C(ReplicaLag), by identifier (null without a datapoint whose minute
+    ended in the last 2 minutes).
   returned: when the deployment is ready or was waited for
   type: dict
   sample: {orders-prod-green-abcdef: 0.0}
@@ -435,6 +451,8 @@ BASELINE_PROBES = 3
 # dead drill's) and announces an end this far away.
 PROBE_TABLE_DAYS = 30
 DEPLOYMENT_NOT_FOUND = ["BlueGreenDeploymentNotFoundFault", "BlueGreenDeploymentNotFound"]
+# The switchover's events are read from this long before the request: RDS dates them by its clock, not ours.
+EVENT_CLOCK_SKEW_SECONDS = 60
 
 
 # ---------------------------------------------------------------------------------------------- thin AWS wrappers
@@ -473,7 +491,7 @@ def parameter_group(client, name):
 
 
 def replica_lag(module, identifier):
-    """The green's latest ReplicaLag datapoint of the last ten minutes (seconds), or None."""
+    """The green's latest recent ReplicaLag datapoint (seconds), or None (cloudwatch_lag)."""
     return cloudwatch_lag(aws_client(module, "cloudwatch"), "instance", {"DBInstanceIdentifier": identifier})
 
 
@@ -489,6 +507,7 @@ class World:
         self.deployment = None
         self.greens = {}
         self.old_blue = None
+        self.final_snapshot = None
         self.problems = []
 
     def read(self):
@@ -652,6 +671,10 @@ class ProbeTableFailed(Exception):
     """The probe table could not be made on blue (before any AWS change)."""
 
 
+class SwitchoverUnconfirmed(Exception):
+    """The answer to the switchover request was lost and reading whether it took effect failed too."""
+
+
 class Applier:
     """Carries out the declarative states (present, absent), remembering what was done for the messages."""
 
@@ -659,11 +682,12 @@ class Applier:
         self.module, self.client, self.world, self.params = module, client, world, module.params
         self.clock = DrillClock()
         self.actions = []
+        self.changes = []  # besides the AWS calls: the probe table on blue
         self.waited = 0.0
         self.transitions = []
 
     def done(self):
-        return ", ".join(self.actions) or "none"
+        return ", ".join(self.actions + self.changes) or "none"
 
     def remaining(self):
         return max(0.0, self.params["wait_timeout"] - self.clock.elapsed())
@@ -685,14 +709,36 @@ class Applier:
                                 lambda conn: create_probe_table(conn, self.params["probe_table"], marker))
             except Exception as exc:  # pylint: disable=broad-except
                 raise ProbeTableFailed(short_message(exc)) from exc
-        request = bg.create_request(name, world.instance["DBInstanceArn"], self.params, self.params["tags"])
-        answered = call_once(once_client(self.module), "create_blue_green_deployment", request,
-                             lambda: describe_deployment_named(self.client, name) and f"deployment {name} exists",
-                             deadline_seconds=max(1.0, min(self.remaining(), 300.0)))
+        request = bg.create_request(name, world.instance["DBInstanceArn"], self.params, self.params["tags"],
+                                    world.instance.get("DbiResourceId"))
+        try:
+            answered = call_once(once_client(self.module), "create_blue_green_deployment", request,
+                                 lambda: describe_deployment_named(self.client, name) and f"deployment {name} exists",
+                                 deadline_seconds=max(1.0, min(self.remaining(), 300.0)))
+        except CallNotConfirmed:
+            if make_probe_table:
+                self.changes.append(f"probe table {self.params['probe_table']} created on {world.identifier} (kept: "
+                                    "the deployment may exist, and its green needs the table)")
+            raise
+        except AWS_ERRORS:
+            if make_probe_table:
+                self.changes.append(self.drop_probe_table_after_refusal(drill_id))
+            raise
         self.actions.append(bg.ACTIONS["create"])
         # The answer names the deployment; when it was lost, the describe that confirmed the call does.
         world.deployment = ((answered["response"] or {}).get("BlueGreenDeployment")
                             or describe_deployment_named(self.client, name))
+
+    def drop_probe_table_after_refusal(self, drill_id):
+        """RDS refused the deployment: the probe table this run made on blue just before has no use; what was done."""
+        table, identifier = self.params["probe_table"], self.world.identifier
+        try:
+            with_connection(connector(self.module, self.client, self.world.instance),
+                            lambda conn: drop_probe_table(conn, table, drill_id))
+        except Exception as exc:  # pylint: disable=broad-except
+            return (f"probe table {table} created on {identifier} and not dropped ({short_message(exc)}): drop it by "
+                    "hand")
+        return f"probe table {table} created on {identifier} and dropped again"
 
     def wait_ready(self):
         """Until the deployment and its greens are available and every green's lag is at most max_lag_seconds."""
@@ -743,7 +789,7 @@ class Applier:
 
     def delete_old_blue(self):
         old = self.world.old_blue
-        request = bg.delete_old_blue_request(old, final_snapshot(self.params, old))
+        request = bg.delete_old_blue_request(old, self.world.final_snapshot)
 
         def took_effect():
             status = rds_resources.status_of(rds_resources.describe_instance(self.client, old))
@@ -760,8 +806,17 @@ class Applier:
                        lambda found: found is None, rds_resources.status_of)
 
 
-def final_snapshot(params, old_blue):
-    return params["final_snapshot_identifier"] or bg.default_final_snapshot(old_blue)
+def choose_final_snapshot(client, world):
+    """The old blue's final snapshot name (world.final_snapshot): the first candidate no snapshot has; problems."""
+    candidates = bg.final_snapshot_candidates(world.old_blue, world.params["final_snapshot_identifier"],
+                                              datetime.datetime.now(datetime.timezone.utc))
+    existing = set()
+    for name in candidates:
+        if rds_resources.describe_snapshot(client, rds_resources.INSTANCE, name) is None:
+            break
+        existing.add(name)
+    world.final_snapshot, problems = bg.choose_final_snapshot(candidates, existing)
+    return problems
 
 
 # ------------------------------------------------------------------------------------------------ the switchover
@@ -835,8 +890,15 @@ class Switchover:
                    "SwitchoverTimeout": self.params["switchover_timeout"]}
 
         def took_effect():
-            status = (describe_deployment(self.client, deployment_id) or {}).get("Status")
-            return status in (bg.SWITCHOVER_IN_PROGRESS, bg.SWITCHOVER_COMPLETED) and f"status {status}"
+            """The status, else the deployment's events since the request: RDS may have rolled a switchover back
+            to AVAILABLE before this reads it. Without either read, nothing is sent again."""
+            since = self.clock.at(self.requested) - datetime.timedelta(seconds=EVENT_CLOCK_SKEW_SECONDS)
+            try:
+                found = bg.switchover_status_evidence(describe_deployment(self.client, deployment_id))
+                return found or bg.switchover_event_evidence(
+                    rds_resources.events_since(self.client, bg.EVENT_SOURCE_TYPE, deployment_id, since), since)
+            except aws_errors() as exc:
+                raise SwitchoverUnconfirmed(f"reading its status and events failed ({exc})") from exc
 
         self.runtime.enter("switchover", f"SwitchoverBlueGreenDeployment {deployment_id}", timed=True)
         self.requested = self.clock.elapsed()
@@ -848,12 +910,20 @@ class Switchover:
         except CallNotConfirmed as exc:
             raise DrillAborted("switchover", f"Switching over {deployment_id}: {exc}: check the RDS console",
                                cause=exc.cause)
+        except SwitchoverUnconfirmed as exc:
+            raise DrillAborted("switchover", f"Switching over {deployment_id}: the answer to the request was lost and "
+                               f"{exc}; it was not sent again: check the deployment's status and events in the RDS "
+                               "console before running again", cause=exc.__cause__)
         except aws_errors() as exc:
             raise DrillAborted("switchover", f"Switching over {deployment_id} was refused: {exc}", cause=exc)
 
-        # RDS answers with the deployment in progress: from then on, AVAILABLE again means rolled back.
+        # RDS answers with the deployment in progress, and a lost answer is confirmed only by a switchover that
+        # started: from then on, AVAILABLE again means rolled back.
         answer = ((answered["response"] or {}).get("BlueGreenDeployment") or {}).get("Status")
-        seen = {"in_progress": answer == bg.SWITCHOVER_IN_PROGRESS}
+        seen = {"in_progress": answer == bg.SWITCHOVER_IN_PROGRESS or answered["confirmed_by"] != "answer"}
+        if answered["confirmed_by"] != "answer":
+            self.runtime.log.event(f"the answer was lost; RDS shows the request was received: "
+                                   f"{answered['confirmed_by']}", phase="switchover")
 
         def fetch():
             found = describe_deployment(self.client, deployment_id)
@@ -995,10 +1065,7 @@ def pre_checks(module, client, world, plan, name):
         elif not problems and bg.ACTIONS["switchover"] in plan["actions"]:
             problems, extra["lag_seconds"] = switchover_problems(module, world)
         elif not problems and world.old_blue and params["delete_old_blue"]:
-            snapshot = final_snapshot(params, world.old_blue)
-            if rds_resources.describe_snapshot(client, rds_resources.INSTANCE, snapshot) is not None:
-                problems.append(f"a snapshot named {snapshot} exists already: give final_snapshot_identifier another "
-                                "name")
+            problems = choose_final_snapshot(client, world)
     except AWS_ERRORS as e:
         module.fail_json_aws(e, msg=f"Checking the blue/green deployment of {identifier} failed: allow the describe "
                                     "calls in the notes (and cloudwatch:GetMetricStatistics); nothing was changed")
@@ -1037,7 +1104,7 @@ def main():
         extra["note"] = plan["note"]
     if world.old_blue and params["delete_old_blue"] and state == "absent":
         extra["old_blue"] = {"db_instance_identifier": world.old_blue,
-                             "final_snapshot_identifier": final_snapshot(params, world.old_blue)}
+                             "final_snapshot_identifier": world.final_snapshot}
     if module.check_mode:
         module.exit_json(changed=plan["changed"], actions=plan["actions"], **result_of(world, **extra))
     if state == "switched_over" and plan["changed"]:
@@ -1055,15 +1122,15 @@ def main():
             if not bg.switched_over(world.deployment) and probing_wanted(params) and world.instance is not None:
                 drop_blue_probe_table(module, client, world)
     except (WaitTimeout, WaitFailed) as e:
-        module.fail_json(msg=f"Waiting for the blue/green deployment of {identifier} (calls made before: "
+        module.fail_json(msg=f"Waiting for the blue/green deployment of {identifier} (changes made before: "
                              f"{applier.done()}): {e}; check it in the RDS console, then run again",
                          actions=applier.actions, **result_of(world))
     except CallNotConfirmed as e:
-        module.fail_json(msg=f"Changing the blue/green deployment of {identifier} (calls made before: "
+        module.fail_json(msg=f"Changing the blue/green deployment of {identifier} (changes made before: "
                              f"{applier.done()}): {e}; check it in the RDS console, then run again",
                          actions=applier.actions, **result_of(world))
     except AWS_ERRORS as e:
-        module.fail_json_aws(e, msg=f"Changing the blue/green deployment of {identifier} (calls made before the "
+        module.fail_json_aws(e, msg=f"Changing the blue/green deployment of {identifier} (changes made before the "
                                     f"failure: {applier.done()}): check the error and the IAM permissions in the "
                                     "notes, then run again", actions=applier.actions, **result_of(world))
     except ProbeTableFailed as e:

@@ -628,7 +628,7 @@ def topic_problems(module, topic_arn):
 
 
 def cloudwatch_lag(module, kind, region, dimensions):
-    """The latest lag datapoint of the last ten minutes (seconds), or None."""
+    """The latest recent lag datapoint (seconds), or None (cloudwatch_lag.latest_seconds says what is recent)."""
     return read_cloudwatch_lag(aws_client(module, "cloudwatch", region=region), kind, dimensions)
 
 

@@ -2,12 +2,20 @@
 """rds_blue_green's decisions: options, versions, parameter groups, which deployment a run is about, the old blue it
 may delete, the plan of each state and the switchover's verdict."""
 
+import datetime
+
 import pytest
 
 from ansible_collections.dbre.rds.plugins.module_utils import blue_green as bg
 
 ARN = "arn:aws:rds:us-east-1:123456789012:db:"
 BLUE, GREEN, OLD = ARN + "shop", ARN + "shop-green-abcdef", ARN + "shop-old1"
+UTC = datetime.timezone.utc
+# Deployment A (shop-blue-green) made 2026-11-30 from the blue created in 2024 (resource db-BLUE); its green, which
+# a later deployment B made its blue and renamed shop-old1 at B's switchover, was created by A, after A.
+BLUE_CREATED = datetime.datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+DEPLOYED_AT = datetime.datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+GREEN_CREATED = datetime.datetime(2026, 11, 30, 7, 1, tzinfo=UTC)
 
 
 def _params(**changes):
@@ -21,9 +29,9 @@ def _params(**changes):
 
 
 def _deployment(status="AVAILABLE", source=BLUE, target=GREEN, name="shop-blue-green", member_status=None,
-                identifier="bgd-1"):
+                identifier="bgd-1", created=DEPLOYED_AT):
     return {"BlueGreenDeploymentIdentifier": identifier, "BlueGreenDeploymentName": name, "Source": source,
-            "Target": target, "Status": status,
+            "Target": target, "Status": status, "CreateTime": created,
             "SwitchoverDetails": [{"SourceMember": source, "TargetMember": target,
                                    "Status": member_status or status}]}
 
@@ -145,7 +153,8 @@ def test_instance_problems(instance, expected):
 
 def test_lag_problems_need_a_datapoint_below_the_limit():
     assert bg.lag_problems(["g"], {"g": 0.5}, 1.0) == []
-    assert "published no ReplicaLag" in bg.lag_problems(["g"], {"g": None}, 1.0)[0]
+    assert "has no recent ReplicaLag (no datapoint whose minute ended in the last 2 minutes)" in \
+        bg.lag_problems(["g"], {"g": None}, 1.0)[0]
     assert "lags 3 s behind blue, more than max_lag_seconds=1" in bg.lag_problems(["g"], {"g": 3.0}, 1.0)[0]
 
 
@@ -236,7 +245,7 @@ def test_a_second_run_with_a_major_only_target_changes_nothing():
 # ------------------------------------------------------------------------------------------------------ old blue
 
 def _old_blue(**extra):
-    return _instance("shop-old1", **extra)
+    return _instance("shop-old1", **dict({"InstanceCreateTime": BLUE_CREATED, "DbiResourceId": "db-BLUE"}, **extra))
 
 
 def test_the_old_blue_is_the_source_member_of_a_completed_switchover():
@@ -263,6 +272,49 @@ def test_deleting_the_old_blue_keeps_its_automated_backups_and_takes_a_final_sna
         "FinalDBSnapshotIdentifier": "shop-old1-final", "DeleteAutomatedBackups": False}
 
 
+RECORDED = [{"Key": "dbre:managed-by", "Value": "dbre.rds"}, {"Key": "dbre:blue-dbi-resource-id", "Value": "db-BLUE"}]
+
+
+@pytest.mark.parametrize("deployment, old, expected", [
+    # proven by the creation times (a deployment made before the resource id was recorded), or by both proofs
+    ({}, {}, "shop-old1"),
+    ({"TagList": RECORDED}, {}, "shop-old1"),
+    ({"TagList": RECORDED}, {"InstanceCreateTime": None}, "shop-old1"),
+    ({"TagList": RECORDED, "CreateTime": None}, {}, "shop-old1"),
+    # boto3 answers datetimes; text timestamps compare the same
+    ({"CreateTime": "2026-11-30T07:00:00Z"}, {"InstanceCreateTime": "2024-03-01T09:00:00+00:00"}, "shop-old1"),
+    # deployment A names shop-old1, which is now deployment B's old blue (A's former green, created after A)
+    ({}, {"InstanceCreateTime": GREEN_CREATED, "DbiResourceId": "db-GREEN"}, "not before the deployment"),
+    ({}, {"InstanceCreateTime": DEPLOYED_AT}, "not before the deployment"),
+    ({"TagList": RECORDED}, {"InstanceCreateTime": GREEN_CREATED, "DbiResourceId": "db-GREEN"},
+     "is the resource db-GREEN, not db-BLUE"),
+    # the resource id recorded at creation wins over a creation time that cannot tell (an instance renamed into it)
+    ({"TagList": RECORDED}, {"DbiResourceId": "db-OTHER"}, "is the resource db-OTHER, not db-BLUE"),
+    # every proof must hold
+    ({"TagList": RECORDED}, {"InstanceCreateTime": GREEN_CREATED}, "not before the deployment"),
+    # nothing but the name: refused
+    ({"CreateTime": None}, {}, "nothing but its name shows"),
+    ({}, {"InstanceCreateTime": None}, "nothing but its name shows"),
+    ({"CreateTime": "not a time"}, {}, "nothing but its name shows"),
+])
+def test_the_old_blue_is_proven_by_more_than_its_name(deployment, old, expected):
+    after = dict(_deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE), **deployment)
+    identifier, problems = bg.old_blue(after, BLUE, {OLD: _old_blue(**old)})
+    if expected == "shop-old1":
+        assert (identifier, problems) == ("shop-old1", [])
+    else:
+        assert identifier is None and len(problems) == 1 and expected in problems[0]
+        assert "delete it by hand" in problems[0]
+
+
+def test_an_unproven_old_blue_is_never_deleted():
+    after = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
+    identifier, problems = bg.old_blue(after, BLUE, {OLD: _old_blue(InstanceCreateTime=GREEN_CREATED)})
+    found = bg.plan("absent", after, _instance(version="18.6"),
+                    _params(state="absent", delete_old_blue=True), identifier)
+    assert found["actions"] == ["DeleteBlueGreenDeployment"] and problems
+
+
 def test_an_old_blue_with_deletion_protection_is_refused():
     after = _deployment(status="SWITCHOVER_COMPLETED", source=OLD, target=BLUE)
     identifier, problems = bg.old_blue(after, BLUE, {OLD: _old_blue(DeletionProtection=True)})
@@ -278,6 +330,10 @@ def test_create_request_carries_only_the_targets_given():
                        "TargetDBInstanceClass": "db.m5.large", "Tags": [
                            {"Key": "dbre:managed-by", "Value": "dbre.rds"}, {"Key": "team", "Value": "dbre"}]}
     assert bg.create_request("x", BLUE, _params())["Tags"] == [{"Key": "dbre:managed-by", "Value": "dbre.rds"}]
+    # the blue's resource id, which proves the old blue after the switchover, is recorded; a user's tag cannot
+    # replace it
+    request = bg.create_request("x", BLUE, _params(), {"dbre:blue-dbi-resource-id": "db-FAKE"}, "db-BLUE")
+    assert request["Tags"] == sorted(RECORDED, key=lambda tag: tag["Key"])
 
 
 def test_absent_without_a_name_deletes_only_a_deployment_of_this_collection():
@@ -362,3 +418,102 @@ def test_without_write_probes_the_lost_writes_are_not_measured_and_never_pass(me
     assert lost == [{"name": "lost_writes", "objective": 0, "observed": "not measured", "unit": None, "held": False}]
     assert bg.verdict(found, failure) == verdict
     assert (bg.breach("shop", found) is not None) is breached
+
+
+# ---------------------------------------------------------------------------------------------- final snapshot
+
+NOW = datetime.datetime(2027, 11, 30, 8, 15, 42, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("given, existing, expected, problem", [
+    # the first upgrade: the plain name, as before
+    (None, set(), "shop-old1-final", None),
+    # the next upgrade's old blue has the same name: its final snapshot gets the UTC time in its name
+    (None, {"shop-old1-final"}, "shop-old1-final-20271130081542", None),
+    (None, {"shop-old1-final", "shop-old1-final-20271130081542"}, None, "give final_snapshot_identifier"),
+    # the user's name is used as given, and refused when taken
+    ("shop-before-18", set(), "shop-before-18", None),
+    ("shop-before-18", {"shop-before-18"}, None, "a snapshot named shop-before-18 exists already"),
+])
+def test_the_final_snapshot_name_never_collides_with_an_earlier_upgrade(given, existing, expected, problem):
+    candidates = bg.final_snapshot_candidates("shop-old1", given, NOW)
+    name, problems = bg.choose_final_snapshot(candidates, existing)
+    assert name == expected
+    assert problems == [] if problem is None else problem in problems[0]
+    for candidate in candidates:
+        assert bg.identifier_problems(candidate, "final_snapshot_identifier", maximum=255) == []
+
+
+def test_the_timestamped_final_snapshot_name_fits_rds_limits():
+    assert bg.default_final_snapshot("shop-old1", "2027-11-30T08:15:42Z") == "shop-old1-final-20271130081542"
+    long = "s" * 63
+    assert len(bg.default_final_snapshot(long, NOW)) <= 255
+
+
+# --------------------------------------------------------------------------------- a switchover that stopped midway
+
+def _members(*statuses):
+    return [{"SourceMember": ARN + f"shop-r{i}", "TargetMember": ARN + f"shop-r{i}-green", "Status": status}
+            for i, status in enumerate(statuses)]
+
+
+@pytest.mark.parametrize("status, member_statuses, delete_target, refused", [
+    ("SWITCHOVER_FAILED", None, True, True),
+    ("SWITCHOVER_FAILED", None, False, False),
+    # a blue with read replicas: one member switched over, the deployment not completed
+    ("AVAILABLE", ("SWITCHOVER_COMPLETED", "AVAILABLE"), True, True),
+    ("INVALID_CONFIGURATION", ("SWITCHOVER_FAILED", "AVAILABLE"), True, True),
+    ("INVALID_CONFIGURATION", ("SWITCHOVER_FAILED", "AVAILABLE"), False, False),
+    # nothing switched: the green is a copy, deleted with the deployment
+    ("AVAILABLE", ("AVAILABLE", "AVAILABLE"), True, False),
+    ("INVALID_CONFIGURATION", ("PROVISIONING",), True, False),
+])
+def test_a_partly_switched_deployment_is_not_deleted_with_its_green(status, member_statuses, delete_target, refused):
+    deployment = _deployment(status=status)
+    if member_statuses:
+        deployment["SwitchoverDetails"] = _members(*member_statuses)
+    found = bg.plan("absent", deployment, _instance(), _params(state="absent", delete_target=delete_target))
+    if refused:
+        assert found["actions"] == [] and "may already carry production" in found["problems"][0]
+        assert "delete_target=false" in found["problems"][0]
+    else:
+        assert found["actions"] == ["DeleteBlueGreenDeployment"] and found["problems"] == []
+
+
+# ------------------------------------------------------------------------------ did a lost switchover take effect
+
+REQUESTED = datetime.datetime(2026, 11, 30, 8, 0, 0, tzinfo=UTC)
+
+
+def _event(message, seconds_after_request):
+    return {"SourceIdentifier": "bgd-1", "SourceType": "blue-green-deployment", "Message": message,
+            "Date": REQUESTED + datetime.timedelta(seconds=seconds_after_request)}
+
+
+@pytest.mark.parametrize("status, expected", [
+    ("SWITCHOVER_IN_PROGRESS", "status SWITCHOVER_IN_PROGRESS"),
+    ("SWITCHOVER_COMPLETED", "status SWITCHOVER_COMPLETED"),
+    ("SWITCHOVER_FAILED", "status SWITCHOVER_FAILED"),
+    # AVAILABLE: never asked, or already rolled back; the status alone cannot tell
+    ("AVAILABLE", None),
+])
+def test_switchover_status_evidence(status, expected):
+    assert bg.switchover_status_evidence(_deployment(status=status)) == expected
+    assert bg.switchover_status_evidence(None) is None
+
+
+@pytest.mark.parametrize("events, expected", [
+    ([], None),
+    # started and rolled back before the deployment was read again: it took effect, never send it again
+    ([_event("Switchover started on blue/green deployment shop-blue-green.", 1),
+      _event("Switchover canceled on blue/green deployment shop-blue-green due to green lag. Changes were rolled "
+             "back; no changes were made to the environments.", 3)], "Switchover started"),
+    ([_event("Switchover canceled on blue/green deployment shop-blue-green due to lag.", 2)], "Switchover canceled"),
+    ([_event("Switchover completed on blue/green deployment shop-blue-green.", 20)], "Switchover completed"),
+    # the deployment's other events, and switchover events from before the request, are not this request's
+    ([_event("Blue/green deployment tasks completed.", 2)], None),
+    ([_event("Switchover canceled on blue/green deployment shop-blue-green.", -600)], None),
+])
+def test_switchover_event_evidence(events, expected):
+    found = bg.switchover_event_evidence(events, REQUESTED)
+    assert found is None if expected is None else expected in found
