@@ -18,7 +18,7 @@ PYTHON_NEXT ?= $(lastword $(sort $(wildcard /usr/bin/python3.13 /usr/local/bin/p
 VENV_NEXT := .venv-next
 STAMP_NEXT := $(VENV_NEXT)/.installed-$(shell cat requirements.txt tests/requirements-next.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help setup collection-link sanity-tree next-core sanity units lab-tests integration molecule lint test demo docs lab-up lab-down docs-check iam-policies \
+.PHONY: help setup collection-link sanity-tree next-core sanity static units lab-tests integration molecule lint test demo docs lab-up lab-down docs-check iam-policies \
         build clean system-packages
 
 help: ## List the targets
@@ -91,16 +91,26 @@ molecule: setup ## Molecule scenarios in extensions/molecule, each against a lab
 lint: setup ## ansible-lint with the production profile
 	$(BIN)/ansible-lint --profile production
 
-test: setup ## Everything CI runs: unit, sanity, next ansible-core, lint, docs, lab and integration, molecule
+static: setup ## The checks that need no lab, in a row: unit, sanity, next ansible-core, lint, docs
 	$(MAKE) --no-print-directory units
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory next-core
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs-check
-	@# Files go to the two workers in this order (--no-loadscope-reorder: xdist would otherwise put the files with the
+
+test: setup ## Everything CI runs: the static checks beside the molecule scenarios, then lab and integration
+	@# The static checks and the molecule scenarios run side by side: each keeps about one core busy, and neither
+	@# measures time. Molecule's output (a line per scenario, a failed scenario's whole log) follows the checks'; a
+	@# failure of either fails the target only once both have finished, so no lab is left running (after Ctrl-C too:
+	@# the scenarios run on to their end and stop their labs).
+	@$(BIN)/python tests/tools/run_molecule.py > .build/molecule-stage.log 2>&1 & molecule=$$!; \
+	  $(MAKE) --no-print-directory static; static=$$?; \
+	  wait $$molecule; scenarios=$$?; cat .build/molecule-stage.log; \
+	  test $$static -eq 0 && test $$scenarios -eq 0
+	@# Then the lab and integration tests, which measure downtime and lag and so get both cores to themselves. Files
+	@# go to the two workers in this order (--no-loadscope-reorder: xdist would otherwise put the files with the
 	@# fewest tests last, which are the long ansible-driven ones, and leave one worker idle at the end).
 	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests/integration tests/lab
-	$(MAKE) --no-print-directory molecule
 
 demo: setup ## The whole flow on the local lab, then a summary
 	$(BIN)/python tests/tools/demo.py
