@@ -104,8 +104,8 @@ test: setup ## Everything CI runs: the static checks beside the molecule scenari
 	@# failure of either fails the target only once both have finished, so no lab is left running (after Ctrl-C too:
 	@# the scenarios run on to their end and stop their labs).
 	@$(BIN)/python tests/tools/run_molecule.py > .build/molecule-stage.log 2>&1 & molecule=$$!; \
-	  $(MAKE) --no-print-directory static; static=$$?; \
-	  wait $$molecule; scenarios=$$?; cat .build/molecule-stage.log; \
+	  $(MAKE) --no-print-directory static; static=$$?; echo "static checks: exit $$static after $$SECONDS s"; \
+	  wait $$molecule; scenarios=$$?; cat .build/molecule-stage.log; echo "molecule: exit $$scenarios after $$SECONDS s"; \
 	  test $$static -eq 0 && test $$scenarios -eq 0
 	@# Then the lab and integration tests, which measure downtime and lag and so get both cores to themselves. Files
 	@# go to the two workers in this order (--no-loadscope-reorder: xdist would otherwise put the files with the
