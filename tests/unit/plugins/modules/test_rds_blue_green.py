@@ -235,7 +235,7 @@ class CreateRDS:
     (LOST, False, False, "probe table probe created on shop (kept: the deployment may exist"),
 ])
 def test_a_refused_create_drops_the_probe_table_it_made_and_says_so(answer, drop_fails, dropped, expected,
-                                                                   monkeypatch, no_sleep):
+                                                                    monkeypatch, no_sleep):
     made, drops = [], []
 
     class Conn:
