@@ -31,7 +31,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -43,8 +42,7 @@ import psycopg2  # noqa: E402
 import yaml  # noqa: E402
 
 from tests.lab.__main__ import lab_env  # noqa: E402
-from tests.lab.__main__ import start_daemon  # noqa: E402
-from tests.lab.__main__ import stop_daemon  # noqa: E402
+from tests.lab.__main__ import benchmark_lab  # noqa: E402
 from tests.lab.control import LabControl  # noqa: E402
 
 sys.path.insert(0, str(ROOT / ".build"))
@@ -271,22 +269,9 @@ def print_table(rows):
 
 def main():
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    reuse = os.environ.get("LAB_REUSE") and os.environ.get("LAB_URL")
-    state_dir = process = None
     started = time.monotonic()
-    try:
-        if reuse:
-            url = os.environ["LAB_URL"]
-        else:
-            state_dir = pathlib.Path(tempfile.mkdtemp(prefix="dbre-rds-bench-"))
-            os.chmod(state_dir, 0o755)
-            process, info = start_daemon(state_dir, parent_pid=os.getpid())
-            url = info["url"]
+    with benchmark_lab() as url:
         rows = run(url)
-    finally:
-        if state_dir is not None:
-            stop_daemon(state_dir, process.pid if process else None)
-            shutil.rmtree(state_dir, ignore_errors=True)
     holds = print_table(rows)
     (OUTPUT / "dr_drill.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"results: {OUTPUT / 'dr_drill.json'} ({time.monotonic() - started:.0f} s)")

@@ -28,11 +28,8 @@ It starts its own lab (or uses a running one with LAB_URL and LAB_REUSE=1) and w
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -40,8 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
-from tests.lab.__main__ import start_daemon  # noqa: E402
-from tests.lab.__main__ import stop_daemon  # noqa: E402
+from tests.lab.__main__ import benchmark_lab  # noqa: E402
 from tests.lab.control import LabControl  # noqa: E402
 
 sys.path.insert(0, str(ROOT / ".build"))
@@ -200,22 +196,9 @@ def _seconds(value):
 
 def main():
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    reuse = os.environ.get("LAB_REUSE") and os.environ.get("LAB_URL")
-    state_dir = process = None
     started = time.monotonic()
-    try:
-        if reuse:
-            url = os.environ["LAB_URL"]
-        else:
-            state_dir = pathlib.Path(tempfile.mkdtemp(prefix="dbre-rds-bench-"))
-            os.chmod(state_dir, 0o755)
-            process, info = start_daemon(state_dir, parent_pid=os.getpid())
-            url = info["url"]
+    with benchmark_lab() as url:
         rows = run(url)
-    finally:
-        if state_dir is not None:
-            stop_daemon(state_dir, process.pid if process else None)
-            shutil.rmtree(state_dir, ignore_errors=True)
     print_table(rows)
     (OUTPUT / "proxy_failover.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"results: {OUTPUT / 'proxy_failover.json'} ({time.monotonic() - started:.0f} s)")

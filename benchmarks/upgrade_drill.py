@@ -40,7 +40,6 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -51,8 +50,7 @@ import psycopg2  # noqa: E402
 import yaml  # noqa: E402
 
 from tests.lab.__main__ import lab_env  # noqa: E402
-from tests.lab.__main__ import start_daemon  # noqa: E402
-from tests.lab.__main__ import stop_daemon  # noqa: E402
+from tests.lab.__main__ import benchmark_lab  # noqa: E402
 from tests.lab.control import LabControl  # noqa: E402
 
 REGION = "us-east-1"
@@ -339,22 +337,9 @@ def print_table(report):
 
 def main():
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    reuse = os.environ.get("LAB_REUSE") and os.environ.get("LAB_URL")
-    state_dir = process = None
     started = time.monotonic()
-    try:
-        if reuse:
-            url = os.environ["LAB_URL"]
-        else:
-            state_dir = pathlib.Path(tempfile.mkdtemp(prefix="dbre-rds-bench-"))
-            os.chmod(state_dir, 0o755)
-            process, info = start_daemon(state_dir, parent_pid=os.getpid())
-            url = info["url"]
+    with benchmark_lab() as url:
         report = run(url)
-    finally:
-        if state_dir is not None:
-            stop_daemon(state_dir, process.pid if process else None)
-            shutil.rmtree(state_dir, ignore_errors=True)
     holds = print_table(report)
     (OUTPUT / "upgrade_drill.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"results: {OUTPUT / 'upgrade_drill.json'} ({time.monotonic() - started:.0f} s)")

@@ -18,6 +18,7 @@ import re
 
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
+from ansible_collections.dbre.rds.plugins.module_utils.drill_report import check_rows
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tags_dict
@@ -745,19 +746,7 @@ def _faster_strategy_fix(strategy, what):
 
 def objectives(checks):
     """The report's objectives table: one row per check."""
-    rows = []
-    for check in checks:
-        observed = check["measured"]
-        if isinstance(observed, (dict, list)):
-            observed = _short(observed)
-        rows.append({"name": check["name"], "objective": check["objective"], "observed": observed,
-                     "unit": check["unit"], "held": check["passed"]})
-    return rows
-
-
-def _short(value):
-    text = str(value)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return check_rows(checks)
 
 
 def summary(checks, not_applicable):

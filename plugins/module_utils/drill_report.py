@@ -60,6 +60,21 @@ def build_report(*, kind, title, target, started_at, finished_at, passed, object
     }
 
 
+def check_rows(checks, *, objective="objective", observed="measured"):
+    """Checks (each with ``name``, ``passed``, ``unit`` and the keys named by ``objective`` and ``observed``) as the
+    report's objectives rows ``{name, objective, observed, unit, held}``, one per check; an observed dict or list is
+    written as text of at most 200 characters."""
+    rows = []
+    for check in checks:
+        value = check[observed]
+        if isinstance(value, (dict, list)):
+            value = str(value)
+            value = value if len(value) <= 200 else value[:197] + "..."
+        rows.append({"name": check["name"], "objective": check[objective], "observed": value, "unit": check["unit"],
+                     "held": check["passed"]})
+    return rows
+
+
 def report_basename(kind, target, started_at):
     """A file name stem that sorts by time: ``<kind>-<target>-<YYYYmmddTHHMMSSZ>``."""
     stamp = parse_utc(started_at).strftime("%Y%m%dT%H%M%SZ")

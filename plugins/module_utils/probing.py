@@ -380,8 +380,8 @@ class WriteProbes:
         return [s["seq"] for s in self.samples() if s["ok"]]
 
     def last_permanent_error(self, _value=None):
-        samples = self.samples()
-        return samples[-1].get("permanent") if samples and not samples[-1]["ok"] else None
+        """The newest probe's permanent error (a wait's ``permanent`` check), whenever it was sent."""
+        return self.permanent_error_since(float("-inf"))()
 
     def permanent_error_since(self, since):
         """A wait's ``permanent`` check that counts only probes sent at or after ``since`` (clock seconds): after a

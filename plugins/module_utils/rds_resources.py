@@ -24,8 +24,14 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import RETRYABLE_RDS_CODES
+from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
+from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
+
 INSTANCE = "instance"
 CLUSTER = "cluster"
+# A manual DB snapshot: the third kind of resource the drills create and delete (the upgrade rehearsal's snapshot).
+SNAPSHOT = "snapshot"
 
 # ------------------------------------------------------------------------------------------------- status families
 
@@ -168,6 +174,7 @@ NOT_FOUND_CODES = {
     "cluster": ("DBClusterNotFoundFault", "DBClusterNotFound"),
     "global": ("GlobalClusterNotFoundFault", "GlobalClusterNotFound"),
     "snapshot": ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"),
+    "parameter_group": ("DBParameterGroupNotFound", "DBParameterGroupNotFoundFault"),
     "cluster_snapshot": ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"),
     "proxy": ("DBProxyNotFoundFault", "DBProxyNotFound"),
     "proxy_endpoint": ("DBProxyEndpointNotFoundFault", "DBProxyEndpointNotFound"),
@@ -274,6 +281,15 @@ def describe_snapshots(client, kind, source_identifier, snapshot_type=None):
     return sorted(found, key=lambda s: str(s.get("SnapshotCreateTime") or ""), reverse=True)
 
 
+def describe_parameter_group(client, name):
+    """The DB parameter group ``name`` as DescribeDBParameterGroups shows it, or None (also for no name: an option
+    left empty names no group)."""
+    if not name:
+        return None
+    return _one(client, "describe_db_parameter_groups", "DBParameterGroups", "parameter_group", "DBParameterGroupName",
+                name)
+
+
 def describe_snapshot(client, kind, snapshot_identifier):
     """One snapshot by identifier, or None."""
     if kind == CLUSTER:
@@ -361,6 +377,52 @@ def _with_tags(client, described):
         described["TagList"] = client.list_tags_for_resource(ResourceName=arn, aws_retry=True).get("TagList", []) \
             if arn else []
     return described
+
+
+def describe_resource(client, kind, identifier, with_tags=False):
+    """An instance, a cluster or (kind :data:`SNAPSHOT`) a manual DB snapshot, or None."""
+    if kind == SNAPSHOT:
+        found = describe_snapshot(client, INSTANCE, identifier)
+        return _with_tags(client, found) if with_tags else found
+    return describe(client, kind, identifier, with_tags)
+
+
+# RDS refuses a deletion for now while the resource is busy (a backup or modification under way, a snapshot still
+# being created): waited out, never taken for a failure.
+DELETE_REFUSED_FOR_NOW = RETRYABLE_RDS_CODES + ["InvalidDBSnapshotState"]
+
+
+def delete_once(once, client, kind, identifier, *, timeout, interval, clock=None):
+    """Delete an instance or cluster (no final snapshot, its automated backups with it) or a manual DB snapshot that
+    the caller has checked is its own. Sent through call_once with ``once`` (a client without retries): a throttle
+    or a lost answer is confirmed by describing it with ``client`` (gone or deleting), never sent again blindly.
+    NotFound counts as done; a refusal for now (:data:`DELETE_REFUSED_FOR_NOW`) is waited out within ``timeout``.
+    Returns call_once's outcome (``{"confirmed_by": "already gone"}`` for NotFound); raises WaitTimeout, or the
+    AWS error of any other refusal."""
+    if kind == SNAPSHOT:
+        operation, request = "delete_db_snapshot", {"DBSnapshotIdentifier": identifier}
+    elif kind == CLUSTER:
+        operation, request = "delete_db_cluster", {"DBClusterIdentifier": identifier}
+    else:
+        operation, request = "delete_db_instance", {"DBInstanceIdentifier": identifier}
+    if kind != SNAPSHOT:
+        request.update(SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+
+    def took_effect():
+        found = describe_resource(client, kind, identifier)
+        return f"{kind} {identifier} {status_of(found)}" if status_of(found) in ("gone", "deleting") else None
+
+    def attempt():
+        try:
+            return {"outcome": call_once(once, operation, request, took_effect, deadline_seconds=timeout)}
+        except is_boto3_error_code(list(NOT_FOUND_CODES[kind])):
+            return {"outcome": {"confirmed_by": "already gone"}}
+        except is_boto3_error_code(DELETE_REFUSED_FOR_NOW):  # pylint: disable=duplicate-except
+            return {"outcome": None}
+
+    return wait_until(attempt, lambda r: r["outcome"] is not None, timeout=timeout, interval=interval,
+                      phase=f"{operation} of {identifier} accepted", clock=clock,
+                      state_of=lambda r: "accepted" if r["outcome"] else "refused for now").value["outcome"]
 
 
 def events_since(client, source_type, source_identifier, since):

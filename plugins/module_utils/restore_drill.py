@@ -18,6 +18,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import report_name_problems
 from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import connection_problems
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import IDENTIFIER_MAX
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import SNAPSHOT
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tag_list
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tags_dict
@@ -749,8 +750,6 @@ def sweep_reason(resource, tags, now, alive=None, older_than_hours=None):
     return False, f"not expired until {tags[DRILL_EXPIRES_TAG]}"
 
 
-# The kind of a manual DB snapshot in a sweep (what rds_upgrade_drill's rehearsal takes of its source).
-SNAPSHOT = "snapshot"
 _SWEEP_KEYS = {"instance": "DBInstanceIdentifier", "cluster": "DBClusterIdentifier", SNAPSHOT: "DBSnapshotIdentifier"}
 
 

@@ -32,13 +32,13 @@ import math
 import re
 from datetime import timedelta
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 from ansible_collections.dbre.rds.plugins.module_utils import extension_versions as shipped
 from ansible_collections.dbre.rds.plugins.module_utils import param_tuning
 from ansible_collections.dbre.rds.plugins.module_utils import rds_resources
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.clock import utc_iso
+from ansible_collections.dbre.rds.plugins.module_utils.drill_report import check_rows
 
 # Every check, in report order: (name, blocker, what it asks). target_parameter_group is a blocker only when RDS
 # would refuse the group (wrong family, missing); without a group it warns that custom values would be lost.
@@ -377,13 +377,7 @@ def read_aws(rds, instance, target_engine_version, target_parameter_group=None, 
     read["target_defaults"] = rds_resources.paginate(
         rds, "describe_engine_default_parameters", "EngineDefaults.Parameters",
         DBParameterGroupFamily=target_families[0]) if target_families and target_families[0] else []
-    read["target_parameter_group"] = None
-    if target_parameter_group:
-        try:
-            found = rds.describe_db_parameter_groups(aws_retry=True, DBParameterGroupName=target_parameter_group)
-            read["target_parameter_group"] = (found.get("DBParameterGroups") or [None])[0]
-        except is_boto3_error_code("DBParameterGroupNotFound"):
-            pass
+    read["target_parameter_group"] = rds_resources.describe_parameter_group(rds, target_parameter_group)
     read["snapshots"] = rds_resources.describe_snapshots(rds, rds_resources.INSTANCE, instance["DBInstanceIdentifier"])
     read["free_storage_datapoints"] = []
     if cloudwatch is not None and now is not None:
@@ -886,16 +880,4 @@ def fixes(checks):
 
 def objectives(checks):
     """The checks as drill_report objectives rows: ``{name, objective, observed, unit, held}``."""
-    rows = []
-    for check in checks:
-        observed = check["value"]
-        if isinstance(observed, (dict, list)):
-            observed = _short(observed)
-        rows.append({"name": check["name"], "objective": check["expected"], "observed": observed,
-                     "unit": check["unit"], "held": check["passed"]})
-    return rows
-
-
-def _short(value):
-    text = str(value)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return check_rows(checks, objective="expected", observed="value")

@@ -19,13 +19,13 @@ import statistics
 from ansible_collections.dbre.rds.plugins.module_utils import restore_drill
 from ansible_collections.dbre.rds.plugins.module_utils.clock import parse_utc
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import IDENTIFIER_MAX
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import SNAPSHOT
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import identifier_problems
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import tag_list
 
 ENGINES = ("postgres",)
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)?$")
 BENCHMARK_RUNS_MAX = 1000
-SNAPSHOT_KIND = "snapshot"
 # What RDS says in an event when an upgrade could not be done (PostgreSQL's precheck, or the upgrade itself).
 UPGRADE_FAILURE_WORDS = ("cannot be upgraded", "upgrade failed", "failed to upgrade", "upgrade could not",
                          "precheck", "pre-check", "pg_upgrade")
@@ -267,7 +267,7 @@ def plan_rehearsal(params, source, target_version, group, started_at, drill_id, 
     if not major and group["action"] == "default":
         # a minor upgrade keeps the family: the copy keeps the source's group, so the benchmark compares versions
         del upgrade["DBParameterGroupName"]
-    creates = [{"kind": SNAPSHOT_KIND, "identifier": snapshot}, {"kind": "instance", "identifier": target}]
+    creates = [{"kind": SNAPSHOT, "identifier": snapshot}, {"kind": "instance", "identifier": target}]
     steps = [{"call": "CreateDBSnapshot", "resource": snapshot},
              {"call": "RestoreDBInstanceFromDBSnapshot", "resource": target},
              {"call": "ModifyDBInstance", "resource": target},
@@ -448,7 +448,7 @@ def go_ahead(checklist, table, failure=None):
 def snapshot_cleanup_step(identifier, described, drill_id, confirmed=True):
     """``{kind, identifier, action, reason}`` for the rehearsal's manual snapshot, as restore_drill.cleanup_plan does
     for instances: deleted only while it carries this drill's id."""
-    step = {"kind": SNAPSHOT_KIND, "identifier": identifier, "action": "delete", "reason": None}
+    step = {"kind": SNAPSHOT, "identifier": identifier, "action": "delete", "reason": None}
     if described is None:
         step.update(action="gone", reason="already gone")
         return step

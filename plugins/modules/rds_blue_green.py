@@ -479,17 +479,6 @@ def engine_versions(client, engine, version):
                                   EngineVersion=version)
 
 
-def parameter_group(client, name):
-    if not name:
-        return None
-    try:
-        found = rds_resources.paginate(client, "describe_db_parameter_groups", "DBParameterGroups",
-                                       DBParameterGroupName=name)
-    except is_boto3_error_code(["DBParameterGroupNotFound", "DBParameterGroupNotFoundFault"]):
-        return None
-    return next((g for g in found if g.get("DBParameterGroupName") == name), None)
-
-
 def replica_lag(module, identifier):
     """The green's latest recent ReplicaLag datapoint (seconds), or None (cloudwatch_lag)."""
     return cloudwatch_lag(aws_client(module, "cloudwatch"), "instance", {"DBInstanceIdentifier": identifier})
@@ -599,7 +588,7 @@ def create_problems(module, client, world, name):
     problems += bg.target_version_problems(current, target, rows)
     family = bg.target_family(rows, current, target)
     group = params["target_db_parameter_group_name"]
-    problems += bg.parameter_group_problems(group, parameter_group(client, group), family)
+    problems += bg.parameter_group_problems(group, rds_resources.describe_parameter_group(client, group), family)
     blue_group = bg.parameter_group_of(instance)
     value = rds_resources.parameter_group_values(client, blue_group, [bg.LOGICAL_REPLICATION])[bg.LOGICAL_REPLICATION]
     problems += bg.logical_replication_problems(identifier, blue_group, value)

@@ -542,7 +542,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.dbre.rds.plugins.module_utils import dr_drill as drill
 from ansible_collections.dbre.rds.plugins.module_utils import failover_drill
 from ansible_collections.dbre.rds.plugins.module_utils import restore_drill
-from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import RETRYABLE_RDS_CODES
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import CallNotConfirmed
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import aws_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
@@ -574,7 +573,7 @@ from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_mark
 from ansible_collections.dbre.rds.plugins.module_utils.probing import probe_table_state
 from ansible_collections.dbre.rds.plugins.module_utils.probing import short_message
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import INSTANCE
-from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import NOT_FOUND_CODES
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import delete_once
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_cluster
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_global_cluster
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_instance
@@ -1276,7 +1275,7 @@ class DrRun:
                 continue
             try:
                 if step["action"] == "delete":
-                    self.delete_once(identifier, region)
+                    self.delete_copy(identifier, region)
                 rds = self.topo.rds(region)
                 outcome = wait_until(lambda: describe_instance(rds, identifier), lambda d: d is None,
                                      timeout=self.params["cleanup_timeout"], interval=self.params["poll_interval"],
@@ -1290,28 +1289,12 @@ class DrRun:
             self.cleanup_result["removed"].append(identifier)
             self.log.event(f"removed {identifier} ({region})", phase="cleanup")
 
-    def delete_once(self, identifier, region):
-        rds = self.topo.rds(region)
-        request = {"DBInstanceIdentifier": identifier, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True}
-
-        def took_effect():
-            found = describe_instance(rds, identifier)
-            return f"{identifier} {status_of(found)}" if status_of(found) in ("gone", "deleting") else None
-
-        def attempt():
-            try:
-                call_once(once_client(self.module, region=region), "delete_db_instance", request, took_effect,
-                          deadline_seconds=self.params["cleanup_timeout"])
-                return "accepted"
-            except is_boto3_error_code(list(NOT_FOUND_CODES[INSTANCE])):
-                return "already gone"
-            except is_boto3_error_code(RETRYABLE_RDS_CODES):  # pylint: disable=duplicate-except
-                return None  # still modifying after the promotion: RDS refuses the delete for now
-
-        self.calls.append({"call": "delete_db_instance", "region": region, "parameters": request})
-        wait_until(attempt, bool, timeout=self.params["cleanup_timeout"], interval=self.params["poll_interval"],
-                   phase=f"delete_db_instance of {identifier} accepted",
-                   state_of=lambda r: r or "refused for now", clock=self.clock)
+    def delete_copy(self, identifier, region):
+        # Still modifying after the promotion, RDS refuses the delete for now: rds_resources.delete_once waits.
+        self.calls.append({"call": "delete_db_instance", "region": region, "parameters": {
+            "DBInstanceIdentifier": identifier, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True}})
+        delete_once(once_client(self.module, region=region), self.topo.rds(region), INSTANCE, identifier,
+                    timeout=self.params["cleanup_timeout"], interval=self.params["poll_interval"], clock=self.clock)
         self.log.event(f"delete requested: {identifier} ({region})", phase="cleanup")
 
     # -- what it saw

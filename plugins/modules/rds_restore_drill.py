@@ -550,7 +550,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.dbre.rds.plugins.module_utils import restore_drill as drill
-from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import RETRYABLE_RDS_CODES
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import CallNotConfirmed
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import once_client
@@ -572,12 +571,12 @@ from ansible_collections.dbre.rds.plugins.module_utils.pg_connection import perm
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import BROKEN_STATES
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import CLUSTER
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import INSTANCE
-from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import NOT_FOUND_CODES
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import cluster_writer
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_cluster
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_instance
-from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_snapshot
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import delete_once
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_resource
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_snapshots
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_tagged
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import paginate
@@ -620,42 +619,6 @@ def create_once(rds, once, kind, identifier, operation, request, drill_id, phase
         raise DrillAborted(phase, f"{what}: {exc}", cause=exc)
     outcome.pop("response", None)
     return outcome
-
-
-def describe_resource(rds, kind, identifier):
-    """A drill resource: an instance, a cluster, or (kind ``snapshot``, state=sweep) a manual DB snapshot; or None."""
-    if kind == drill.SNAPSHOT:
-        return describe_snapshot(rds, INSTANCE, identifier)
-    return describe(rds, kind, identifier)
-
-
-def delete_once(module, rds, once, kind, identifier):
-    """Delete a drill resource exactly once; a state that refuses deletion for now is waited out (cleanup_timeout)."""
-    if kind == drill.SNAPSHOT:
-        operation, request = "delete_db_snapshot", {"DBSnapshotIdentifier": identifier}
-    elif kind == INSTANCE:
-        operation, request = "delete_db_instance", {"DBInstanceIdentifier": identifier}
-    else:
-        operation, request = "delete_db_cluster", {"DBClusterIdentifier": identifier}
-    if kind != drill.SNAPSHOT:
-        request.update(SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
-
-    def took_effect():
-        found = describe_resource(rds, kind, identifier)
-        return f"{kind} {identifier} {status_of(found)}" if status_of(found) in ("gone", "deleting") else None
-
-    def attempt():
-        try:
-            return {"outcome": call_once(once, operation, request, took_effect,
-                                         deadline_seconds=module.params["cleanup_timeout"]), "error": None}
-        except is_boto3_error_code(list(NOT_FOUND_CODES[kind])):
-            return {"outcome": {"confirmed_by": "already gone"}, "error": None}
-        except is_boto3_error_code(RETRYABLE_RDS_CODES) as exc:  # pylint: disable=duplicate-except
-            return {"outcome": None, "error": exc}
-
-    wait_until(attempt, lambda r: r["outcome"] is not None, timeout=module.params["cleanup_timeout"],
-               interval=module.params["poll_interval"], phase=f"{operation} of {identifier} accepted",
-               state_of=lambda r: "accepted" if r["outcome"] else "refused for now")
 
 
 # ---------------------------------------------------------------------------------------------------------- the source
@@ -861,7 +824,8 @@ def remove(module, rds, once, steps, log):
             continue
         try:
             if step["action"] == "delete":
-                delete_once(module, rds, once, kind, identifier)
+                delete_once(once, rds, kind, identifier, timeout=module.params["cleanup_timeout"],
+                            interval=module.params["poll_interval"], clock=log.clock)
                 log.event(phase="cleanup", message=f"delete requested: {kind} {identifier}")
             wait_gone(module, rds, kind, identifier, log)
         except aws_errors() + (CallNotConfirmed, WaitTimeout) as exc:

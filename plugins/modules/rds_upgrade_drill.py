@@ -512,7 +512,6 @@ import subprocess
 import time
 import uuid
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.dbre.rds.plugins.module_utils import failover_drill
@@ -521,7 +520,6 @@ from ansible_collections.dbre.rds.plugins.module_utils import param_tuning
 from ansible_collections.dbre.rds.plugins.module_utils import restore_drill
 from ansible_collections.dbre.rds.plugins.module_utils import upgrade_checklist
 from ansible_collections.dbre.rds.plugins.module_utils import upgrade_drill as drill
-from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import RETRYABLE_RDS_CODES
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import CallNotConfirmed
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import aws_client
 from ansible_collections.dbre.rds.plugins.module_utils.aws_clients import call_once
@@ -544,12 +542,13 @@ from ansible_collections.dbre.rds.plugins.module_utils.probing import ProbeLoop
 from ansible_collections.dbre.rds.plugins.module_utils.probing import short_message
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import BROKEN_STATES
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import INSTANCE
-from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import NOT_FOUND_CODES
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import delete_once
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_instance
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_parameter_group
+from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_resource
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import describe_snapshot
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import events_since
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import paginate
-from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import read_tags
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import standalone_instance_problem
 from ansible_collections.dbre.rds.plugins.module_utils.rds_resources import status_of
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import WaitFailed
@@ -558,8 +557,6 @@ from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_argum
 from ansible_collections.dbre.rds.plugins.module_utils.waiting import wait_until
 
 SNAPSHOT_BROKEN = ("failed", "incompatible-restore", "deleting")
-# A delete refused while the resource is busy (upgrading, snapshotting) is sent again once that is over.
-DELETE_REFUSED_FOR_NOW = RETRYABLE_RDS_CODES + ["InvalidDBSnapshotState"]
 # After the upgrade settled, how long the probes go on to see the copy answer again.
 PROBE_SETTLE_SECONDS = 1.0
 
@@ -569,17 +566,6 @@ PROBE_SETTLE_SECONDS = 1.0
 def every_engine_version(rds, engine):
     """Every version RDS offers of ``engine``, with its ValidUpgradeTarget and parameter group family."""
     return paginate(rds, "describe_db_engine_versions", "DBEngineVersions", Engine=engine)
-
-
-def parameter_group(rds, name):
-    """The DB parameter group ``name`` as described, or None."""
-    if not name:
-        return None
-    try:
-        found = paginate(rds, "describe_db_parameter_groups", "DBParameterGroups", DBParameterGroupName=name)
-    except is_boto3_error_code(["DBParameterGroupNotFound", "DBParameterGroupNotFoundFault"]):
-        return None
-    return next((g for g in found if g.get("DBParameterGroupName") == name), None)
 
 
 def query(conn, sql):
@@ -758,12 +744,7 @@ class Rehearsal:
         return outcome
 
     def describe(self, kind, identifier, with_tags=False):
-        if kind == drill.SNAPSHOT_KIND:
-            found = describe_snapshot(self.rds, INSTANCE, identifier)
-            if found is not None and with_tags:
-                found["TagList"] = [{"Key": k, "Value": v} for k, v in read_tags(self.rds, found).items()]
-            return found
-        return describe_instance(self.rds, identifier, with_tags=with_tags)
+        return describe_resource(self.rds, kind, identifier, with_tags=with_tags)
 
     def ours(self, kind, identifier):
         found = self.describe(kind, identifier, with_tags=True)
@@ -830,7 +811,7 @@ class Rehearsal:
                                                 self.source["id"])
         try:
             call_once(self.once, "create_db_parameter_group", request,
-                      lambda: parameter_group(self.rds, group["name"]) and f"{group['name']} exists")
+                      lambda: describe_parameter_group(self.rds, group["name"]) and f"{group['name']} exists")
             for batch in drill.parameter_batches(group.get("values") or {}):
                 self.rds.modify_db_parameter_group(DBParameterGroupName=group["name"], Parameters=batch,
                                                    aws_retry=True)
@@ -846,7 +827,7 @@ class Rehearsal:
         plan = self.plan
         self.runtime.enter("snapshot", f"create_db_snapshot -> {plan['snapshot']}", timed=True)
         started = self.clock.elapsed()
-        self.send("create_db_snapshot", plan["snapshot_request"], drill.SNAPSHOT_KIND, plan["snapshot"], "snapshot",
+        self.send("create_db_snapshot", plan["snapshot_request"], drill.SNAPSHOT, plan["snapshot"], "snapshot",
                   f"Creating the manual snapshot {plan['snapshot']} of {self.source['id']}")
         self.wait("snapshot available", f"snapshot {plan['snapshot']}",
                   lambda: describe_snapshot(self.rds, INSTANCE, plan["snapshot"]),
@@ -1014,31 +995,8 @@ class Rehearsal:
 
     # -- cleanup
     def delete(self, kind, identifier):
-        if kind == drill.SNAPSHOT_KIND:
-            operation, request = "delete_db_snapshot", {"DBSnapshotIdentifier": identifier}
-            not_found = NOT_FOUND_CODES["snapshot"]
-        else:
-            operation = "delete_db_instance"
-            request = {"DBInstanceIdentifier": identifier, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True}
-            not_found = NOT_FOUND_CODES[INSTANCE]
-
-        def took_effect():
-            found = self.describe(kind, identifier)
-            state = (found or {}).get("Status") if kind == drill.SNAPSHOT_KIND else status_of(found)
-            return f"{kind} {identifier} {state or 'gone'}" if found is None or state == "deleting" else None
-
-        def attempt():
-            try:
-                return {"outcome": call_once(self.once, operation, request, took_effect,
-                                             deadline_seconds=self.params["cleanup_timeout"]), "error": None}
-            except is_boto3_error_code(list(not_found)):
-                return {"outcome": {"confirmed_by": "already gone"}, "error": None}
-            except is_boto3_error_code(DELETE_REFUSED_FOR_NOW) as exc:  # pylint: disable=duplicate-except
-                return {"outcome": None, "error": exc}
-
-        wait_until(attempt, lambda r: r["outcome"] is not None, timeout=self.params["cleanup_timeout"],
-                   interval=self.params["poll_interval"], phase=f"{operation} of {identifier} accepted",
-                   state_of=lambda r: "accepted" if r["outcome"] else "refused for now", clock=self.clock)
+        delete_once(self.once, self.rds, kind, identifier, timeout=self.params["cleanup_timeout"],
+                    interval=self.params["poll_interval"], clock=self.clock)
 
     def remove(self, step):
         kind, identifier = step["kind"], step["identifier"]
@@ -1078,7 +1036,7 @@ class Rehearsal:
             return
         self.runtime.enter("cleanup", timed=True)
         instances = [c for c in self.created if c["kind"] == INSTANCE]
-        snapshots = [c for c in self.created if c["kind"] == drill.SNAPSHOT_KIND]
+        snapshots = [c for c in self.created if c["kind"] == drill.SNAPSHOT]
         try:
             described = {(c["kind"], c["identifier"]): self.describe(c["kind"], c["identifier"], with_tags=True)
                          for c in instances}
@@ -1088,7 +1046,7 @@ class Rehearsal:
                 self.remove(step)
             for item in snapshots:
                 step = drill.snapshot_cleanup_step(item["identifier"],
-                                                   self.describe(drill.SNAPSHOT_KIND, item["identifier"], True),
+                                                   self.describe(drill.SNAPSHOT, item["identifier"], True),
                                                    self.plan["drill_id"], item["confirmed"])
                 self.cleanup_result["steps"].append(step)
                 self.remove(step)

@@ -9,6 +9,7 @@ current directory instead of the repository's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -136,6 +138,24 @@ def stop_daemon(directory: pathlib.Path, pid: int | None, timeout: float = 30.0)
             stop_all(directory)
         except ImportError:
             pass
+
+
+@contextlib.contextmanager
+def benchmark_lab(prefix: str = "dbre-rds-bench-"):
+    """The lab URL a benchmark runs against: the running lab of LAB_URL when LAB_REUSE is set, else a lab of its own
+    in a fresh state directory, stopped and removed afterwards whatever happens."""
+    if os.environ.get("LAB_REUSE") and os.environ.get("LAB_URL"):
+        yield os.environ["LAB_URL"]
+        return
+    directory = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    process = None
+    try:
+        os.chmod(directory, 0o755)
+        process, info = start_daemon(directory, parent_pid=os.getpid())
+        yield info["url"]
+    finally:
+        stop_daemon(directory, process.pid if process else None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

@@ -2,6 +2,7 @@
 import json
 from xml.etree import ElementTree
 
+from ansible_collections.dbre.rds.plugins.module_utils.drill_report import check_rows
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import render_json
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import render_junit
 from ansible_collections.dbre.rds.plugins.module_utils.drill_report import render_markdown
@@ -73,3 +74,14 @@ def test_write_report_renders_one_result_in_three_files(tmp_path):
 
 def test_report_basename_sorts_by_time_and_is_file_safe():
     assert report_basename("restore", "orders/db", "2026-05-01T12:00:00.123Z") == "restore-orders_db-20260501T120000Z"
+
+
+def test_check_rows_are_one_row_per_check_with_long_observed_values_shortened():
+    checks = [{"name": "free storage", "passed": True, "unit": "GiB", "expected": ">= 10", "value": 42},
+              {"name": "prepared transactions", "passed": False, "unit": None, "expected": "none",
+               "value": [f"transaction-{n}" for n in range(40)]}]
+    rows = check_rows(checks, objective="expected", observed="value")
+    assert rows[0] == {"name": "free storage", "objective": ">= 10", "observed": 42, "unit": "GiB", "held": True}
+    assert rows[1]["held"] is False and len(rows[1]["observed"]) == 200 and rows[1]["observed"].endswith("...")
+    assert check_rows([{"name": "n", "passed": True, "unit": "s", "objective": 1, "measured": {"a": 1}}]) == [
+        {"name": "n", "objective": 1, "observed": "{'a': 1}", "unit": "s", "held": True}]

@@ -76,7 +76,8 @@ def test_a_deployment_by_identifier_or_name_is_none_when_missing(rds):
     assert module.describe_deployment(rds, "bgd-9") is None
     assert module.describe_deployment_named(rds, "done-bg")["BlueGreenDeploymentIdentifier"] == "bgd-3"
     assert module.describe_deployment_named(rds, "nope") is None
-    assert module.parameter_group(rds, "missing") is None and module.parameter_group(rds, None) is None
+    assert rds_resources.describe_parameter_group(rds, "missing") is None
+    assert rds_resources.describe_parameter_group(rds, None) is None
 
 
 # ------------------------------------------------------------------------------------------------------------------
